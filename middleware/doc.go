@@ -1,0 +1,52 @@
+// Package middleware holds the HTTP middleware brood's workers run in front
+// of the user's router. Each one is a func(http.Handler) http.Handler, or a
+// constructor returning one, so it composes with chi (r.Use, chi.Chain) and
+// with plain net/http alike.
+//
+// Where chi's middleware package already does a piece well it is used, not
+// rewritten: the response writer wrapper that keeps http.Flusher,
+// http.Hijacker and Unwrap (AccessLog, Recover, BodyLimit), and the request
+// id context key (so chimw.GetReqID and RequestIDFromContext agree). The rest
+// is ours because running as N processes behind one port asks for something
+// chi's version does not do; each function's documentation says what.
+//
+//	RequestID        valid incoming X-Request-Id or a cluster-unique new one
+//	Recover          panic -> logged with stack and request id, 500
+//	AccessLog        one slog record per request
+//	RealIP           client address from proxy headers, trusted peers only
+//	Timeout          503 at the deadline, context cancelled
+//	BodyLimit        413 for bodies over a limit
+//	Health           /healthz and /readyz, answered before the router
+//	Default          the chain the framework installs
+//
+// # The default chain
+//
+// Default returns, outermost first:
+//
+//	Health -> RealIP -> RequestID -> AccessLog -> Recover -> user's router
+//
+// Health is outermost so probes (from every load balancer, to every worker,
+// every few seconds) cost a path comparison and never flood the access log,
+// and so /readyz answers even if a later middleware misbehaves.
+//
+// RealIP (only when trusted proxies are configured) comes before AccessLog
+// because AccessLog logs r.RemoteAddr as it receives it: the client, not the
+// load balancer.
+//
+// RequestID comes before AccessLog and Recover so both records carry the id,
+// and the id is on the response even when the handler panics.
+//
+// AccessLog is outside Recover so a panicking request is logged once, with
+// the 500 that Recover wrote; the other way round it would be logged as an
+// aborted request with no status. The two share one response writer wrapper.
+//
+// Timeout and BodyLimit are not in the default chain: their limits belong to
+// the application, and a timeout would break streaming routes. Add them to
+// the routes that want them; inside Recover, so their panics are caught.
+//
+// # Logging
+//
+// AccessLog and Recover take the logger the framework builds once per
+// process, already tagged with role, worker slot and pid; they add only what
+// belongs to the request.
+package middleware

@@ -1,0 +1,59 @@
+package middleware
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+)
+
+// Recover turns a panic in a handler into a logged error and, when the
+// response has not started yet, a 500, so one bad request costs one request
+// and not a worker. chi's Recoverer does the same but prints a coloured stack
+// to stderr; in brood the stack belongs in the worker's structured log,
+// tagged with the request id, the slot and the pid like every other record.
+//
+// A panic after the handler has written the header cannot become a 500. The
+// response is then aborted (the connection is reset, as net/http itself does
+// for an unrecovered panic) rather than ended cleanly, so the client can tell
+// the body is truncated.
+//
+// http.ErrAbortHandler keeps its net/http meaning: it is re-panicked without
+// logging, and the server aborts the response quietly.
+//
+// A nil logger means slog.Default().
+func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ww := wrapWriter(w, r)
+			defer func() {
+				v := recover()
+				if v == nil {
+					return
+				}
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				logPanic(logger, r, v)
+				if ww.Status() != 0 {
+					panic(http.ErrAbortHandler)
+				}
+				http.Error(ww, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+			}()
+			next.ServeHTTP(ww, r)
+		})
+	}
+}
+
+func logPanic(logger *slog.Logger, r *http.Request, v any) {
+	logger.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+		slog.String("panic", fmt.Sprint(v)),
+		slog.String("request_id", RequestIDFromContext(r.Context())),
+		slog.String("method", r.Method),
+		slog.String("path", requestURI(r)),
+		slog.String("stack", string(debug.Stack())),
+	)
+}

@@ -1,0 +1,92 @@
+package middleware
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	chimw "github.com/go-chi/chi/v5/middleware"
+)
+
+// RequestIDHeader is the header RequestID reads from the client and writes
+// on the response.
+const RequestIDHeader = "X-Request-Id"
+
+// MaxRequestIDLen bounds an incoming request id. Longer ids are replaced, so
+// a client cannot make every log line it causes arbitrarily large.
+const MaxRequestIDLen = 128
+
+// idPrefix is random per process rather than derived from the hostname and
+// pid (as chi's RequestID does): the master re-executes workers, so pids are
+// reused across restarts and every worker shares the hostname. 80 random bits
+// keep two processes from ever sharing a prefix in practice. It is drawn on
+// first use so the master and the agent, which serve no requests, never pay
+// for it.
+var idPrefix = sync.OnceValue(func() string {
+	var b [10]byte
+	rand.Read(b[:]) // never fails since Go 1.24
+	enc := base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+	return enc.EncodeToString(b[:]) + "-"
+})
+
+var idCounter atomic.Uint64
+
+// RequestID gives every request an id, so that the access log, a panic's log
+// record and the client's bug report can be matched across the N workers'
+// logs.
+//
+// An incoming X-Request-Id (from a proxy or a calling service) is kept when it
+// is 1..MaxRequestIDLen characters of [A-Za-z0-9._:-]; anything else is
+// replaced, so a client cannot inject line breaks, markup or megabytes into
+// the logs. A new id is a per-process random prefix plus a counter, unique
+// across the cluster without coordination and cheap enough for every request.
+//
+// The id is stored under chi's middleware.RequestIDKey, so chimw.GetReqID and
+// loggers built for chi (httplog) see the same id as RequestIDFromContext.
+// It is echoed in the X-Request-Id response header.
+func RequestID(next http.Handler) http.Handler {
+	prefix := idPrefix()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(RequestIDHeader)
+		if !validRequestID(id) {
+			id = newRequestID(prefix)
+		}
+		w.Header()[RequestIDHeader] = []string{id}
+		ctx := context.WithValue(r.Context(), chimw.RequestIDKey, id)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// RequestIDFromContext returns the request id RequestID stored in ctx, or ""
+// when RequestID did not run.
+func RequestIDFromContext(ctx context.Context) string {
+	return chimw.GetReqID(ctx)
+}
+
+func newRequestID(prefix string) string {
+	// One allocation: the string itself is built in a stack buffer.
+	var buf [64]byte
+	b := append(buf[:0], prefix...)
+	b = strconv.AppendUint(b, idCounter.Add(1), 10)
+	return string(b)
+}
+
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > MaxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
