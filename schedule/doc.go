@@ -33,7 +33,8 @@
 // skipped, counted in JobStatus.Skipped and logged at warn level, unless the
 // job was added with AllowOverlap. Missed ticks are not caught up: if the
 // process was paused (or the machine slept) through several ticks, the job
-// runs once when it wakes and then resumes its schedule from that moment.
+// runs once when it wakes, then at its next scheduled time after that (an
+// Every job keeps its phase: every hour at :07 stays at :07).
 // Go timers measure elapsed time, which on Linux does not advance while the
 // machine sleeps, so after a suspend a run may come late rather than at once.
 //
@@ -53,5 +54,7 @@
 // The scheduler reads the time and sets timers through a Clock. FakeClock
 // lets tests in any package move time by hand: Advance runs the due ticks in
 // the caller's goroutine, so once it returns, the runs those ticks start have
-// been counted (though the job goroutines may still be working).
+// been counted, though the job goroutines may still be working: wait until
+// Status shows a run finished before advancing to the job's next tick, or
+// that tick is skipped as an overlap.
 package schedule

@@ -81,9 +81,9 @@ func (s *Scheduler) fire(j *job) {
 	if !next.After(now) {
 		// Late by more than a period: the process was paused or the machine
 		// slept. Running the missed ticks now would bunch them up, so they
-		// are dropped and the schedule resumes from now.
+		// are dropped.
 		j.log.Warn("missed ticks while paused; not catching up", "due", due, "late", now.Sub(due))
-		next = j.timing.Next(now)
+		next = j.timing.Resume(due, now)
 	}
 	s.arm(j, next, now)
 }
@@ -103,32 +103,47 @@ func (s *Scheduler) run(ctx context.Context, j *job, start time.Time) {
 	err = call(ctx, j)
 }
 
+// panicError carries a job's panic to finish, which logs it once, with the
+// stack taken where the panic happened.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
 // call runs the job, turning a panic into an error so that the job keeps its
 // schedule and the agent process survives.
 func call(ctx context.Context, j *job) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			stack := debug.Stack()
-			j.log.Error("job panicked", "panic", r, "stack", string(stack))
-			err = fmt.Errorf("panic: %v", r)
+			err = &panicError{value: r, stack: debug.Stack()}
 		}
 	}()
 	return j.fn(ctx)
 }
 
 func (s *Scheduler) finish(j *job, start time.Time, err error) {
+	d := s.clock.Now().Sub(start)
+	// Logged before taking the lock, so that a slow log writer cannot hold
+	// up ticks, and before the run counts as finished, so that once Status
+	// or Stop says it is, its log line has been written.
+	if pe, ok := err.(*panicError); ok {
+		j.log.Error("job panicked", "panic", pe.value, "duration", d, "stack", string(pe.stack))
+	} else if err != nil {
+		j.log.Error("job failed", "err", err, "duration", d)
+	} else {
+		j.log.Debug("job done", "duration", d)
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.clock.Now().Sub(start)
 	j.running--
 	j.lastDuration = d
 	j.lastErr = ""
 	if err != nil {
 		j.failures++
 		j.lastErr = err.Error()
-		j.log.Error("job failed", "err", err, "duration", d)
-	} else {
-		j.log.Debug("job done", "duration", d)
 	}
 	if s.inflight[j]--; s.inflight[j] == 0 {
 		delete(s.inflight, j)

@@ -10,7 +10,11 @@ import (
 
 // A timing says when a job runs next; String is what Status shows.
 type timing interface {
+	// Next returns the first tick after t.
 	Next(t time.Time) time.Time
+	// Resume returns the first tick after now, when the ticks between due
+	// and now were missed.
+	Resume(due, now time.Time) time.Time
 	String() string
 }
 
@@ -18,6 +22,13 @@ type interval time.Duration
 
 func (d interval) Next(t time.Time) time.Time { return t.Add(time.Duration(d)) }
 func (d interval) String() string             { return "every " + time.Duration(d).String() }
+
+// Resume keeps the interval's phase, so a job that ran at :07 every hour
+// still does after a pause.
+func (d interval) Resume(due, now time.Time) time.Time {
+	missed := now.Sub(due) / time.Duration(d)
+	return due.Add((missed + 1) * time.Duration(d))
+}
 
 // cronTiming evaluates a parsed spec in loc. robfig/cron evaluates a spec
 // without a TZ= prefix in the location of the time it is given, so handing it
@@ -31,6 +42,8 @@ type cronTiming struct {
 
 func (c cronTiming) Next(t time.Time) time.Time { return c.s.Next(t.In(c.loc)) }
 func (c cronTiming) String() string             { return c.spec }
+
+func (c cronTiming) Resume(_, now time.Time) time.Time { return c.Next(now) }
 
 // cronExample ends every bad-spec error, so that whoever wrote the spec sees
 // what a good one looks like without opening the docs.
@@ -48,7 +61,7 @@ func parseCron(spec string, loc *time.Location, now time.Time) (cronTiming, erro
 		const every = "@every"
 		d, _ := time.ParseDuration(strings.TrimSpace(spec[strings.Index(spec, every)+len(every):]))
 		if d != cd.Delay {
-			return cronTiming{}, fmt.Errorf("%w: cron spec %q: @every takes whole seconds, at least 1s; use Every for other intervals", ErrInvalidSchedule, spec)
+			return cronTiming{}, fmt.Errorf("%w: cron spec %q: @every takes whole seconds, at least 1s; use Every for other intervals (%s)", ErrInvalidSchedule, spec, cronExample)
 		}
 	}
 	c := cronTiming{spec: spec, s: s, loc: loc}
