@@ -1,0 +1,550 @@
+package framework
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/broodhq/brood/internal/proc"
+	"github.com/broodhq/brood/internal/wire"
+	"github.com/broodhq/brood/reuseport"
+)
+
+// ErrStart is wrapped by the error Run returns when the cluster could not
+// start: a child failed before it was ready, or the address was taken.
+var ErrStart = errors.New("cluster failed to start")
+
+// ErrCrashLoop is wrapped by the error Run returns when every worker slot
+// crashed too often to be restarted, leaving nothing to serve.
+var ErrCrashLoop = errors.New("every worker is in a crash loop")
+
+// Restart policy: a child that dies is restarted after a backoff that
+// doubles from restartMin to restartMax and resets once the child has run
+// for healthyAfter; crashLoopExits exits of one slot within crashLoopWindow
+// stop restarting that slot.
+const (
+	restartMin      = 100 * time.Millisecond
+	restartMax      = 15 * time.Second
+	healthyAfter    = 30 * time.Second
+	crashLoopExits  = 10
+	crashLoopWindow = 60 * time.Second
+	killGrace       = 5 * time.Second // after the shutdown timeout, before SIGKILL
+	fastStopGrace   = 3 * time.Second
+)
+
+type phase int
+
+const (
+	phaseStartingAgent phase = iota
+	phaseStartingWorkers
+	phaseRunning
+	phaseStoppingWorkers
+	phaseStoppingAgent
+)
+
+const agentSlot = 0
+
+// child is one process the master started. Only the master's loop touches
+// its fields.
+type child struct {
+	slot    int // agentSlot for the agent
+	pid     int
+	cmd     *exec.Cmd
+	conn    *wire.Conn
+	started time.Time
+	ready   bool
+	exited  bool
+	bootErr string
+	log     *slog.Logger
+}
+
+func (c *child) name() string {
+	if c.slot == agentSlot {
+		return "agent"
+	}
+	return "worker " + strconv.Itoa(c.slot)
+}
+
+// slotState is the history of one slot across the children that filled it.
+type slotState struct {
+	cur     *child
+	backoff time.Duration
+	exits   []time.Time
+	givenUp bool
+	pending bool // a restart is scheduled
+}
+
+type eventKind int
+
+const (
+	evExit eventKind = iota
+	evControl
+	evRestart
+	evKill
+	evStartTimeout
+)
+
+type event struct {
+	kind  eventKind
+	child *child
+	err   error
+	frame wire.Frame
+	slot  int
+}
+
+type master struct {
+	cfg   *config
+	log   *slog.Logger
+	exe   string
+	group *reuseport.Group
+	spawn *spawner
+	start time.Time
+
+	events chan event
+	quit   chan struct{}
+	wg     sync.WaitGroup // readers and waiters of every child
+
+	// owned by the loop
+	phase    phase
+	graceful bool
+	slots    map[int]*slotState
+	live     map[*child]bool
+	err      error
+	router   router
+}
+
+func runMaster(c *config, log *slog.Logger) error {
+	if !proc.Supported {
+		_, _, err := proc.Socketpair("")
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("%w: find own executable to start children: %w", ErrStart, err)
+	}
+	m := &master{
+		cfg:    c,
+		log:    log,
+		exe:    exe,
+		start:  time.Now(),
+		events: make(chan event, 64),
+		quit:   make(chan struct{}),
+		slots:  map[int]*slotState{},
+		live:   map[*child]bool{},
+	}
+	m.router.log = log
+	proc.SetName(c.name + ": master")
+	return m.run()
+}
+
+func (m *master) run() error {
+	c := m.cfg
+	m.log.Info("configuration",
+		"addr", c.addr, "addr_from", c.source["addr"],
+		"workers", c.workers, "workers_from", c.source["workers"],
+		"shutdown_timeout", c.shutdownTimeout.String(), "start_timeout", c.startTimeout.String(),
+		"executable", m.exe)
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
+		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	ctx, cancel := context.WithTimeout(context.Background(), c.startTimeout)
+	group, err := reuseport.Bind(ctx, c.addr, c.workers)
+	cancel()
+	if err != nil {
+		err = fmt.Errorf("%w: %w (set another address with WithAddr, $PORT or $BROOD_ADDR)", ErrStart, err)
+		return err
+	}
+	m.group = group
+	defer group.Close()
+
+	m.spawn = startSpawner()
+	defer m.spawn.stop()
+
+	for slot := 0; slot <= c.workers; slot++ {
+		m.slots[slot] = &slotState{backoff: restartMin}
+	}
+	m.phase = phaseStartingAgent
+	m.startSlot(agentSlot)
+
+	for m.phase < phaseStoppingWorkers || len(m.live) > 0 {
+		select {
+		case ev := <-m.events:
+			m.handle(ev)
+		case sig := <-sigs:
+			m.onSignal(sig)
+		}
+	}
+	close(m.quit)
+	m.wg.Wait()
+	if m.err == nil {
+		m.log.Info("stopped")
+	}
+	return m.err
+}
+
+// post hands an event to the loop from another goroutine; once the loop has
+// ended, events are dropped.
+func (m *master) post(ev event) {
+	select {
+	case m.events <- ev:
+	case <-m.quit:
+	}
+}
+
+func (m *master) handle(ev event) {
+	switch ev.kind {
+	case evExit:
+		m.onExit(ev.child, ev.err)
+	case evControl:
+		m.onControl(ev.child, ev.frame)
+	case evRestart:
+		st := m.slots[ev.slot]
+		if st == nil || !st.pending {
+			return
+		}
+		st.pending = false
+		if m.phase == phaseRunning {
+			m.startSlot(ev.slot)
+		}
+	case evKill:
+		if !ev.child.exited {
+			ev.child.log.Warn("did not stop in time; killing it")
+			_ = ev.child.cmd.Process.Kill()
+		}
+	case evStartTimeout:
+		if ch := ev.child; !ch.exited && !ch.ready {
+			ch.bootErr = fmt.Sprintf("not ready within the start timeout of %s (WithStartTimeout, $BROOD_START_TIMEOUT)", m.cfg.startTimeout)
+			ch.log.Error("start timed out; killing it", "timeout", m.cfg.startTimeout.String())
+			_ = ch.cmd.Process.Kill()
+		}
+	}
+}
+
+func (m *master) onSignal(sig os.Signal) {
+	m.log.Info("signal", "signal", sig.String())
+	switch sig {
+	case syscall.SIGTERM, syscall.SIGINT:
+		if m.phase >= phaseStoppingWorkers && m.graceful {
+			m.log.Warn("second stop signal: stopping fast")
+			m.stop(false)
+			return
+		}
+		m.stop(true)
+	case syscall.SIGQUIT:
+		m.stop(false)
+	default:
+		m.log.Warn("signal not handled by this version of brood", "signal", sig.String())
+	}
+}
+
+// startSlot starts the child for a slot; a failure to even exec counts as
+// an exit so that the same restart policy applies.
+func (m *master) startSlot(slot int) {
+	ch, err := m.startChild(slot)
+	if err != nil {
+		m.log.Error("could not start child", "slot", slot, "err", err)
+		m.onExit(&child{slot: slot, log: m.log, bootErr: err.Error(), exited: true}, err)
+		return
+	}
+	m.slots[slot].cur = ch
+	m.live[ch] = true
+}
+
+func (m *master) startChild(slot int) (*child, error) {
+	role := "worker"
+	title := fmt.Sprintf("%s: worker %d", m.cfg.name, slot)
+	env := append(os.Environ(), envMaster+"="+strconv.Itoa(os.Getpid()))
+	parent, childEnd, err := proc.Socketpair("brood-channel")
+	if err != nil {
+		return nil, err
+	}
+	defer childEnd.Close()
+	files := []*os.File{childEnd}
+	if slot == agentSlot {
+		role, title = "agent", m.cfg.name+": agent"
+		env = append(env, envRole+"=agent")
+	} else {
+		env = append(env, envRole+"=worker", envSlot+"="+strconv.Itoa(slot))
+		// N workers that each schedule on every core fight one another's
+		// schedulers and collectors.
+		if os.Getenv("GOMAXPROCS") == "" {
+			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.cfg.workers)))
+		}
+		files = append(files, m.group.File(slot))
+	}
+	cmd := &exec.Cmd{
+		Path:        m.exe,
+		Args:        append([]string{title}, os.Args[1:]...),
+		Env:         env,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		ExtraFiles:  files,
+		SysProcAttr: proc.ChildAttr(),
+	}
+	if err := m.spawn.start(cmd); err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("start %s: %w", role, err)
+	}
+	ch := &child{
+		slot:    slot,
+		pid:     cmd.Process.Pid,
+		cmd:     cmd,
+		conn:    wire.NewConn(parent, m.cfg.maxMessage),
+		started: time.Now(),
+	}
+	ch.log = m.log.With("child", ch.name(), "child_pid", ch.pid)
+	ch.log.Debug("started")
+	m.wg.Add(2)
+	go m.readLoop(ch)
+	go m.waitLoop(ch)
+	time.AfterFunc(m.cfg.startTimeout, func() { m.post(event{kind: evStartTimeout, child: ch}) })
+	return ch, nil
+}
+
+func (m *master) waitLoop(ch *child) {
+	defer m.wg.Done()
+	err := ch.cmd.Wait()
+	m.post(event{kind: evExit, child: ch, err: err})
+}
+
+// readLoop reads everything a child sends: control frames go to the loop,
+// messages are routed straight from here so the loop is not on their path.
+func (m *master) readLoop(ch *child) {
+	defer m.wg.Done()
+	role := wire.RoleApp
+	if ch.slot == agentSlot {
+		role = wire.RoleAgent
+	}
+	for {
+		raw, err := ch.conn.Read()
+		if err != nil {
+			if errors.Is(err, wire.ErrMalformed) {
+				ch.log.Error("malformed frame from child; resetting its channel", "err", err)
+				ch.conn.Close(0)
+			}
+			return
+		}
+		wire.SetSender(raw, role, ch.pid)
+		if wire.KindOf(raw) == wire.KindControl {
+			f, _ := wire.Parse(raw)
+			m.post(event{kind: evControl, child: ch, frame: f})
+			continue
+		}
+		m.router.route(raw)
+	}
+}
+
+func (m *master) onControl(ch *child, f wire.Frame) {
+	switch f.Action {
+	case ctlBootFailed:
+		var msg bootFailedMsg
+		_ = json.Unmarshal(f.Data, &msg)
+		ch.bootErr = msg.Error
+	case ctlReady:
+		if ch.exited || ch.ready {
+			return
+		}
+		ch.ready = true
+		m.publishRoutes()
+		m.onReady(ch)
+	default:
+		ch.log.Debug("unknown control action", "action", f.Action)
+	}
+}
+
+func (m *master) onReady(ch *child) {
+	switch {
+	case m.phase == phaseStartingAgent && ch.slot == agentSlot:
+		ch.log.Info("agent ready", "ms", time.Since(ch.started).Milliseconds())
+		m.phase = phaseStartingWorkers
+		for slot := 1; slot <= m.cfg.workers; slot++ {
+			m.startSlot(slot)
+			if m.phase != phaseStartingWorkers {
+				return // a start failure began stopping
+			}
+		}
+	case m.phase == phaseStartingWorkers:
+		for slot := 1; slot <= m.cfg.workers; slot++ {
+			if cur := m.slots[slot].cur; cur == nil || !cur.ready {
+				return
+			}
+		}
+		m.phase = phaseRunning
+		m.log.Info(fmt.Sprintf("ready on http://%s (%d workers, %d ms)",
+			displayAddr(m.group.Addr()), m.cfg.workers, time.Since(m.start).Milliseconds()))
+		for c := range m.live {
+			_ = c.conn.SendFrame(control(ctlClusterReady, nil))
+		}
+	case m.phase == phaseRunning:
+		ch.log.Info("replacement ready", "ms", time.Since(ch.started).Milliseconds())
+		_ = ch.conn.SendFrame(control(ctlClusterReady, nil))
+	}
+}
+
+func (m *master) onExit(ch *child, err error) {
+	ch.exited = true
+	delete(m.live, ch)
+	if ch.conn != nil {
+		ch.conn.Close(0)
+	}
+	st := m.slots[ch.slot]
+	if st.cur == ch {
+		st.cur = nil
+	}
+	m.publishRoutes()
+	why := exitReason(ch, err)
+
+	switch {
+	case m.phase >= phaseStoppingWorkers:
+		ch.log.Debug("stopped", "status", why)
+		if m.phase == phaseStoppingWorkers && m.graceful && m.workersLeft() == 0 {
+			m.stopAgent()
+		}
+		return
+	case m.phase < phaseRunning:
+		ch.log.Error("failed to start", "err", why)
+		if m.err == nil {
+			m.err = fmt.Errorf("%w: %s failed to start: %s", ErrStart, ch.name(), why)
+		}
+		m.stop(false)
+		return
+	}
+
+	now := time.Now()
+	if ch.cmd != nil && now.Sub(ch.started) >= healthyAfter {
+		st.backoff = restartMin
+	}
+	st.exits = append(st.exits, now)
+	for len(st.exits) > 0 && now.Sub(st.exits[0]) > crashLoopWindow {
+		st.exits = st.exits[1:]
+	}
+	if len(st.exits) >= crashLoopExits {
+		st.givenUp = true
+		ch.log.Error(fmt.Sprintf("%s exited %d times within %s: not restarting it; fix the cause and restart brood",
+			ch.name(), len(st.exits), crashLoopWindow), "last_exit", why)
+		if m.workersLeft() == 0 && m.restartsPending() == 0 {
+			m.err = fmt.Errorf("%w: last exit of %s: %s", ErrCrashLoop, ch.name(), why)
+			m.stop(false)
+		}
+		return
+	}
+	delay := st.backoff
+	st.backoff = min(st.backoff*2, restartMax)
+	st.pending = true
+	ch.log.Warn("exited unexpectedly; restarting", "status", why, "restart_in", delay.String())
+	slot := ch.slot
+	time.AfterFunc(delay, func() { m.post(event{kind: evRestart, slot: slot}) })
+}
+
+func exitReason(ch *child, err error) string {
+	why := "exit status 0"
+	if err != nil {
+		why = err.Error()
+	}
+	if ch.bootErr != "" {
+		why = ch.bootErr + " (" + why + ")"
+	}
+	return why
+}
+
+func (m *master) workersLeft() int {
+	n := 0
+	for c := range m.live {
+		if c.slot != agentSlot {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *master) restartsPending() int {
+	n := 0
+	for slot, st := range m.slots {
+		if slot != agentSlot && st.pending {
+			n++
+		}
+	}
+	return n
+}
+
+// stop begins stopping the cluster. A graceful stop lets workers finish
+// their requests within the shutdown timeout, then stops the agent; a fast
+// stop tells everyone at once to stop now.
+func (m *master) stop(graceful bool) {
+	if m.phase >= phaseStoppingWorkers && !m.graceful {
+		return // already stopping fast
+	}
+	for _, st := range m.slots {
+		st.pending = false
+	}
+	m.graceful = graceful
+	if !graceful {
+		m.phase = phaseStoppingWorkers
+		for c := range m.live {
+			m.stopChild(c, 0, fastStopGrace)
+		}
+		return
+	}
+	m.log.Info("stopping gracefully", "timeout", m.cfg.shutdownTimeout.String())
+	m.phase = phaseStoppingWorkers
+	for c := range m.live {
+		if c.slot != agentSlot {
+			m.stopChild(c, m.cfg.shutdownTimeout, m.cfg.shutdownTimeout+killGrace)
+		}
+	}
+	if m.workersLeft() == 0 {
+		m.stopAgent()
+	}
+}
+
+func (m *master) stopAgent() {
+	m.phase = phaseStoppingAgent
+	if a := m.slots[agentSlot].cur; a != nil && !a.exited {
+		m.stopChild(a, m.cfg.shutdownTimeout, m.cfg.shutdownTimeout+killGrace)
+	}
+}
+
+func (m *master) stopChild(c *child, timeout, killAfter time.Duration) {
+	if err := c.conn.SendFrame(stopFrame(timeout)); err != nil {
+		// The channel is gone; a signal still reaches the child.
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	time.AfterFunc(killAfter, func() { m.post(event{kind: evKill, child: c}) })
+}
+
+// publishRoutes gives the readers a new snapshot of who receives what.
+func (m *master) publishRoutes() {
+	t := &routeTable{byPID: map[int]*wire.Conn{}}
+	for c := range m.live {
+		if !c.ready {
+			continue
+		}
+		t.byPID[c.pid] = c.conn
+		if c.slot == agentSlot {
+			t.agent = c.conn
+		} else {
+			t.workers = append(t.workers, c.conn)
+		}
+	}
+	m.router.table.Store(t)
+}
+
+func displayAddr(a *net.TCPAddr) string {
+	if a.IP == nil || a.IP.IsUnspecified() {
+		return "localhost:" + strconv.Itoa(a.Port)
+	}
+	return a.String()
+}

@@ -1,0 +1,235 @@
+package framework
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/broodhq/brood/agent"
+	"github.com/broodhq/brood/app"
+	"github.com/broodhq/brood/internal/proc"
+)
+
+// Limits on configuration values; a value outside them is refused before
+// anything starts.
+const (
+	MaxWorkers         = 512
+	MaxShutdownTimeout = 24 * time.Hour
+	MaxStartTimeout    = time.Hour
+)
+
+// Option configures Run.
+type Option func(*config)
+
+type config struct {
+	addr            string
+	workers         int
+	shutdownTimeout time.Duration
+	startTimeout    time.Duration
+	logger          *slog.Logger
+	logFormat       string // auto, text, json
+	logLevel        slog.Level
+	agentHooks      []func(*agent.Agent) error
+	appHooks        []func(*app.App) error
+	name            string
+	maxMessage      int
+
+	// where each value came from, for the effective-configuration log line
+	source map[string]string
+}
+
+// WithAddr sets the address workers serve on, host:port (default ":8080").
+// Overridden by $BROOD_ADDR, or by $PORT for the port alone.
+func WithAddr(addr string) Option {
+	return func(c *config) { c.addr = addr; c.source["addr"] = "code" }
+}
+
+// WithWorkers sets the number of worker processes (default: the CPUs this
+// process may use, honouring a cgroup CPU quota). Overridden by $BROOD_WORKERS.
+func WithWorkers(n int) Option {
+	return func(c *config) { c.workers = n; c.source["workers"] = "code" }
+}
+
+// WithShutdownTimeout bounds how long a graceful stop waits for in-flight
+// requests and stop hooks (default 30s). Overridden by $BROOD_SHUTDOWN_TIMEOUT.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(c *config) { c.shutdownTimeout = d; c.source["shutdown_timeout"] = "code" }
+}
+
+// WithStartTimeout bounds how long a child may take from exec to ready
+// (default 60s). Overridden by $BROOD_START_TIMEOUT.
+func WithStartTimeout(d time.Duration) Option {
+	return func(c *config) { c.startTimeout = d; c.source["start_timeout"] = "code" }
+}
+
+// WithLogger sets the logger every process logs through; brood adds the
+// role, slot and pid to it. By default brood logs to stderr, with colours
+// (github.com/lmittmann/tint) at a terminal and JSON otherwise;
+// $BROOD_LOG_FORMAT (auto, text, json) and $BROOD_LOG_LEVEL (debug, info,
+// warn, error) change that.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// WithAgent registers a hook that runs only in the agent, before the workers
+// start. An error stops the cluster from starting.
+func WithAgent(fn func(*agent.Agent) error) Option {
+	return func(c *config) { c.agentHooks = append(c.agentHooks, fn) }
+}
+
+// WithApp registers a hook that runs in every worker before it serves. An
+// error fails that worker's start.
+func WithApp(fn func(*app.App) error) Option {
+	return func(c *config) { c.appHooks = append(c.appHooks, fn) }
+}
+
+// WithName sets the name processes carry in ps ("NAME: worker 2"); the
+// default is the executable's base name.
+func WithName(name string) Option {
+	return func(c *config) { c.name = name }
+}
+
+func defaults() *config {
+	name := "brood"
+	if len(os.Args) > 0 {
+		name = baseName(os.Args[0])
+	}
+	return &config{
+		addr:            ":8080",
+		workers:         proc.CPUs(),
+		shutdownTimeout: 30 * time.Second,
+		startTimeout:    60 * time.Second,
+		logFormat:       "auto",
+		logLevel:        slog.LevelInfo,
+		name:            name,
+		source: map[string]string{
+			"addr": "default", "workers": "default",
+			"shutdown_timeout": "default", "start_timeout": "default",
+		},
+	}
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		p = p[i+1:]
+	}
+	return strings.TrimSuffix(p, ".exe")
+}
+
+// ConfigError names an option whose value is out of range.
+type ConfigError struct {
+	Option string // e.g. "WithWorkers" or "$BROOD_WORKERS"
+	Value  string
+	Want   string // what is accepted
+	Err    error  // the parse error, if any
+}
+
+func (e *ConfigError) Error() string {
+	s := fmt.Sprintf("invalid %s %s: %s", e.Option, e.Value, e.Want)
+	if e.Err != nil {
+		s += " (" + e.Err.Error() + ")"
+	}
+	return s
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("configuration refused")
+
+// resolve applies options, then the environment, then validates.
+func resolve(opts []Option, getenv func(string) string) (*config, error) {
+	c := defaults()
+	for _, o := range opts {
+		o(c)
+	}
+	var errs []error
+	if v := getenv("PORT"); v != "" {
+		host, _, err := net.SplitHostPort(c.addr)
+		if p, perr := strconv.Atoi(v); err != nil || perr != nil || p < 0 || p > 65535 {
+			errs = append(errs, &ConfigError{"$PORT", strconv.Quote(v), "want a port number from 0 to 65535", perr})
+		} else {
+			c.addr, c.source["addr"] = net.JoinHostPort(host, v), "$PORT"
+		}
+	}
+	if v := getenv("BROOD_ADDR"); v != "" {
+		c.addr, c.source["addr"] = v, "$BROOD_ADDR"
+	}
+	envInt(getenv, "BROOD_WORKERS", &c.workers, c.source, "workers", &errs)
+	envDuration(getenv, "BROOD_SHUTDOWN_TIMEOUT", &c.shutdownTimeout, c.source, "shutdown_timeout", &errs)
+	envDuration(getenv, "BROOD_START_TIMEOUT", &c.startTimeout, c.source, "start_timeout", &errs)
+	if v := getenv("BROOD_LOG_FORMAT"); v != "" {
+		c.logFormat = v
+	}
+	if v := getenv("BROOD_LOG_LEVEL"); v != "" {
+		if err := c.logLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, &ConfigError{"$BROOD_LOG_LEVEL", strconv.Quote(v), "want debug, info, warn or error", nil})
+		}
+	}
+	errs = append(errs, c.validate()...)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	return c, nil
+}
+
+func (c *config) validate() []error {
+	var errs []error
+	name := func(key, opt string) string {
+		if s := c.source[key]; strings.HasPrefix(s, "$") {
+			return s
+		}
+		return opt
+	}
+	if _, port, err := net.SplitHostPort(c.addr); err != nil {
+		errs = append(errs, &ConfigError{name("addr", "WithAddr"), strconv.Quote(c.addr), `want host:port, e.g. ":8080" or "127.0.0.1:8080"`, err})
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		errs = append(errs, &ConfigError{name("addr", "WithAddr"), strconv.Quote(c.addr), "want a numeric port from 0 to 65535", nil})
+	}
+	if c.workers < 1 || c.workers > MaxWorkers {
+		errs = append(errs, &ConfigError{name("workers", "WithWorkers"), strconv.Itoa(c.workers), fmt.Sprintf("workers must be between 1 and %d", MaxWorkers), nil})
+	}
+	if c.shutdownTimeout < 0 || c.shutdownTimeout > MaxShutdownTimeout {
+		errs = append(errs, &ConfigError{name("shutdown_timeout", "WithShutdownTimeout"), c.shutdownTimeout.String(), fmt.Sprintf("want a duration from 0s to %s", MaxShutdownTimeout), nil})
+	}
+	if c.startTimeout <= 0 || c.startTimeout > MaxStartTimeout {
+		errs = append(errs, &ConfigError{name("start_timeout", "WithStartTimeout"), c.startTimeout.String(), fmt.Sprintf("want a duration above 0s and at most %s", MaxStartTimeout), nil})
+	}
+	switch c.logFormat {
+	case "auto", "text", "json":
+	default:
+		errs = append(errs, &ConfigError{"$BROOD_LOG_FORMAT", strconv.Quote(c.logFormat), "want auto, text or json", nil})
+	}
+	return errs
+}
+
+func envInt(getenv func(string) string, key string, dst *int, src map[string]string, name string, errs *[]error) {
+	v := getenv(key)
+	if v == "" {
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		*errs = append(*errs, &ConfigError{"$" + key, strconv.Quote(v), "want a whole number", nil})
+		return
+	}
+	*dst, src[name] = n, "$"+key
+}
+
+func envDuration(getenv func(string) string, key string, dst *time.Duration, src map[string]string, name string, errs *[]error) {
+	v := getenv(key)
+	if v == "" {
+		return
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		*errs = append(*errs, &ConfigError{"$" + key, strconv.Quote(v), `want a duration such as "30s" or "1m"`, nil})
+		return
+	}
+	*dst, src[name] = d, "$"+key
+}

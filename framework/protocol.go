@@ -1,0 +1,49 @@
+package framework
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/broodhq/brood/internal/wire"
+)
+
+// Environment of a child process, set by the master.
+const (
+	envRole   = "BROOD_ROLE"       // "agent" or "worker"; unset in the master
+	envSlot   = "BROOD_SLOT"       // worker slot, from 1
+	envMaster = "BROOD_MASTER_PID" // so a child can tell it was started by its master
+)
+
+// Descriptors a child inherits (exec.Cmd.ExtraFiles start at 3).
+const (
+	fdChannel = 3 // the socketpair to the master
+	fdSlot    = 4 // a worker's slot socket
+)
+
+// Control actions between the master and a child.
+const (
+	ctlReady        = "ready"         // child → master: hooks ran, serving
+	ctlBootFailed   = "boot-failed"   // child → master: why it cannot start
+	ctlStop         = "stop"          // master → child: stop within the timeout
+	ctlClusterReady = "cluster-ready" // master → child: every process is ready
+)
+
+type stopMsg struct {
+	TimeoutMS int64 `json:"timeout_ms"`
+}
+
+type bootFailedMsg struct {
+	Error string `json:"error"`
+}
+
+func control(action string, v any) *wire.Frame {
+	f := &wire.Frame{Kind: wire.KindControl, Action: action}
+	if v != nil {
+		f.Data, _ = json.Marshal(v)
+	}
+	return f
+}
+
+func stopFrame(timeout time.Duration) *wire.Frame {
+	return control(ctlStop, stopMsg{TimeoutMS: timeout.Milliseconds()})
+}

@@ -1,0 +1,82 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/broodhq/brood/app"
+	"github.com/broodhq/brood/internal/lifecycle"
+)
+
+// Server limits every worker applies; slow or oversized request headers
+// must not tie up a worker.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term chan os.Signal) error {
+	slot, _ := strconv.Atoi(os.Getenv(envSlot))
+	f := os.NewFile(fdSlot, "brood-slot")
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return ch.bootFailed(fmt.Errorf("worker %d: take over slot socket: %w", slot, err))
+	}
+
+	hooks := lifecycle.New(log)
+	a := app.New(app.Config{Slot: slot, Logger: log, Hooks: hooks})
+	for _, hook := range c.appHooks {
+		if err := hook(a); err != nil {
+			ln.Close()
+			return ch.bootFailed(fmt.Errorf("worker %d: WithApp hook: %w", slot, err))
+		}
+	}
+
+	var draining atomic.Bool
+	_ = &draining // read by the readiness probe (middleware issue)
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return app.NewContext(context.Background(), a) },
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	ch.send(control(ctlReady, nil))
+
+	timeout, err := ch.waitStop(c, term, hooks.Ready, served)
+	if err != nil {
+		srv.Close()
+		if errors.Is(err, ErrMasterGone) {
+			return err
+		}
+		return fmt.Errorf("worker %d: serve: %w", slot, err)
+	}
+	draining.Store(true)
+	ctx, cancel := stopContext(timeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		if timeout > 0 {
+			log.Warn("requests still in flight at the shutdown timeout; closing them", "err", context.Cause(ctx))
+		}
+		srv.Close()
+	}
+	<-served
+	if err := hooks.Stop(ctx); err != nil {
+		log.Error("OnStop hook failed", "err", err)
+	}
+	ch.conn.Close(time.Second)
+	return nil
+}
