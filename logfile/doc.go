@@ -1,0 +1,72 @@
+// Package logfile lets several processes append JSON lines to the same log
+// files, and lets one of them rotate those files without losing or
+// duplicating a line.
+//
+// In brood the master, the agent and every worker open app.log (slog
+// records) and access.log (one line per request) in the same directory with
+// [Open]. The agent alone rotates them with a [Rotator].
+//
+// # Guarantees
+//
+//   - Each [File.Write] is one write(2) on a descriptor opened with O_APPEND.
+//     On a local file system the kernel appends the whole buffer at the end
+//     of the file under the inode lock, so a write from one process never
+//     lands inside a write from another. Callers keep lines whole by writing
+//     one or more complete lines per call; [NewJSONHandler] does.
+//   - Within a process, writes are serialised, and [File.Reopen] swaps the
+//     descriptor between two writes: a write under way finishes into the old
+//     file, every later one goes to the new file, and when Reopen returns the
+//     process has stopped writing to the old file for good. No line is lost
+//     or written twice. If the path cannot be opened, Reopen reports it and
+//     the old file stays in use.
+//   - File does not buffer. A write costs about one system call, around a
+//     microsecond here (BenchmarkWrite), and a process that dies loses
+//     nothing it had written.
+//   - [File.Close] may be called more than once; writes after it fail with
+//     an error wrapping [fs.ErrClosed].
+//
+// # Rotation protocol
+//
+// Rotation happens in three steps, and the third must wait for the second:
+//
+//  1. Rename. [Rotator.RotateIfNeeded] (polled, for size) or [Rotator.Rotate]
+//     (for the daily schedule: sleep until [NextMidnight]) renames the live
+//     file to a stamped name and returns a [Rotation]. Processes that have the
+//     file open keep appending to the renamed file, which is harmless.
+//  2. Reopen everywhere. Tell every process that writes to the file,
+//     the rotating one included, to call [File.Reopen]. brood broadcasts a
+//     message; external logrotate instead does `mv` and sends SIGUSR1 to the
+//     master, which does the same.
+//  3. Complete. Once every process has confirmed that Reopen returned, call
+//     [Rotation.Complete]: it deletes rotated files beyond [Rotator.Keep] and,
+//     with [Rotator.Compress], gzips the renamed file and removes the
+//     original. If the processes cannot confirm, use
+//     [Rotation.CompleteAfter] with a grace period longer than any process
+//     takes to reopen after being told. Compressing earlier would lose the
+//     lines a slow process writes into the renamed file after it was read.
+//
+// Finish one rotation's Complete before expecting the next to be compressed;
+// a Complete never touches files rotated after its own rename, and it also
+// compresses older rotated files left uncompressed by an interrupted run.
+//
+// Rotated names are STEM-YYYYMMDDTHHMMSS.mmmZ.EXT in UTC (access.log becomes
+// access-20240131T235959.123Z.log, then .log.gz). They sort in rotation
+// order, and two rotations in the same second or millisecond get different
+// names; an existing file is never overwritten.
+//
+// # Known limits
+//
+//   - O_APPEND atomicity is a property of local file systems (ext4, xfs,
+//     btrfs, tmpfs). On NFS, O_APPEND is emulated by the client, and writes
+//     from processes on different machines (or even different clients) can
+//     overwrite or interleave. Keep log directories local.
+//   - os.File.Write retries a short write with the remainder, as two system
+//     calls. Regular files only write short when the disk is full or a file
+//     size limit is hit, and then the tail of that line may be torn.
+//   - A line must be written with one Write. Writing a line in pieces (for
+//     example through a bufio.Writer that flushes mid-line) gives up the
+//     guarantee.
+//   - Only one process may rotate a given file; renames are not coordinated
+//     between rotators (on Linux a colliding name is still never overwritten).
+//   - Reopen opens the path; it does not create the directory.
+package logfile
