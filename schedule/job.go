@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// job fields after fn are guarded by Scheduler.mu.
+// A jobs fields from timer on are guarded by Scheduler.mu; the ones above
+// never change once the job is added.
 type job struct {
 	name    string
 	timing  timing
@@ -34,8 +35,8 @@ type job struct {
 // t.FailNow does) instead of returning.
 var errGoexit = errors.New("job called runtime.Goexit")
 
-// arm sets the job's timer for next. A zero next means the schedule has no
-// more times, which only a cron spec for a date that stops existing can do.
+// arm sets the job's timer for next. A zero next means robfig/cron found no
+// time within five years; Cron refuses such specs, so this is a safety net.
 func (s *Scheduler) arm(j *job, next, now time.Time) {
 	j.next = next
 	if next.IsZero() {

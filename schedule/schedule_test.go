@@ -70,6 +70,9 @@ func TestAddAndRemoveAfterStart(t *testing.T) {
 	if f.s.Remove("j") {
 		t.Error("second Remove(j) = true, want false")
 	}
+	if got := f.clk.Pending(); got != 1 {
+		t.Errorf("timers after Remove: got %d, want 1 (quarter's)", got)
+	}
 	f.clk.Advance(time.Hour)
 	select {
 	case at := <-ran:
