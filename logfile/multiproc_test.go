@@ -23,6 +23,13 @@ type writerChild struct {
 	acks     chan struct{}
 	finished chan struct{}
 	stderr   bytes.Buffer
+	gone     chan struct{} // closed once the child exited; then waitErr is set
+	waitErr  error
+}
+
+// failure describes a child that exited early; call it only after gone.
+func (c *writerChild) failure() string {
+	return fmt.Sprintf("child %d exited: %v; stderr: %s", c.cmd.Process.Pid, c.waitErr, c.stderr.String())
 }
 
 func startWriterChild(t *testing.T, path string, id, lines, goroutines int) *writerChild {
@@ -35,7 +42,7 @@ func startWriterChild(t *testing.T, path string, id, lines, goroutines int) *wri
 		fmt.Sprint("LOGFILE_TEST_LINES=", lines),
 		fmt.Sprint("LOGFILE_TEST_GOROUTINES=", goroutines),
 	)
-	c := &writerChild{cmd: cmd, acks: make(chan struct{}, 16), finished: make(chan struct{})}
+	c := &writerChild{cmd: cmd, acks: make(chan struct{}, 16), finished: make(chan struct{}), gone: make(chan struct{})}
 	cmd.Stderr = &c.stderr
 	var err error
 	if c.stdin, err = cmd.StdinPipe(); err != nil {
@@ -58,12 +65,12 @@ func startWriterChild(t *testing.T, path string, id, lines, goroutines int) *wri
 				close(c.finished)
 			}
 		}
+		c.waitErr = cmd.Wait()
+		close(c.gone)
 	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
+		cmd.Process.Kill()
+		<-c.gone
 	})
 	return c
 }
@@ -105,8 +112,10 @@ func TestManyProcessesRotating(t *testing.T) {
 		for _, k := range kids {
 			select {
 			case <-k.acks:
+			case <-k.gone:
+				t.Fatal(k.failure())
 			case <-time.After(20 * time.Second):
-				t.Fatalf("child %d did not confirm reopen; stderr: %s", k.cmd.Process.Pid, k.stderr.String())
+				t.Fatalf("child %d did not confirm reopen", k.cmd.Process.Pid)
 			}
 		}
 	}
@@ -114,6 +123,8 @@ func TestManyProcessesRotating(t *testing.T) {
 		for _, k := range kids {
 			select {
 			case <-k.finished:
+			case <-k.gone:
+				t.Fatal(k.failure())
 			default:
 				return false
 			}
@@ -160,8 +171,13 @@ func TestManyProcessesRotating(t *testing.T) {
 		k.stdin.Close()
 	}
 	for _, k := range kids {
-		if err := k.cmd.Wait(); err != nil {
-			t.Fatalf("child %d: %v; stderr: %s", k.cmd.Process.Pid, err, k.stderr.String())
+		select {
+		case <-k.gone:
+			if k.waitErr != nil {
+				t.Fatal(k.failure())
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("child %d did not exit after its stdin closed", k.cmd.Process.Pid)
 		}
 	}
 	t.Logf("%d size rotations, %d on-demand rotations", bySize, onDemand)
