@@ -50,18 +50,27 @@ func Timeout(d time.Duration) func(http.Handler) http.Handler {
 					tw.timeout()
 				}
 			})
+			returned := false
+			defer func() {
+				stop()
+				// If the timer is already writing the 503, the lock waits
+				// for it; if it has yet to start, finished keeps it off w,
+				// which must not be touched after we return, panic or not.
+				tw.mu.Lock()
+				// A handler that returned on the cancellation can beat the
+				// timer goroutine here; the 503 is then ours to write.
+				if returned && !tw.timedOut && context.Cause(ctx) == http.ErrHandlerTimeout {
+					tw.expire()
+				}
+				tw.finished = true
+				abort := returned && tw.refused && tw.committed
+				tw.mu.Unlock()
+				if abort {
+					panic(http.ErrAbortHandler)
+				}
+			}()
 			next.ServeHTTP(tw, r.WithContext(ctx))
-			stop()
-			// If the timer is already writing the 503, the lock waits for
-			// it; if it has yet to start, finished keeps it off w, which
-			// must not be touched after we return.
-			tw.mu.Lock()
-			tw.finished = true
-			abort := tw.refused && tw.committed
-			tw.mu.Unlock()
-			if abort {
-				panic(http.ErrAbortHandler)
-			}
+			returned = true
 		})
 	}
 }
@@ -142,9 +151,13 @@ func (tw *timeoutWriter) commit(code int) {
 func (tw *timeoutWriter) timeout() {
 	tw.mu.Lock()
 	defer tw.mu.Unlock()
-	if tw.finished {
-		return
+	if !tw.finished && !tw.timedOut {
+		tw.expire()
 	}
+}
+
+// expire must be called with mu held.
+func (tw *timeoutWriter) expire() {
 	tw.timedOut = true
 	if tw.committed {
 		return
