@@ -68,7 +68,7 @@ func TestHealthFollowsReady(t *testing.T) {
 		return resp.StatusCode
 	}
 	for _, step := range []struct {
-		ready         bool
+		ready           bool
 		readyz, healthz int
 	}{
 		{false, 503, 200}, // starting
