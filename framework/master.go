@@ -174,7 +174,7 @@ func (m *master) run() error {
 	defer m.spawn.stop()
 
 	for slot := 0; slot <= c.workers; slot++ {
-		m.slots[slot] = &slotState{backoff: restartMin}
+		m.slots[slot] = &slotState{backoff: c.restartMin}
 	}
 	m.phase = phaseStartingAgent
 	m.startSlot(agentSlot)
@@ -425,7 +425,7 @@ func (m *master) onExit(ch *child, err error) {
 
 	now := time.Now()
 	if ch.cmd != nil && now.Sub(ch.started) >= healthyAfter {
-		st.backoff = restartMin
+		st.backoff = m.cfg.restartMin
 	}
 	st.exits = append(st.exits, now)
 	for len(st.exits) > 0 && now.Sub(st.exits[0]) > crashLoopWindow {
@@ -433,6 +433,14 @@ func (m *master) onExit(ch *child, err error) {
 	}
 	if len(st.exits) >= crashLoopExits {
 		st.givenUp = true
+		if ch.slot != agentSlot {
+			// Nobody will accept on this slot's socket again, and the kernel
+			// keeps hashing new connections to it: closing it makes them
+			// land on the slots that still serve.
+			if err := m.group.Remove(ch.slot); err != nil {
+				ch.log.Warn("close slot socket", "err", err)
+			}
+		}
 		ch.log.Error(fmt.Sprintf("%s exited %d times within %s: not restarting it; fix the cause and restart brood",
 			ch.name(), len(st.exits), crashLoopWindow), "last_exit", why)
 		if m.workersLeft() == 0 && m.restartsPending() == 0 {

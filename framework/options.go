@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/app"
 	"github.com/broodhq/brood/internal/proc"
+	"github.com/broodhq/brood/middleware"
 )
 
 // Limits on configuration values; a value outside them is refused before
@@ -38,6 +40,10 @@ type config struct {
 	appHooks        []func(*app.App) error
 	name            string
 	maxMessage      int
+	middleware      []func(http.Handler) http.Handler
+	customChain     bool // WithMiddleware was given: no default chain
+	trusted         []string
+	restartMin      time.Duration // restart backoff floor; tests shorten it
 
 	// where each value came from, for the effective-configuration log line
 	source map[string]string
@@ -94,6 +100,22 @@ func WithName(name string) Option {
 	return func(c *config) { c.name = name }
 }
 
+// WithMiddleware replaces the chain of middleware that wraps the router in
+// every worker. The default chain is middleware.Default: health probes
+// (/healthz, /readyz), request ids, the access log and panic recovery.
+// WithMiddleware() with no arguments serves the router bare.
+func WithMiddleware(mw ...func(http.Handler) http.Handler) Option {
+	return func(c *config) { c.middleware, c.customChain = mw, true }
+}
+
+// WithTrustedProxies lists the proxies (addresses or CIDR prefixes) whose
+// X-Forwarded-For and X-Real-IP headers the default chain believes; from any
+// other peer those headers are ignored. Overridden by $BROOD_TRUSTED_PROXIES
+// (comma-separated).
+func WithTrustedProxies(cidrs ...string) Option {
+	return func(c *config) { c.trusted = cidrs }
+}
+
 func defaults() *config {
 	name := "brood"
 	if len(os.Args) > 0 {
@@ -107,6 +129,7 @@ func defaults() *config {
 		logFormat:       "auto",
 		logLevel:        slog.LevelInfo,
 		name:            name,
+		restartMin:      restartMin,
 		source: map[string]string{
 			"addr": "default", "workers": "default",
 			"shutdown_timeout": "default", "start_timeout": "default",
@@ -163,6 +186,9 @@ func resolve(opts []Option, getenv func(string) string) (*config, error) {
 	envInt(getenv, "BROOD_WORKERS", &c.workers, c.source, "workers", &errs)
 	envDuration(getenv, "BROOD_SHUTDOWN_TIMEOUT", &c.shutdownTimeout, c.source, "shutdown_timeout", &errs)
 	envDuration(getenv, "BROOD_START_TIMEOUT", &c.startTimeout, c.source, "start_timeout", &errs)
+	if v := getenv("BROOD_TRUSTED_PROXIES"); v != "" {
+		c.trusted = strings.Split(v, ",")
+	}
 	if v := getenv("BROOD_LOG_FORMAT"); v != "" {
 		c.logFormat = v
 	}
@@ -199,6 +225,9 @@ func (c *config) validate() []error {
 	}
 	if c.startTimeout <= 0 || c.startTimeout > MaxStartTimeout {
 		errs = append(errs, &ConfigError{name("start_timeout", "WithStartTimeout"), c.startTimeout.String(), fmt.Sprintf("want a duration above 0s and at most %s", MaxStartTimeout), nil})
+	}
+	if _, err := middleware.ParsePrefixes(c.trusted...); err != nil {
+		errs = append(errs, &ConfigError{"WithTrustedProxies", strconv.Quote(strings.Join(c.trusted, ",")), `want IP addresses or CIDR prefixes such as "10.0.0.0/8"`, err})
 	}
 	switch c.logFormat {
 	case "auto", "text", "json":

@@ -14,6 +14,7 @@ import (
 
 	"github.com/broodhq/brood/app"
 	"github.com/broodhq/brood/internal/lifecycle"
+	"github.com/broodhq/brood/middleware"
 )
 
 // Server limits every worker applies; slow or oversized request headers
@@ -43,9 +44,9 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 	}
 
 	var draining atomic.Bool
-	_ = &draining // read by the readiness probe (middleware issue)
+	ready := func() bool { return hooks.IsReady() && !draining.Load() }
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           c.chain(h, log, ready),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -79,4 +80,17 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 	}
 	ch.conn.Close(time.Second)
 	return nil
+}
+
+// chain wraps the router in the configured middleware, outermost first.
+func (c *config) chain(h http.Handler, log *slog.Logger, ready func() bool) http.Handler {
+	mw := c.middleware
+	if !c.customChain {
+		trusted, _ := middleware.ParsePrefixes(c.trusted...) // validated by resolve
+		mw = middleware.Default(log, ready, trusted...)
+	}
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
 }

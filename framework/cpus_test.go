@@ -1,0 +1,5 @@
+package framework
+
+import "github.com/broodhq/brood/internal/proc"
+
+func runtimeCPUs() int { return proc.CPUs() }
