@@ -20,12 +20,11 @@ const RequestIDHeader = "X-Request-Id"
 // a client cannot make every log line it causes arbitrarily large.
 const MaxRequestIDLen = 128
 
-// idPrefix is random per process rather than derived from the hostname and
-// pid (as chi's RequestID does): the master re-executes workers, so pids are
-// reused across restarts and every worker shares the hostname. 80 random bits
-// keep two processes from ever sharing a prefix in practice. It is drawn on
-// first use so the master and the agent, which serve no requests, never pay
-// for it.
+// idPrefix is random per process: workers are re-executed from one binary
+// on one host and reuse dead workers' pids, so nothing else tells them
+// apart. 80 random bits keep two processes from ever sharing a prefix in
+// practice. It is drawn on first use so the master and the agent, which
+// serve no requests, never pay for it.
 var idPrefix = sync.OnceValue(func() string {
 	var b [10]byte
 	rand.Read(b[:]) // never fails since Go 1.24
@@ -41,11 +40,13 @@ var idCounter atomic.Uint64
 //
 // An incoming X-Request-Id (from a proxy or a calling service) is kept when it
 // is 1..MaxRequestIDLen characters of [A-Za-z0-9._:-]; anything else is
-// replaced, so a client cannot inject line breaks, markup or megabytes into
+// replaced, so a client cannot inject quotes, markup or megabytes into
 // the logs. A new id is a per-process random prefix plus a counter, unique
 // across the cluster without coordination and cheap enough for every request.
 //
-// The id is stored under chi's middleware.RequestIDKey, so chimw.GetReqID and
+// chi's RequestID is not used because it keeps any incoming id, however
+// long or strange, and formats new ids with fmt.Sprintf on every request.
+// The id is stored under chi's RequestIDKey, though, so chimw.GetReqID and
 // loggers built for chi (httplog) see the same id as RequestIDFromContext.
 // It is echoed in the X-Request-Id response header.
 func RequestID(next http.Handler) http.Handler {

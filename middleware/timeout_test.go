@@ -197,3 +197,20 @@ func TestTimeoutPanicAfterDeadline(t *testing.T) {
 		t.Fatalf("got %v, want the late panic logged once", recs)
 	}
 }
+
+// A handler that returns the moment its context ends races the timer
+// goroutine; whichever wins, the client must get the 503, never an empty 200.
+func TestTimeoutHandlerReturnsOnDeadline(t *testing.T) {
+	srv := newServer(t, Timeout(time.Millisecond)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	})))
+	for i := range 200 {
+		resp, body, err := do(t, mustRequest(t, "GET", srv.URL, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || body != timeoutBody {
+			t.Fatalf("request %d: got %d %q, want 503 %q", i, resp.StatusCode, body, timeoutBody)
+		}
+	}
+}
