@@ -23,7 +23,7 @@
 //     microsecond here (BenchmarkWrite), and a process that dies loses
 //     nothing it had written.
 //   - [File.Close] may be called more than once; writes after it fail with
-//     an error wrapping [fs.ErrClosed].
+//     an error wrapping [io/fs.ErrClosed].
 //
 // # Rotation protocol
 //
@@ -31,7 +31,8 @@
 //
 //  1. Rename. [Rotator.RotateIfNeeded] (polled, for size) or [Rotator.Rotate]
 //     (for the daily schedule: sleep until [NextMidnight]) renames the live
-//     file to a stamped name and returns a [Rotation]. Processes that have the
+//     file to a stamped name and returns a [Rotation], or nil when the file is
+//     missing or empty and there is nothing to do. Processes that have the
 //     file open keep appending to the renamed file, which is harmless.
 //  2. Reopen everywhere. Tell every process that writes to the file,
 //     the rotating one included, to call [File.Reopen]. brood broadcasts a
@@ -45,9 +46,11 @@
 //     takes to reopen after being told. Compressing earlier would lose the
 //     lines a slow process writes into the renamed file after it was read.
 //
-// Finish one rotation's Complete before expecting the next to be compressed;
-// a Complete never touches files rotated after its own rename, and it also
-// compresses older rotated files left uncompressed by an interrupted run.
+// Rotations may overlap: Complete never touches a file rotated after its own
+// rename (its writers may not have reopened yet), and it finishes older
+// rotated files left uncompressed by an interrupted run, since every writer
+// has reopened since those were renamed. External logrotate needs the same
+// ordering: use its delaycompress option.
 //
 // Rotated names are STEM-YYYYMMDDTHHMMSS.mmmZ.EXT in UTC (access.log becomes
 // access-20240131T235959.123Z.log, then .log.gz). They sort in rotation
