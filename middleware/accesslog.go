@@ -16,8 +16,10 @@ import (
 // slog writes those pre-formatted with every record. Pass that logger; a nil
 // logger means slog.Default().
 //
-// It is built for every request: attrs go through LogAttrs (no reflection,
-// no variadic ...any boxing), nothing is computed when the level is disabled,
+// It is built for every request: attrs are typed slog.Attrs handed straight
+// to the handler (no ...any boxing, no runtime.Callers for a source line
+// that would always point here), nothing is computed when the level is
+// disabled,
 // and the response writer is chi's WrapResponseWriter, which keeps
 // http.Flusher, http.Hijacker and Unwrap (so http.ResponseController works).
 // A handler that writes nothing is logged with status 200, what net/http
@@ -51,12 +53,13 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				if !logger.Enabled(ctx, level) {
 					return
 				}
+				now := time.Now()
 				attrs := [...]slog.Attr{
 					slog.String("method", r.Method),
 					slog.String("path", requestURI(r)),
 					slog.Int("status", status),
 					slog.Int("bytes", ww.BytesWritten()),
-					slog.Duration("duration", time.Since(start)),
+					slog.Duration("duration", now.Sub(start)),
 					slog.String("remote", r.RemoteAddr),
 					slog.String("request_id", RequestIDFromContext(ctx)),
 					slog.Bool("aborted", true),
@@ -65,7 +68,11 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				if completed {
 					n-- // aborted is only worth its bytes when true
 				}
-				logger.LogAttrs(ctx, level, "request", attrs[:n]...)
+				// What LogAttrs does, minus runtime.Callers (a tenth of the
+				// chain's cost): the source line would always be this one.
+				rec := slog.NewRecord(now, level, "request", 0)
+				rec.AddAttrs(attrs[:n]...)
+				_ = logger.Handler().Handle(ctx, rec)
 			}()
 			next.ServeHTTP(ww, r)
 			completed = true
