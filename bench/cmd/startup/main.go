@@ -1,0 +1,104 @@
+// Command startup measures exec to first served request: it execs a built
+// server, connects and sends GET / until a 200 comes back, notes the time
+// since exec, stops the server by pid and does it again. examples/hello
+// (master + agent + 2 workers) and cmd/plain alternate, run after run.
+//
+//	cd bench && go run ./cmd/startup -n 20
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/broodhq/brood/bench/internal/stats"
+	"github.com/broodhq/brood/bench/internal/target"
+)
+
+type report struct {
+	Runs    int                      `json:"runs"`
+	Workers int                      `json:"workers"`
+	Poll    string                   `json:"poll"`
+	Ms      map[string]stats.Summary `json:"ms"`      // by target
+	Samples map[string][]float64     `json:"samples"` // ms, in run order
+}
+
+func main() {
+	n := flag.Int("n", 20, "runs per target, 1 to 200")
+	workers := flag.Int("workers", 2, "brood workers")
+	poll := flag.Duration("poll", 250*time.Microsecond, "pause between connection attempts while the server is not up")
+	bin := flag.String("bin", "results/bin", "directory the server binaries are built into")
+	asJSON := flag.Bool("json", false, "print the report as JSON")
+	flag.Parse()
+	if *n < 1 || *n > 200 {
+		fail(fmt.Errorf("-n %d: want 1 to 200", *n))
+	}
+
+	ctx := context.Background()
+	paths, err := target.Build(ctx, *bin, "hello", "plain")
+	if err != nil {
+		fail(err)
+	}
+	specs := []target.Spec{
+		{Name: "brood", Path: paths["hello"], Env: []string{fmt.Sprintf("BROOD_WORKERS=%d", *workers), "BROOD_LOG_LEVEL=warn"}},
+		{Name: "plain", Path: paths["plain"]},
+	}
+
+	rep := report{Runs: *n, Workers: *workers, Poll: poll.String(), Ms: map[string]stats.Summary{}, Samples: map[string][]float64{}}
+	// One unreported run each first: the first exec after a build reads
+	// the binary from disk.
+	for i := -1; i < *n; i++ {
+		for _, s := range specs {
+			d, err := once(ctx, s, *poll)
+			if err != nil {
+				fail(err)
+			}
+			if i >= 0 {
+				rep.Samples[s.Name] = append(rep.Samples[s.Name], float64(d)/float64(time.Millisecond))
+			}
+		}
+	}
+	for name, xs := range rep.Samples {
+		rep.Ms[name] = stats.Summarize(xs)
+	}
+
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+		return
+	}
+	fmt.Printf("exec to first 200 response, %d runs each, alternating; brood = examples/hello, agent + %d workers\n", *n, *workers)
+	fmt.Printf("%-6s %8s %8s %8s %8s\n", "", "median", "p90", "min", "max")
+	for _, s := range specs {
+		m := rep.Ms[s.Name]
+		fmt.Printf("%-6s %6.1fms %6.1fms %6.1fms %6.1fms\n", s.Name, m.Median, m.P90, m.Min, m.Max)
+	}
+}
+
+// once starts s, waits for its first 200 and stops it.
+func once(ctx context.Context, s target.Spec, poll time.Duration) (time.Duration, error) {
+	addr, err := target.FreeAddr()
+	if err != nil {
+		return 0, err
+	}
+	p, err := target.Start(s, addr)
+	if err != nil {
+		return 0, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	d, werr := p.WaitServing(wctx, "/", poll)
+	cancel()
+	if err := p.Stop(5 * time.Second); err != nil && werr == nil {
+		werr = err
+	}
+	return d, werr
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "startup:", err)
+	os.Exit(1)
+}

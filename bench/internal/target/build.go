@@ -1,0 +1,46 @@
+package target
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// The packages the benchmarks run, by the name their binary gets.
+var Packages = map[string]string{
+	"hello":     "github.com/broodhq/brood/examples/hello",
+	"hellobare": "github.com/broodhq/brood/bench/cmd/hellobare",
+	"plain":     "github.com/broodhq/brood/bench/cmd/plain",
+}
+
+// Build compiles the named binaries (keys of Packages) into dir with the go
+// command, which must run inside the bench module, and returns their paths
+// by name. The benchmarks exec built binaries, never `go run`, so the
+// compiler is not part of what they time.
+func Build(ctx context.Context, dir string, names ...string) (map[string]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	args := []string{"build", "-o", abs + string(filepath.Separator)}
+	paths := make(map[string]string, len(names))
+	for _, n := range names {
+		pkg, ok := Packages[n]
+		if !ok {
+			return nil, fmt.Errorf("build: no package for %q", n)
+		}
+		args = append(args, pkg)
+		paths[n] = filepath.Join(abs, n)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("build %v (run from the bench/ directory): %w", names, err)
+	}
+	return paths, nil
+}
