@@ -16,6 +16,13 @@ import (
 // chi.Chain(Default(...)...).Handler(h); users who want another chain build
 // their own from the same pieces.
 func Default(logger *slog.Logger, ready func() bool, trusted ...netip.Prefix) []func(http.Handler) http.Handler {
+	return DefaultSplit(logger, logger, ready, trusted...)
+}
+
+// DefaultSplit is Default with the access log and the error log (Recover's
+// panic records) going to different loggers: the framework sends one to
+// access.log and the other to app.log when log files are on.
+func DefaultSplit(access, errs *slog.Logger, ready func() bool, trusted ...netip.Prefix) []func(http.Handler) http.Handler {
 	chain := make([]func(http.Handler) http.Handler, 0, 5)
 	chain = append(chain, Health(ready))
 	if len(trusted) > 0 {
@@ -23,7 +30,7 @@ func Default(logger *slog.Logger, ready func() bool, trusted ...netip.Prefix) []
 	}
 	return append(chain,
 		RequestID,
-		AccessLog(logger),
-		Recover(logger),
+		AccessLog(access),
+		Recover(errs),
 	)
 }
