@@ -1,0 +1,77 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"time"
+)
+
+// ErrNotRunning means nothing answers on the socket path: no master, or one
+// that died and left its socket file behind.
+var ErrNotRunning = errors.New("no brood master is running")
+
+// Do sends req to the master listening at path and returns its response.
+// The error is about getting there and back; a refusal is a Response with
+// OK false (see Response.Err). ctx bounds the whole exchange.
+func Do(ctx context.Context, path string, req Request) (Response, error) {
+	if err := req.Validate(); err != nil {
+		return Response{}, err
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return Response{}, dialError(path, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	// Cancellation without a deadline: a deadline in the past fails the
+	// read or write in progress.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	line, err := json.Marshal(req)
+	if err != nil {
+		return Response{}, fmt.Errorf("control request: %w", err)
+	}
+	if _, err := c.Write(append(line, '\n')); err != nil {
+		return Response{}, exchangeError(ctx, path, err)
+	}
+	line, err = readLine(c, MaxResponseSize)
+	if err != nil {
+		return Response{}, exchangeError(ctx, path, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return Response{}, fmt.Errorf("control socket %s: malformed response: %w", path, err)
+	}
+	return resp, nil
+}
+
+func dialError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: no socket at %s", ErrNotRunning, path)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("control socket %s: permission denied; run this as the user that runs the master", path)
+	case isRefused(err):
+		return fmt.Errorf("%w: nothing answers on %s (a master that died leaves its socket behind)", ErrNotRunning, path)
+	}
+	return fmt.Errorf("control socket %s: %w", path, err)
+}
+
+func exchangeError(ctx context.Context, path string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("control socket %s: %w", path, context.Cause(ctx))
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("control socket %s: the master did not answer in time: %w", path, err)
+	}
+	return fmt.Errorf("control socket %s: %w", path, err)
+}

@@ -1,0 +1,106 @@
+package control
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The commands a master answers.
+const (
+	CmdStatus     = "status"      // report every process
+	CmdReload     = "reload"      // rolling reload, as SIGHUP
+	CmdStop       = "stop"        // graceful stop, as SIGTERM
+	CmdScale      = "scale"       // set the desired number of workers to N
+	CmdReopenLogs = "reopen-logs" // reopen log files, as SIGUSR1
+)
+
+// Commands lists every command in the order broodctl's usage shows them.
+var Commands = []string{CmdStatus, CmdReload, CmdStop, CmdScale, CmdReopenLogs}
+
+// Size limits. A request is a few dozen bytes, so anything near the limit is
+// not a brood client; a status with the agent's job table can be large, but
+// not unbounded.
+const (
+	MaxRequestSize  = 64 << 10
+	MaxResponseSize = 16 << 20
+)
+
+// EnvSocket names the environment variable that overrides the default socket
+// path, for the master and for broodctl alike, so one export reaches both.
+const EnvSocket = "BROOD_CONTROL_SOCKET"
+
+// Request is the one line a client sends.
+type Request struct {
+	Cmd string `json:"cmd"`
+	N   int    `json:"n,omitempty"` // for scale: the desired number of workers
+}
+
+// Validate reports whether the server will hand r to its handler. The range
+// of N beyond "not negative" is the handler's to check: only the master knows
+// its limits.
+func (r Request) Validate() error {
+	switch r.Cmd {
+	case "":
+		return errors.New(`missing "cmd"; want one of ` + strings.Join(Commands, ", "))
+	case CmdScale:
+		if r.N < 0 {
+			return fmt.Errorf("scale: n is %d; want a number of workers, at least 0", r.N)
+		}
+		return nil
+	case CmdStatus, CmdReload, CmdStop, CmdReopenLogs:
+		return nil
+	}
+	return fmt.Errorf("unknown command %q; want one of %s", r.Cmd, strings.Join(Commands, ", "))
+}
+
+// Process is one row of the status table.
+type Process struct {
+	Role       string    `json:"role"` // master, agent, worker
+	Slot       int       `json:"slot,omitempty"`
+	PID        int       `json:"pid"`
+	State      string    `json:"state"` // starting, ready, draining, stopping, ...
+	Started    time.Time `json:"started"`
+	Restarts   int       `json:"restarts"`
+	Requests   uint64    `json:"requests"`
+	RSS        int64     `json:"rss_bytes"` // 0: unknown
+	Generation int       `json:"generation"`
+}
+
+// Status is the master's answer to "status".
+type Status struct {
+	App        string          `json:"app"`
+	Addr       string          `json:"addr"`
+	Started    time.Time       `json:"started"`
+	Generation int             `json:"generation"`
+	Workers    int             `json:"workers"` // desired
+	Processes  []Process       `json:"processes"`
+	Jobs       json.RawMessage `json:"jobs,omitempty"` // the agent's job table
+}
+
+// Response is the one line the server sends back.
+type Response struct {
+	OK      bool    `json:"ok"`
+	Error   string  `json:"error,omitempty"`
+	Status  *Status `json:"status,omitempty"`
+	Message string  `json:"message,omitempty"` // e.g. "reload started"
+}
+
+// Err turns a refusal into an error (nil when r.OK), for callers that only
+// want to know whether the command was accepted.
+func (r Response) Err() error {
+	if r.OK {
+		return nil
+	}
+	if r.Error == "" {
+		return errors.New("master refused the command without saying why")
+	}
+	return errors.New(r.Error)
+}
+
+// Fail is a refusal, for handlers: return control.Fail("scale: at most %d workers", max).
+func Fail(format string, args ...any) Response {
+	return Response{Error: fmt.Sprintf(format, args...)}
+}
