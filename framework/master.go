@@ -383,7 +383,7 @@ func (m *master) onReady(ch *child) {
 			}
 		}
 		m.phase = phaseRunning
-		m.log.Info(fmt.Sprintf("ready on http://%s (%d workers, %d ms)",
+		m.log.Info(fmt.Sprintf("ready on %s://%s (%d workers, %d ms)", m.cfg.scheme(),
 			displayAddr(m.group.Addr()), m.cfg.workers, time.Since(m.start).Milliseconds()))
 		for c := range m.live {
 			_ = c.conn.SendFrame(control(ctlClusterReady, nil))

@@ -44,6 +44,8 @@ type config struct {
 	customChain     bool // WithMiddleware was given: no default chain
 	trusted         []string
 	restartMin      time.Duration // restart backoff floor; tests shorten it
+	tls             tlsFiles      // WithTLS, $BROOD_TLS_CERT, $BROOD_TLS_KEY
+	limits          ServerLimits  // WithServerLimits; zero fields mean defaults
 
 	// where each value came from, for the effective-configuration log line
 	source map[string]string
@@ -197,6 +199,7 @@ func resolve(opts []Option, getenv func(string) string) (*config, error) {
 			errs = append(errs, &ConfigError{"$BROOD_LOG_LEVEL", strconv.Quote(v), "want debug, info, warn or error", nil})
 		}
 	}
+	c.tls.fromEnv(getenv)
 	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
@@ -228,6 +231,12 @@ func (c *config) validate() []error {
 	}
 	if _, err := middleware.ParsePrefixes(c.trusted...); err != nil {
 		errs = append(errs, &ConfigError{"WithTrustedProxies", strconv.Quote(strings.Join(c.trusted, ",")), `want IP addresses or CIDR prefixes such as "10.0.0.0/8"`, err})
+	}
+	if err := c.limits.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.tls.load(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.logFormat {
 	case "auto", "text", "json":

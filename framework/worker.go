@@ -17,8 +17,8 @@ import (
 	"github.com/broodhq/brood/middleware"
 )
 
-// Server limits every worker applies; slow or oversized request headers
-// must not tie up a worker.
+// Default server limits every worker applies (see ServerLimits); slow or
+// oversized request headers must not tie up a worker.
 const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 120 * time.Second
@@ -45,16 +45,20 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 
 	var draining atomic.Bool
 	ready := func() bool { return hooks.IsReady() && !draining.Load() }
+	limits := c.limits.withDefaults()
 	srv := &http.Server{
 		Handler:           c.chain(h, log, ready),
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		ReadHeaderTimeout: limits.ReadHeaderTimeout,
+		ReadTimeout:       limits.ReadTimeout,
+		WriteTimeout:      limits.WriteTimeout,
+		IdleTimeout:       limits.IdleTimeout,
+		MaxHeaderBytes:    limits.MaxHeaderBytes,
+		TLSConfig:         c.tls.serverTLSConfig(),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return app.NewContext(context.Background(), a) },
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- c.serve(srv, ln) }()
 	ch.send(control(ctlReady, nil))
 
 	timeout, err := ch.waitStop(c, term, hooks.Ready, served)

@@ -41,9 +41,10 @@ func Main(m *testing.M, apps map[string]func() error) {
 
 // Cluster is a running master started by Start.
 type Cluster struct {
-	t    testing.TB
-	Cmd  *exec.Cmd
-	Addr string // host:port from the ready line, once ready
+	t      testing.TB
+	Cmd    *exec.Cmd
+	Addr   string // host:port from the ready line, once ready
+	Scheme string // http or https, from the ready line
 
 	mu    sync.Mutex
 	lines []map[string]any
@@ -153,16 +154,20 @@ func Msg(prefix string) func(map[string]any) bool {
 	}
 }
 
-// WaitReady waits for the ready line and records the address.
+// WaitReady waits for the ready line ("ready on http://ADDR ..." or
+// https://) and records the address and scheme.
 func (c *Cluster) WaitReady(timeout time.Duration) {
 	c.t.Helper()
-	l, _, err := c.WaitLog(timeout, 0, Msg("ready on http://"))
+	l, _, err := c.WaitLog(timeout, 0, Msg("ready on http"))
 	if err != nil {
 		c.t.Fatalf("cluster not ready: %v", err)
 	}
 	msg := l["msg"].(string)
-	rest := strings.TrimPrefix(msg, "ready on http://")
-	c.Addr = strings.Fields(rest)[0]
+	scheme, rest, ok := strings.Cut(strings.TrimPrefix(msg, "ready on "), "://")
+	if !ok {
+		c.t.Fatalf("ready line %q has no URL", msg)
+	}
+	c.Scheme, c.Addr = scheme, strings.Fields(rest)[0]
 }
 
 // Lines returns how many records have been read so far.
@@ -214,7 +219,7 @@ func (c *Cluster) Signal(sig syscall.Signal) {
 }
 
 // URL returns the address of path on the cluster.
-func (c *Cluster) URL(path string) string { return "http://" + c.Addr + path }
+func (c *Cluster) URL(path string) string { return c.Scheme + "://" + c.Addr + path }
 
 // Children returns the pids of the master's child processes.
 func (c *Cluster) Children() []int { return ChildrenOf(c.Cmd.Process.Pid) }
