@@ -118,3 +118,29 @@ func field(path, name string) (int64, error) {
 	}
 	return 0, fmt.Errorf("%s: no %s line", path, name)
 }
+
+// MachineTicks returns the busy and total CPU time of the whole machine so
+// far, summed over its CPUs, in clock ticks, from the first line of
+// /proc/stat. Busy is everything but idle and iowait.
+func MachineTicks() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, s := range f[1:] {
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		v, _ := strconv.ParseInt(s, 10, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
