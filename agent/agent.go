@@ -2,22 +2,30 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/broodhq/brood/internal/lifecycle"
+	"github.com/broodhq/brood/schedule"
 )
 
 // Agent is the agent process's view of the cluster.
 type Agent struct {
 	log   *slog.Logger
 	hooks *lifecycle.Hooks
+	jobs  *schedule.Scheduler
 }
 
 // Config describes the agent to New.
 type Config struct {
 	Logger *slog.Logger // nil: slog.Default()
 	Hooks  *lifecycle.Hooks
+	// Scheduler runs the jobs added with Every and Cron; nil: a new one on
+	// the system clock. Whoever creates the Agent starts and stops it
+	// (framework.Run does, see Every); tests pass one on a fake clock.
+	Scheduler *schedule.Scheduler
 }
 
 // New returns an Agent. framework.Run creates the real one.
@@ -28,7 +36,10 @@ func New(c Config) *Agent {
 	if c.Hooks == nil {
 		c.Hooks = lifecycle.New(c.Logger)
 	}
-	return &Agent{log: c.Logger, hooks: c.Hooks}
+	if c.Scheduler == nil {
+		c.Scheduler = schedule.New(schedule.Options{Logger: c.Logger})
+	}
+	return &Agent{log: c.Logger, hooks: c.Hooks, jobs: c.Scheduler}
 }
 
 // PID is the agent's process id.
@@ -42,5 +53,46 @@ func (a *Agent) Logger() *slog.Logger { return a.log }
 func (a *Agent) OnReady(fn func()) { a.hooks.OnReady(fn) }
 
 // OnStop registers fn to run when the agent stops, which happens after every
-// worker has stopped. ctx ends with the shutdown timeout.
+// worker has stopped and after the agent's jobs have stopped. ctx ends with
+// the shutdown timeout.
 func (a *Agent) OnStop(fn func(ctx context.Context) error) { a.hooks.OnStop(fn) }
+
+// Every runs job every d, once per machine, in the agent. Register jobs in a
+// framework.WithAgent hook: they start when the cluster is ready (every
+// worker serving), the first run d after that; the agent that replaces a
+// crashed one runs the hooks again, so the jobs resume there.
+//
+// A run gets a context that ends when the agent stops; stopping waits for
+// running jobs up to the shutdown timeout, before the OnStop hooks. A job
+// never overlaps itself: a tick that comes while the previous run is still
+// going is skipped (and counted in Jobs). A job that returns an error or
+// panics is logged with its name and keeps its schedule.
+//
+// Every panics if d <= 0, job is nil, or name is empty or already taken:
+// like a chi route with a bad pattern, that is a mistake in the program,
+// found the first time it starts. In a WithAgent hook the panic becomes the
+// agent's boot error, so the cluster refuses to start and says why.
+func (a *Agent) Every(d time.Duration, name string, job func(ctx context.Context) error) {
+	if err := a.jobs.Every(d, name, job); err != nil {
+		panic(fmt.Sprintf("agent.Every: %v", err))
+	}
+}
+
+// Cron runs job at the times a standard 5-field cron spec names ("minute
+// hour day-of-month month day-of-week", or @hourly, @daily, "@every 5m"),
+// evaluated in the local time zone unless the spec starts with
+// "CRON_TZ=Europe/Berlin ". Runs behave as with Every. An invalid spec or a
+// name already taken is an error wrapping schedule.ErrInvalidSchedule or
+// schedule.ErrDuplicateName; return it from the hook to refuse to start.
+func (a *Agent) Cron(spec, name string, job func(ctx context.Context) error) error {
+	if err := a.jobs.Cron(spec, name, job); err != nil {
+		return fmt.Errorf("agent.Cron: %w", err)
+	}
+	return nil
+}
+
+// Jobs returns the status of every job the agent runs, sorted by name:
+// schedule, last start, last duration, last error, next run and counters.
+// The workers' schedules that the agent drives (app.App.Every) are listed
+// too, named "app:NAME".
+func (a *Agent) Jobs() []schedule.JobStatus { return a.jobs.Status() }
