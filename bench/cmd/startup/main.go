@@ -24,6 +24,7 @@ type report struct {
 	Poll    string                   `json:"poll"`
 	Ms      map[string]stats.Summary `json:"ms"`      // by target
 	Samples map[string][]float64     `json:"samples"` // ms, in run order
+	Busy    int                      `json:"runs_started_busy"`
 }
 
 func main() {
@@ -31,6 +32,7 @@ func main() {
 	workers := flag.Int("workers", 2, "brood workers")
 	poll := flag.Duration("poll", 250*time.Microsecond, "pause between connection attempts while the server is not up")
 	bin := flag.String("bin", "results/bin", "directory the server binaries are built into")
+	quiet := flag.Float64("quiet", 0.3, "before each run, wait (up to 10s) until the machine is busy on fewer than this many cores (0: don't wait)")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
 	flag.Parse()
 	if *n < 1 || *n > 200 {
@@ -52,6 +54,14 @@ func main() {
 	// the binary from disk.
 	for i := -1; i < *n; i++ {
 		for _, s := range specs {
+			if *quiet > 0 {
+				if busy, ok := target.WaitQuiet(*quiet, 200*time.Millisecond, 10*time.Second); !ok {
+					rep.Busy++
+					if !*asJSON {
+						fmt.Fprintf(os.Stderr, "startup: machine still busy on %.2f cores after 10s; running anyway\n", busy)
+					}
+				}
+			}
 			d, err := once(ctx, s, *poll)
 			if err != nil {
 				fail(err)

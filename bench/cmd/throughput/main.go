@@ -53,6 +53,8 @@ type run struct {
 	// (softirq) that no process is charged for, and anything else
 	// running. Well above its usual value means a noisy round.
 	OtherCPU float64 `json:"other_cpu_cores"`
+	// The machine was not quiet when the run started (see -quiet).
+	StartedBusy bool `json:"started_busy,omitempty"`
 }
 
 type ratio struct {
@@ -83,6 +85,8 @@ func main() {
 	workers := flag.Int("workers", 2, "brood workers")
 	fresh := flag.Bool("fresh", false, "a new connection per request (-gen load only)")
 	bin := flag.String("bin", "results/bin", "directory the server binaries are built into")
+	quiet := flag.Float64("quiet", 0.3, "before each run, wait (up to -quiet-wait) until the machine is busy on fewer than this many cores (0: don't wait)")
+	quietWait := flag.Duration("quiet-wait", 30*time.Second, "longest wait for a quiet machine before a run, at most 5m")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
 	flag.Parse()
 
@@ -98,6 +102,8 @@ func main() {
 		fail(fmt.Errorf("-warmup %s: want 0s to 1m", *warmup))
 	case *gen != "load" && *gen != "wrk":
 		fail(fmt.Errorf("-gen %q: want load or wrk", *gen))
+	case *quietWait < 0 || *quietWait > 5*time.Minute:
+		fail(fmt.Errorf("-quiet-wait %s: want 0s to 5m", *quietWait))
 	case *fresh && *gen == "wrk":
 		fail(fmt.Errorf("-fresh: wrk keeps connections alive; use -gen load"))
 	}
@@ -153,6 +159,16 @@ func main() {
 
 	rep := report{Generator: *gen, CPUs: runtime.NumCPU(), Workers: *workers, Duration: d.String()}
 	measure := func(n string, c int, dur time.Duration) (run, error) {
+		var noisy bool
+		if *quiet > 0 {
+			busy, ok := target.WaitQuiet(*quiet, 300*time.Millisecond, *quietWait)
+			if !ok {
+				noisy = true
+				if !*asJSON {
+					fmt.Fprintf(os.Stderr, "throughput: machine still busy on %.2f cores after %s; running anyway\n", busy, *quietWait)
+				}
+			}
+		}
 		p := procs[n]
 		url := "http://" + p.Addr + "/"
 		pids := target.Tree(p.PID())
@@ -171,7 +187,7 @@ func main() {
 		genCPU := (selfCPU() - gen0 + wrkCPU).Seconds() / wall
 		busy1, _ := target.MachineTicks()
 		other := float64(busy1-busy0)/target.TicksPerSecond/wall - srv - genCPU
-		return run{Conns: c, Target: n, Result: res, ServerCPU: srv, GenCPU: genCPU, OtherCPU: other}, err
+		return run{Conns: c, Target: n, Result: res, ServerCPU: srv, GenCPU: genCPU, OtherCPU: other, StartedBusy: noisy}, err
 	}
 
 	if !*asJSON {
