@@ -10,6 +10,7 @@ require (
 require (
 	github.com/libp2p/go-reuseport v0.4.0 // indirect
 	github.com/lmittmann/tint v1.2.1 // indirect
+	github.com/robfig/cron/v3 v3.0.1 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/term v0.47.0 // indirect
 )
