@@ -67,11 +67,17 @@ func dialError(path string, err error) error {
 }
 
 func exchangeError(ctx context.Context, path string, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("control socket %s: %w", path, context.Cause(ctx))
+	// The bare cause: net.OpError would name the peer by the temporary name
+	// the socket was bound under (see bind), which means nothing to anyone.
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op.Err
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("control socket %s: the master did not answer in time: %w", path, err)
+	switch {
+	case ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+		return fmt.Errorf("control socket %s: %w", path, context.Cause(ctx))
+	case ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("control socket %s: the master did not answer in time: %w", path, context.DeadlineExceeded)
 	}
 	return fmt.Errorf("control socket %s: %w", path, err)
 }

@@ -1,0 +1,19 @@
+// Command broodctl talks to a running brood master over its control socket
+// (see internal/control): status, reload, stop, scale N, reopen-logs.
+//
+//	$ broodctl status
+//	app hello  addr [::]:8080  generation 2  workers 2  up 1h00m
+//	ROLE    SLOT  PID   STATE     UPTIME  RESTARTS  REQUESTS  RSS      GEN
+//	master  -     4100  ready     1h00m   0         -         12.3MiB  2
+//	agent   -     4101  ready     59m59s  1         -         8.1MiB   2
+//	worker  1     4102  ready     2m12s   0         123456    21.0MiB  2
+//	worker  2     4099  draining  1h00m   3         9120      19.4MiB  1
+//	$ broodctl scale 4
+//	$ broodctl status -json | jq '.processes[] | select(.role == "worker") | .pid'
+//
+// Without -socket it finds the master the way the master chose its socket:
+// $BROOD_CONTROL_SOCKET, else -app and -port, else the only master running
+// for this user in the default directory. Several running masters are
+// listed so you can pick one. Exit status: 0 done, 1 refused or unreachable,
+// 2 wrong usage.
+package main

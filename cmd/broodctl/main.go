@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/broodhq/brood/internal/control"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: broodctl [flags] command
+
+commands:
+  status        show every process of the master (-json for the raw status)
+  reload        replace the workers one by one with the binary now on disk
+  stop          stop gracefully
+  scale N       run N workers
+  reopen-logs   reopen log files, after logrotate has moved them
+
+The master is found by -socket, by $%s, by -app and -port, or
+as the only one in %s.
+
+flags:
+`
+
+// run is the whole command, minus the process: exit code out, output to
+// the writers given, so tests run it in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("broodctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := fs.String("socket", "", "control socket `path`")
+	app := fs.String("app", "", "the app's `name`, to find its socket")
+	port := fs.Int("port", 0, "the `port` the app serves, to find its socket")
+	asJSON := fs.Bool("json", false, "status: print the raw status as JSON")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the master")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, usage, control.EnvSocket, control.DefaultDir())
+		fs.PrintDefaults()
+	}
+
+	// Flags may come after the command too: "broodctl status --json".
+	var words []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		words = append(words, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+
+	req, err := request(words)
+	if err != nil {
+		fmt.Fprintf(stderr, "broodctl: %v\n", err)
+		fs.Usage()
+		return 2
+	}
+	path, err := findSocket(*socket, *app, *port)
+	if err != nil {
+		fmt.Fprintf(stderr, "broodctl: %v\n", err)
+		return 1
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	resp, err := control.Do(ctx, path, req)
+	if err != nil {
+		fmt.Fprintf(stderr, "broodctl: %v\n", err)
+		return 1
+	}
+	if !resp.OK {
+		fmt.Fprintf(stderr, "broodctl: %s: %v\n", req.Cmd, resp.Err())
+		return 1
+	}
+	if err := show(stdout, req, resp, *asJSON); err != nil {
+		fmt.Fprintf(stderr, "broodctl: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// request turns the command words into a request.
+func request(words []string) (control.Request, error) {
+	if len(words) == 0 {
+		return control.Request{}, errors.New("no command")
+	}
+	req := control.Request{Cmd: words[0]}
+	args := words[1:]
+	if req.Cmd == control.CmdScale {
+		if len(args) != 1 {
+			return req, errors.New("scale needs the number of workers: broodctl scale N")
+		}
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 0 {
+			return req, fmt.Errorf("scale: %q is not a number of workers", args[0])
+		}
+		req.N = n
+		args = nil
+	}
+	if len(args) > 0 {
+		return req, fmt.Errorf("%s takes no arguments, got %q", req.Cmd, strings.Join(args, " "))
+	}
+	return req, req.Validate()
+}
+
+func show(w io.Writer, req control.Request, resp control.Response, asJSON bool) error {
+	switch {
+	case req.Cmd == control.CmdStatus && resp.Status == nil:
+		return errors.New("status: the master answered without a status")
+	case req.Cmd == control.CmdStatus && asJSON:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(resp.Status)
+	case req.Cmd == control.CmdStatus:
+		return writeStatus(w, resp.Status, time.Now())
+	case resp.Message != "":
+		_, err := fmt.Fprintln(w, resp.Message)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%s: ok\n", req.Cmd)
+	return err
+}
