@@ -31,6 +31,7 @@ type channel struct {
 	log     *slog.Logger
 	control chan wire.Frame
 	closed  chan struct{} // the master's end is gone
+	ctl     ctlHandlers   // frames answered by the reader: childctl.go
 }
 
 // checkMaster refuses to run a child role in a process that a master did
@@ -57,6 +58,7 @@ func openChannel(c *config, log *slog.Logger) (*channel, error) {
 		control: make(chan wire.Frame, 16),
 		closed:  make(chan struct{}),
 	}
+	ch.logControl(c)
 	go ch.readLoop()
 	return ch, nil
 }
@@ -73,6 +75,10 @@ func (ch *channel) readLoop() {
 		}
 		f, _ := wire.Parse(raw)
 		if f.Kind == wire.KindControl {
+			if fn := ch.ctl.get(f.Action); fn != nil {
+				fn(f)
+				continue
+			}
 			ch.control <- f
 			continue
 		}

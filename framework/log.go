@@ -18,6 +18,11 @@ func newLogger(c *config, role string, slot int) *slog.Logger {
 	if l == nil {
 		l = slog.New(consoleHandler(os.Stderr, c.logFormat, c.logLevel))
 	}
+	return tagLogger(l, role, slot)
+}
+
+// tagLogger adds the attributes every record of a process carries.
+func tagLogger(l *slog.Logger, role string, slot int) *slog.Logger {
 	attrs := []any{"role", role}
 	if slot > 0 {
 		attrs = append(attrs, "slot", slot)

@@ -121,6 +121,8 @@ type master struct {
 	live     map[*child]bool
 	err      error
 	router   router
+	// log reopening and job status, safe off the loop: logs.go, jobs.go
+	agentOps agentOps
 }
 
 func runMaster(c *config, log *slog.Logger) error {
@@ -245,6 +247,8 @@ func (m *master) onSignal(sig os.Signal) {
 		m.stop(true)
 	case syscall.SIGQUIT:
 		m.stop(false)
+	case syscall.SIGUSR1:
+		m.reopenLogs(nil, 0)
 	default:
 		m.log.Warn("signal not handled by this version of brood", "signal", sig.String())
 	}
@@ -360,6 +364,8 @@ func (m *master) onControl(ch *child, f wire.Frame) {
 		ch.ready = true
 		m.publishRoutes()
 		m.onReady(ch)
+	case ctlReopenLogs, ctlLogsReopened, ctlJobs:
+		m.onAgentOps(ch, f)
 	default:
 		ch.log.Debug("unknown control action", "action", f.Action)
 	}

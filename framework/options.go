@@ -44,6 +44,7 @@ type config struct {
 	customChain     bool // WithMiddleware was given: no default chain
 	trusted         []string
 	restartMin      time.Duration // restart backoff floor; tests shorten it
+	logs            logConfig     // log files: logoptions.go
 	tls             tlsFiles      // WithTLS, $BROOD_TLS_CERT, $BROOD_TLS_KEY
 	limits          ServerLimits  // WithServerLimits; zero fields mean defaults
 
@@ -132,6 +133,7 @@ func defaults() *config {
 		logLevel:        slog.LevelInfo,
 		name:            name,
 		restartMin:      restartMin,
+		logs:            defaultLogConfig(),
 		source: map[string]string{
 			"addr": "default", "workers": "default",
 			"shutdown_timeout": "default", "start_timeout": "default",
@@ -200,6 +202,7 @@ func resolve(opts []Option, getenv func(string) string) (*config, error) {
 		}
 	}
 	c.tls.fromEnv(getenv)
+	errs = append(errs, c.resolveLogEnv(getenv)...)
 	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
@@ -238,6 +241,7 @@ func (c *config) validate() []error {
 	if err := c.tls.load(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateLogs(name)...)
 	switch c.logFormat {
 	case "auto", "text", "json":
 	default:

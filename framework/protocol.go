@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/broodhq/brood/internal/wire"
+	"github.com/broodhq/brood/schedule"
 )
 
 // Environment of a child process, set by the master.
@@ -34,6 +35,35 @@ type stopMsg struct {
 
 type bootFailedMsg struct {
 	Error string `json:"error"`
+}
+
+// Control actions for log files (logs.go, childctl.go) and the agent's jobs
+// (jobs.go).
+const (
+	// agent → master: have every process reopen its log files (reopenMsg);
+	// master → child: reopen yours now (reopenMsg, the master's round id).
+	ctlReopenLogs = "reopen-logs"
+	// child → master: reopened (reopenedMsg, Error set if it failed);
+	// master → agent: every process has, or Missing names who did not.
+	ctlLogsReopened = "logs-reopened"
+	// master → agent: report the jobs (jobsMsg); agent → master: jobsMsg
+	// with Jobs filled in.
+	ctlJobs = "jobs"
+)
+
+type reopenMsg struct {
+	ID uint64 `json:"id"`
+}
+
+type reopenedMsg struct {
+	ID      uint64   `json:"id"`
+	Error   string   `json:"error,omitempty"`
+	Missing []string `json:"missing,omitempty"`
+}
+
+type jobsMsg struct {
+	ID   uint64               `json:"id"`
+	Jobs []schedule.JobStatus `json:"jobs,omitempty"`
 }
 
 func control(action string, v any) *wire.Frame {

@@ -27,7 +27,11 @@ func Run(h http.Handler, opts ...Option) error {
 	slot, _ := strconv.Atoi(os.Getenv(envSlot))
 	switch role {
 	case "":
-		log := newLogger(c, "master", 0)
+		log, err := openLogs(c, "master", 0)
+		if err != nil {
+			newLogger(c, "master", 0).Error(err.Error())
+			return err
+		}
 		if h == nil {
 			err = errors.New("framework.Run: the handler is nil: pass the application's router")
 		} else {
@@ -38,12 +42,16 @@ func Run(h http.Handler, opts ...Option) error {
 		}
 		return err
 	case "agent", "worker":
-		log := newLogger(c, role, slot)
 		if err := checkMaster(role); err != nil {
-			log.Error(err.Error())
+			newLogger(c, role, slot).Error(err.Error())
 			return err
 		}
-		err := runChild(role, h, c, log)
+		log, err := openLogs(c, role, slot)
+		if err != nil {
+			newLogger(c, role, slot).Error(err.Error())
+			return err
+		}
+		err = runChild(role, h, c, log)
 		if err != nil && !errors.Is(err, ErrMasterGone) {
 			log.Error(err.Error())
 		}

@@ -37,7 +37,7 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 	hooks := lifecycle.New(log)
 	a := app.New(app.Config{Slot: slot, Logger: log, Hooks: hooks})
 	for _, hook := range c.appHooks {
-		if err := hook(a); err != nil {
+		if err := callHook(func() error { return hook(a) }); err != nil {
 			ln.Close()
 			return ch.bootFailed(fmt.Errorf("worker %d: WithApp hook: %w", slot, err))
 		}
@@ -91,7 +91,11 @@ func (c *config) chain(h http.Handler, log *slog.Logger, ready func() bool) http
 	mw := c.middleware
 	if !c.customChain {
 		trusted, _ := middleware.ParsePrefixes(c.trusted...) // validated by resolve
-		mw = middleware.Default(log, ready, trusted...)
+		access := log
+		if f := c.logs.files; f != nil && f.accessLog != nil {
+			access = f.accessLog // access.log; errors stay in app.log
+		}
+		mw = middleware.DefaultSplit(access, log, ready, trusted...)
 	}
 	for i := len(mw) - 1; i >= 0; i-- {
 		h = mw[i](h)

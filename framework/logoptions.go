@@ -1,0 +1,136 @@
+package framework
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/broodhq/brood/logfile"
+)
+
+// Limits and defaults of the log file options.
+const (
+	MaxLogKeep       = 10000
+	minLogMaxSize    = 4 << 10 // smaller would rotate on every check
+	defaultLogKeep   = 14
+	logCheckInterval = time.Second // how often the agent looks at the files' sizes
+)
+
+// Names of the files in the log directory.
+const (
+	appLogName    = "app.log"
+	accessLogName = "access.log"
+)
+
+// logConfig is the log file part of config. files is not configuration but
+// this process's open files, set by Run once they are open (nil without a
+// log directory): it hangs here so that every role reaches it the way it
+// reaches the rest of its configuration.
+type logConfig struct {
+	dir      string
+	maxSize  int64 // bytes; 0: no size-based rotation
+	keep     int   // rotated files kept per log file; 0: all
+	compress bool
+	daily    bool
+	check    time.Duration // size check interval; tests shorten it
+
+	files *procFiles
+}
+
+// WithLogDir makes every process write JSON lines to files in dir instead of
+// the console: app.log gets the slog records of the master, the agent and
+// every worker (framework and user records alike), access.log one line per
+// request. The master creates dir if needed. The master's own records also
+// still go to stderr, so a terminal or a service manager keeps seeing
+// startup, restarts and stop. "" (the default) keeps everything on the
+// console. Overridden by $BROOD_LOG_DIR.
+//
+// The agent rotates both files daily at local midnight (WithLogDaily) and
+// when one grows past WithLogMaxSize, keeps WithLogKeep rotated files of
+// each, optionally gzipped (WithLogCompress), and has every process reopen
+// the files after each rotation. SIGUSR1 to the master makes every process
+// reopen them too, for an external logrotate.
+func WithLogDir(dir string) Option {
+	return func(c *config) { c.logs.dir = dir; c.source["log_dir"] = "code" }
+}
+
+// WithLogMaxSize rotates a log file once it holds at least bytes bytes
+// (checked every second; 0, the default, rotates by date only).
+// Overridden by $BROOD_LOG_MAX_SIZE, which takes units: "100MB", "1GiB".
+func WithLogMaxSize(bytes int64) Option {
+	return func(c *config) { c.logs.maxSize = bytes; c.source["log_max_size"] = "code" }
+}
+
+// WithLogKeep sets how many rotated files of each log file are kept; older
+// ones are deleted (default 14; 0 keeps them all). Overridden by
+// $BROOD_LOG_KEEP.
+func WithLogKeep(n int) Option {
+	return func(c *config) { c.logs.keep = n; c.source["log_keep"] = "code" }
+}
+
+// WithLogCompress gzips rotated log files once every process has reopened
+// (default false). Overridden by $BROOD_LOG_COMPRESS (true or false).
+func WithLogCompress(on bool) Option {
+	return func(c *config) { c.logs.compress = on; c.source["log_compress"] = "code" }
+}
+
+// WithLogDaily turns the rotation at local midnight on or off (default on).
+// Overridden by $BROOD_LOG_DAILY (true or false).
+func WithLogDaily(on bool) Option {
+	return func(c *config) { c.logs.daily = on; c.source["log_daily"] = "code" }
+}
+
+func defaultLogConfig() logConfig {
+	return logConfig{keep: defaultLogKeep, daily: true, check: logCheckInterval}
+}
+
+// resolveLogEnv applies the $BROOD_LOG_* variables.
+func (c *config) resolveLogEnv(getenv func(string) string) []error {
+	var errs []error
+	if v := getenv("BROOD_LOG_DIR"); v != "" {
+		c.logs.dir, c.source["log_dir"] = v, "$BROOD_LOG_DIR"
+	}
+	if v := getenv("BROOD_LOG_MAX_SIZE"); v != "" {
+		if strings.TrimSpace(v) == "0" {
+			c.logs.maxSize, c.source["log_max_size"] = 0, "$BROOD_LOG_MAX_SIZE"
+		} else if n, err := logfile.ParseSize(v); err != nil {
+			errs = append(errs, &ConfigError{"$BROOD_LOG_MAX_SIZE", strconv.Quote(v), `want a size such as "100MB" or "1GiB", or 0 to rotate by date only`, err})
+		} else {
+			c.logs.maxSize, c.source["log_max_size"] = n, "$BROOD_LOG_MAX_SIZE"
+		}
+	}
+	envInt(getenv, "BROOD_LOG_KEEP", &c.logs.keep, c.source, "log_keep", &errs)
+	envBool(getenv, "BROOD_LOG_COMPRESS", &c.logs.compress, c.source, "log_compress", &errs)
+	envBool(getenv, "BROOD_LOG_DAILY", &c.logs.daily, c.source, "log_daily", &errs)
+	return errs
+}
+
+func (c *config) validateLogs(name func(key, opt string) string) []error {
+	var errs []error
+	if m := c.logs.maxSize; m != 0 && m < minLogMaxSize {
+		errs = append(errs, &ConfigError{name("log_max_size", "WithLogMaxSize"), strconv.FormatInt(m, 10),
+			fmt.Sprintf("want 0 (rotate by date only) or at least %d bytes", minLogMaxSize), nil})
+	}
+	if k := c.logs.keep; k < 0 || k > MaxLogKeep {
+		errs = append(errs, &ConfigError{name("log_keep", "WithLogKeep"), strconv.Itoa(k),
+			fmt.Sprintf("want 0 (keep every rotated file) to %d", MaxLogKeep), nil})
+	}
+	if strings.ContainsRune(c.logs.dir, 0) {
+		errs = append(errs, &ConfigError{name("log_dir", "WithLogDir"), strconv.Quote(c.logs.dir), "want a directory path", nil})
+	}
+	return errs
+}
+
+func envBool(getenv func(string) string, key string, dst *bool, src map[string]string, name string, errs *[]error) {
+	v := getenv(key)
+	if v == "" {
+		return
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		*errs = append(*errs, &ConfigError{"$" + key, strconv.Quote(v), "want true or false", nil})
+		return
+	}
+	*dst, src[name] = b, "$"+key
+}

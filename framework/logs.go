@@ -1,0 +1,159 @@
+package framework
+
+import (
+	"encoding/json"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/broodhq/brood/internal/wire"
+)
+
+// reopenTimeout bounds how long the master waits for every process to
+// confirm that it reopened its log files. A process that has not confirmed
+// by then may still be appending to a rotated file, so the agent leaves that
+// file uncompressed (the next rotation finishes it).
+const reopenTimeout = 10 * time.Second
+
+// The master's side of reopening log files. A round starts on SIGUSR1 or
+// when the agent has renamed files aside: the master reopens its own files,
+// sends ctlReopenLogs to every live child (booting and draining ones
+// included: they write too) and counts the ctlLogsReopened answers. A child
+// that exits counts as done, since it writes nothing more. When all are in,
+// or at reopenTimeout, the round ends; if the agent asked for it, the agent
+// is told who did not answer.
+
+// logRounds tracks the rounds under way; the loop starts them, the
+// readers' confirmations reach them through onLogsReopened.
+type logRounds struct {
+	mu   sync.Mutex
+	next uint64
+	open map[uint64]chan confirmation
+}
+
+type confirmation struct {
+	pid int
+	err string
+}
+
+// reopenLogs starts a round. by is the agent that asked, with its request
+// id, or nil for SIGUSR1. It runs on the loop.
+func (m *master) reopenLogs(by *child, reqID uint64) {
+	files := m.cfg.logs.files
+	if files == nil {
+		m.log.Info("no log files to reopen: they are written only with WithLogDir or $BROOD_LOG_DIR")
+		return
+	}
+	if err := files.reopen(); err != nil {
+		m.log.Error("reopen log files", "err", err)
+	}
+	rounds := &m.agentOps.rounds
+	confirms := make(chan confirmation, len(m.live))
+	rounds.mu.Lock()
+	rounds.next++
+	id := rounds.next
+	if rounds.open == nil {
+		rounds.open = map[uint64]chan confirmation{}
+	}
+	rounds.open[id] = confirms
+	rounds.mu.Unlock()
+
+	pending := map[int]*child{}
+	for c := range m.live {
+		if c.exited || c.conn == nil {
+			continue
+		}
+		if err := c.conn.SendFrame(control(ctlReopenLogs, reopenMsg{ID: id})); err != nil {
+			continue // its channel is gone: it is exiting
+		}
+		pending[c.pid] = c
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		missing := m.awaitReopen(confirms, pending)
+		rounds.mu.Lock()
+		delete(rounds.open, id)
+		rounds.mu.Unlock()
+		if len(missing) == 0 {
+			m.log.Info("log files reopened by every process", "reason", reopenReason(by))
+		} else {
+			m.log.Warn("log files: some processes did not confirm they reopened", "missing", missing, "timeout", reopenTimeout.String())
+		}
+		if by != nil {
+			_ = by.conn.SendFrame(control(ctlLogsReopened, reopenedMsg{ID: reqID, Missing: missing}))
+		}
+	}()
+}
+
+func reopenReason(by *child) string {
+	if by == nil {
+		return "SIGUSR1"
+	}
+	return "rotation"
+}
+
+// awaitReopen waits for the pending children to confirm or exit, and
+// returns the names of those that did neither in time. It reads only the
+// children's immutable fields and their connections, which are safe to use
+// off the loop.
+func (m *master) awaitReopen(confirms <-chan confirmation, pending map[int]*child) []string {
+	deadline := time.NewTimer(reopenTimeout)
+	defer deadline.Stop()
+	// Exits are noticed by polling the channels: a child's connection is
+	// closed once the master has reaped it.
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for len(pending) > 0 {
+		select {
+		case c := <-confirms:
+			if ch := pending[c.pid]; ch != nil && c.err != "" {
+				ch.log.Error("could not reopen its log files; it keeps writing to the old ones", "err", c.err)
+			}
+			delete(pending, c.pid)
+		case <-poll.C:
+			for pid, c := range pending {
+				select {
+				case <-c.conn.Done():
+					delete(pending, pid)
+				default:
+				}
+			}
+		case <-deadline.C:
+			var names []string
+			for _, c := range pending {
+				names = append(names, c.name())
+			}
+			slices.Sort(names)
+			return names
+		case <-m.quit:
+			return nil
+		}
+	}
+	return nil
+}
+
+// onLogsControl handles the log file control frames a child sends; it runs
+// on the loop.
+func (m *master) onLogsControl(ch *child, f wire.Frame) {
+	var msg reopenedMsg // reopenMsg's fields are a subset
+	if err := json.Unmarshal(f.Data, &msg); err != nil {
+		ch.log.Warn("malformed control frame", "action", f.Action, "err", err)
+		return
+	}
+	switch f.Action {
+	case ctlReopenLogs:
+		m.reopenLogs(ch, msg.ID)
+	case ctlLogsReopened:
+		rounds := &m.agentOps.rounds
+		rounds.mu.Lock()
+		confirms := rounds.open[msg.ID]
+		rounds.mu.Unlock()
+		if confirms != nil {
+			select {
+			case confirms <- confirmation{pid: ch.pid, err: msg.Error}:
+			default: // not one of the round's children (started after it)
+			}
+		}
+	}
+}
