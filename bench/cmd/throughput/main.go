@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -49,10 +50,16 @@ type run struct {
 	// CPU used during the run, in cores (1.0 = one core busy throughout).
 	ServerCPU float64 `json:"server_cpu_cores"`
 	GenCPU    float64 `json:"generator_cpu_cores"`
-	// The rest of the machine's busy time: the kernel's loopback work
-	// (softirq) that no process is charged for, and anything else
-	// running. Well above its usual value means a noisy round.
+	// The kernel's softirq time, mostly the loopback TCP receive path,
+	// which no process is charged for.
+	SoftirqCPU float64 `json:"softirq_cpu_cores"`
+	// The rest of the machine's busy time: anything else running. Above
+	// -max-other makes the round noisy.
 	OtherCPU float64 `json:"other_cpu_cores"`
+	// CPU left idle during the run.
+	IdleCPU float64 `json:"idle_cpu_cores"`
+	// A run of its round was noisy, so the round is left out of the ratios.
+	Noisy bool `json:"noisy,omitempty"`
 	// The machine was not quiet when the run started (see -quiet).
 	StartedBusy bool `json:"started_busy,omitempty"`
 }
@@ -60,10 +67,14 @@ type run struct {
 type ratio struct {
 	Conns  int           `json:"conns"`
 	Target string        `json:"target"` // divided by plain
+	Rounds int           `json:"rounds"` // clean rounds the ratios are from
 	RPS    []float64     `json:"rps_ratios"`
 	P99    []float64     `json:"p99_ratios"`
 	RPSSum stats.Summary `json:"rps_ratio"`
 	P99Sum stats.Summary `json:"p99_ratio"`
+	// Median server CPU µs per successful request: plain's, then this
+	// target's.
+	CPUPerReq []float64 `json:"cpu_us_per_request"`
 }
 
 type report struct {
@@ -77,7 +88,8 @@ type report struct {
 
 func main() {
 	connsFlag := flag.String("conns", "50,200", "connection counts to try, comma-separated")
-	rounds := flag.Int("rounds", 5, "rounds per connection count, 1 to 50")
+	rounds := flag.Int("rounds", 5, "clean rounds wanted per connection count, 1 to 50; up to twice as many are run to get them")
+	maxOther := flag.Float64("max-other", 0.15, "a round in which any run saw more than this many cores busy with other work is noisy: reported, left out of the ratios")
 	d := flag.Duration("d", 5*time.Second, "duration of each run, 1s to 1m")
 	warmup := flag.Duration("warmup", time.Second, "unreported run per target before the rounds, at most 1m")
 	gen := flag.String("gen", "load", "load generator: load (in-process) or wrk")
@@ -94,6 +106,8 @@ func main() {
 	switch {
 	case err != nil:
 		fail(fmt.Errorf("-conns: %w", err))
+	case *maxOther <= 0:
+		fail(fmt.Errorf("-max-other %v: want above 0", *maxOther))
 	case *rounds < 1 || *rounds > 50:
 		fail(fmt.Errorf("-rounds %d: want 1 to 50", *rounds))
 	case *d < time.Second || *d > time.Minute:
@@ -122,7 +136,10 @@ func main() {
 		fail(fmt.Errorf("-targets: the ratios need plain"))
 	}
 
-	ctx := context.Background()
+	// Ctrl-C or SIGTERM ends the run in progress; the servers are then
+	// stopped like after the last round.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	paths, err := target.Build(ctx, *bin, bins...)
 	if err != nil {
 		fail(err)
@@ -172,7 +189,7 @@ func main() {
 		p := procs[n]
 		url := "http://" + p.Addr + "/"
 		pids := target.Tree(p.PID())
-		busy0, _ := target.MachineTicks()
+		m0 := target.MachineTicks()
 		srv0, gen0, t0 := target.CPUTicks(pids), selfCPU(), time.Now()
 		var res loadgen.Result
 		var wrkCPU time.Duration
@@ -182,12 +199,15 @@ func main() {
 		} else {
 			res, err = loadgen.Run(ctx, loadgen.Config{URL: url, Conns: c, Duration: dur, Fresh: *fresh})
 		}
-		wall := time.Since(t0).Seconds()
-		srv := float64(target.CPUTicks(pids)-srv0) / target.TicksPerSecond / wall
-		genCPU := (selfCPU() - gen0 + wrkCPU).Seconds() / wall
-		busy1, _ := target.MachineTicks()
-		other := float64(busy1-busy0)/target.TicksPerSecond/wall - srv - genCPU
-		return run{Conns: c, Target: n, Result: res, ServerCPU: srv, GenCPU: genCPU, OtherCPU: other, StartedBusy: noisy}, err
+		wall := time.Since(t0)
+		m1 := target.MachineTicks()
+		got := run{Conns: c, Target: n, Result: res, StartedBusy: noisy}
+		got.ServerCPU = target.Cores(target.CPUTicks(pids)-srv0, wall)
+		got.GenCPU = (selfCPU() - gen0 + wrkCPU).Seconds() / wall.Seconds()
+		got.SoftirqCPU = target.Cores(m1.Softirq-m0.Softirq, wall)
+		got.IdleCPU = target.Cores((m1.Total-m0.Total)-(m1.Busy-m0.Busy), wall)
+		got.OtherCPU = target.Cores(m1.Busy-m0.Busy, wall) - got.SoftirqCPU - got.ServerCPU - got.GenCPU
+		return got, err
 	}
 
 	if !*asJSON {
@@ -196,32 +216,67 @@ func main() {
 		for _, n := range order {
 			fmt.Printf("  %-5s %s\n", n, targets[n].about)
 		}
-		fmt.Println("cpu columns are in cores: the server's processes, the generator, and the rest of the machine (the kernel's loopback softirq work, and anything else running)")
+		fmt.Println("cpu columns are in cores: the server's processes (srv), the generator (gen), the kernel's softirq (sirq, mostly the loopback TCP")
+		fmt.Println("receive path), anything else running (oth), and idle; µs/req is the server's CPU per successful request.")
+		fmt.Printf("A round where any run saw oth > %.2f is noisy (marked *) and left out of the ratios.\n", *maxOther)
 	}
 	for _, c := range conns {
 		if *warmup > 0 {
 			for _, n := range order {
-				if _, err := measure(n, c, *warmup); err != nil {
+				_, err := measure(n, c, *warmup)
+				if err == nil {
+					err = context.Cause(ctx)
+				}
+				if err != nil {
 					fatal(procs, err)
 				}
 			}
 		}
 		if !*asJSON {
-			fmt.Printf("\n%d connections\n%-5s %-5s %9s %8s %8s %8s %8s %7s %7s %7s %7s\n", c, "round", "", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "cpu srv", "cpu gen", "cpu oth")
+			fmt.Printf("\n%d connections\n%-6s %-5s %9s %7s %7s %7s %7s %6s %5s %5s %5s %5s %5s %7s\n", c, "round", "", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "srv", "gen", "sirq", "oth", "idle", "µs/req")
 		}
 		byRound := map[string][]run{}
-		for r := 1; r <= *rounds; r++ {
+		clean := 0
+		for r := 1; clean < *rounds && r <= 2**rounds; r++ {
+			round := map[string]run{}
+			noisy := false
 			for _, n := range order {
 				got, err := measure(n, c, *d)
+				if err == nil {
+					err = context.Cause(ctx)
+				}
 				if err != nil {
 					fatal(procs, err)
 				}
 				got.Round = r
+				round[n] = got
+				noisy = noisy || got.OtherCPU > *maxOther || got.StartedBusy
+			}
+			if !noisy {
+				clean++
+			}
+			for _, n := range order {
+				got := round[n]
+				got.Noisy = noisy
 				rep.Runs = append(rep.Runs, got)
-				byRound[n] = append(byRound[n], got)
+				if !noisy {
+					byRound[n] = append(byRound[n], got)
+				}
 				if !*asJSON {
-					res := got.Result
-					fmt.Printf("%-5d %-5s %9.0f %8.3f %8.3f %8.3f %8.2f %7d %7.2f %7.2f %7.2f\n", r, n, res.RPS, res.P50, res.P90, res.P99, res.Max, res.Errors.Total(), got.ServerCPU, got.GenCPU, got.OtherCPU)
+					res, mark := got.Result, " "
+					if noisy {
+						mark = "*"
+					}
+					fmt.Printf("%-5d%s %-5s %9.0f %7.3f %7.3f %7.3f %7.2f %6d %5.2f %5.2f %5.2f %5.2f %5.2f %7.1f\n", r, mark, n, res.RPS, res.P50, res.P90, res.P99, res.Max, res.Errors.Total(),
+						got.ServerCPU, got.GenCPU, got.SoftirqCPU, got.OtherCPU, got.IdleCPU, got.ServerCPU/res.RPS*1e6)
+				}
+			}
+		}
+		if clean == 0 {
+			fmt.Fprintf(os.Stderr, "throughput: no clean round at %d connections; the ratios use every round\n", c)
+			for _, got := range rep.Runs {
+				if got.Conns == c {
+					byRound[got.Target] = append(byRound[got.Target], got)
 				}
 			}
 		}
@@ -229,17 +284,18 @@ func main() {
 			if n == "plain" {
 				continue
 			}
-			rt := ratio{Conns: c, Target: n}
+			rt := ratio{Conns: c, Target: n, Rounds: len(byRound[n])}
 			for i, b := range byRound[n] {
 				pl := byRound["plain"][i].Result
 				rt.RPS = append(rt.RPS, b.Result.RPS/pl.RPS)
 				rt.P99 = append(rt.P99, b.Result.P99/pl.P99)
 			}
 			rt.RPSSum, rt.P99Sum = stats.Summarize(rt.RPS), stats.Summarize(rt.P99)
+			rt.CPUPerReq = append(rt.CPUPerReq, cpuPerReq(byRound["plain"]), cpuPerReq(byRound[n]))
 			rep.Ratios = append(rep.Ratios, rt)
 			if !*asJSON {
-				fmt.Printf("%s/plain: req/s ×%.2f (rounds %.2f–%.2f), p99 ×%.2f (rounds %.2f–%.2f)   [targets: req/s ≥ ×1.15, p99 ≤ ×0.50]\n",
-					n, rt.RPSSum.Median, rt.RPSSum.Min, rt.RPSSum.Max, rt.P99Sum.Median, rt.P99Sum.Min, rt.P99Sum.Max)
+				fmt.Printf("%s/plain over %d rounds: req/s ×%.2f (%.2f–%.2f), p99 ×%.2f (%.2f–%.2f), server CPU %.1f vs %.1f µs/req   [targets: req/s ≥ ×1.15, p99 ≤ ×0.50]\n",
+					n, rt.Rounds, rt.RPSSum.Median, rt.RPSSum.Min, rt.RPSSum.Max, rt.P99Sum.Median, rt.P99Sum.Min, rt.P99Sum.Max, rt.CPUPerReq[1], rt.CPUPerReq[0])
 			}
 		}
 	}
@@ -248,6 +304,18 @@ func main() {
 		enc.SetIndent("", "  ")
 		enc.Encode(rep)
 	}
+}
+
+// cpuPerReq is the median over runs of the server's CPU µs per successful
+// request.
+func cpuPerReq(runs []run) float64 {
+	var xs []float64
+	for _, r := range runs {
+		if r.Result.RPS > 0 {
+			xs = append(xs, r.ServerCPU/r.Result.RPS*1e6)
+		}
+	}
+	return stats.Median(xs)
 }
 
 func genAbout(gen string, fresh bool) string {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // stat holds the fields of /proc/PID/stat the benchmarks use.
@@ -119,28 +120,43 @@ func field(path, name string) (int64, error) {
 	return 0, fmt.Errorf("%s: no %s line", path, name)
 }
 
-// MachineTicks returns the busy and total CPU time of the whole machine so
-// far, summed over its CPUs, in clock ticks, from the first line of
-// /proc/stat. Busy is everything but idle and iowait.
-func MachineTicks() (busy, total int64) {
+// Machine is the CPU time the whole machine has spent so far, summed over
+// its CPUs, in clock ticks, from the first line of /proc/stat.
+type Machine struct {
+	Busy    int64 // everything but idle and iowait
+	Softirq int64 // part of Busy: on loopback, the TCP receive path
+	Total   int64
+}
+
+// MachineTicks reads the machine's CPU time so far.
+func MachineTicks() Machine {
+	var m Machine
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0
+		return m
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
-	if len(f) < 6 || f[0] != "cpu" {
-		return 0, 0
+	if len(f) < 8 || f[0] != "cpu" {
+		return m
 	}
 	for i, s := range f[1:] {
 		if i >= 8 { // guest time is already counted in user
 			break
 		}
 		v, _ := strconv.ParseInt(s, 10, 64)
-		total += v
+		m.Total += v
 		if i != 3 && i != 4 { // idle, iowait
-			busy += v
+			m.Busy += v
+		}
+		if i == 6 {
+			m.Softirq = v
 		}
 	}
-	return busy, total
+	return m
+}
+
+// Cores converts ticks over wall time to cores busy on average.
+func Cores(ticks int64, wall time.Duration) float64 {
+	return float64(ticks) / TicksPerSecond / wall.Seconds()
 }

@@ -10,11 +10,9 @@ import "time"
 func WaitQuiet(maxBusy float64, window, limit time.Duration) (busy float64, quiet bool) {
 	end := time.Now().Add(limit)
 	for {
-		b0, _ := MachineTicks()
-		t0 := time.Now()
+		m0, t0 := MachineTicks(), time.Now()
 		time.Sleep(window)
-		b1, _ := MachineTicks()
-		busy = float64(b1-b0) / TicksPerSecond / time.Since(t0).Seconds()
+		busy = Cores(MachineTicks().Busy-m0.Busy, time.Since(t0))
 		if busy <= maxBusy {
 			return busy, true
 		}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every brood benchmark in bounded time (about 6 minutes on the 2-core
+# machine; QUICK=1 for about 2) and keeps the raw outputs in bench/results/,
+# which git ignores. Every server it starts is stopped by pid; every step has
+# a timeout. Run it with nothing else busy on the machine: the programs wait
+# (bounded) for a quiet machine before each run and say when they could not.
+set -euo pipefail
+cd "$(dirname "$0")"
+mkdir -p results
+
+rounds=5 wrkrounds=3 dur=5s startups=20
+if [[ "${QUICK:-}" == 1 ]]; then
+	rounds=2 wrkrounds=1 dur=3s startups=10
+fi
+
+if ! command -v wrk >/dev/null; then
+	echo "== installing wrk (Debian package) for the cross-check"
+	{ apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; } >results/apt.log 2>&1 ||
+		echo "   could not install wrk (see results/apt.log); the wrk cross-check is skipped"
+fi
+
+{
+	echo "date:    $(date -u +%FT%TZ)"
+	echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- .. 2>/dev/null || echo ' (with uncommitted changes)')"
+	echo "cpus:    $(nproc)"
+	echo "kernel:  $(uname -r)"
+	echo "go:      $(go version)"
+	echo "wrk:     $(command -v wrk >/dev/null && wrk -v 2>&1 | head -1 || echo none)"
+} | tee results/machine.txt
+
+echo "== building"
+go build -o results/bin/ ./cmd/load
+
+echo "== startup: exec to first 200, $startups runs each"
+timeout 180 go run ./cmd/startup -n "$startups" | tee results/startup.txt
+
+echo "== idle RSS"
+timeout 120 go run ./cmd/rss | tee results/rss.txt
+
+echo "== throughput, in-process Go generator"
+timeout 900 go run ./cmd/throughput -conns 50,200 -rounds "$rounds" -d "$dur" | tee results/throughput-load.txt
+
+if command -v wrk >/dev/null; then
+	echo "== throughput, wrk as the generator (cross-check)"
+	timeout 600 go run ./cmd/throughput -gen wrk -conns 50,200 -rounds "$wrkrounds" -d "$dur" | tee results/throughput-wrk.txt
+fi
+echo "== done; raw outputs in bench/results/"
