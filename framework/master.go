@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -59,13 +61,22 @@ const agentSlot = 0
 type child struct {
 	slot    int // agentSlot for the agent
 	pid     int
+	gen     *generation
+	sockets []int // the slot sockets a worker serves, its own first
 	cmd     *exec.Cmd
 	conn    *wire.Conn
 	started time.Time
 	ready   bool
 	exited  bool
+	state   string // starting, ready, draining
 	bootErr string
 	log     *slog.Logger
+
+	// from heartbeats
+	requests     uint64
+	progressSeq  uint64
+	lastProgress time.Time
+	recycling    bool
 }
 
 func (c *child) name() string {
@@ -77,11 +88,17 @@ func (c *child) name() string {
 
 // slotState is the history of one slot across the children that filled it.
 type slotState struct {
-	cur     *child
-	backoff time.Duration
-	exits   []time.Time
-	givenUp bool
-	pending bool // a restart is scheduled
+	cur      *child
+	next     *child // a successor starting while cur still serves
+	onNext   func(ok bool, why string)
+	sockets  []int // the sockets this slot's worker serves
+	backoff  time.Duration
+	exits    []time.Time
+	restarts int
+	givenUp  bool
+	pending  bool // a restart is scheduled
+	retired  bool // scaled away: its sockets are served by another slot
+	drain    time.Duration
 }
 
 type eventKind int
@@ -92,6 +109,7 @@ const (
 	evRestart
 	evKill
 	evStartTimeout
+	evRequest // an operation asked for by the control socket
 )
 
 type event struct {
@@ -100,12 +118,12 @@ type event struct {
 	err   error
 	frame wire.Frame
 	slot  int
+	fn    func() // evRequest: runs on the loop
 }
 
 type master struct {
 	cfg   *config
 	log   *slog.Logger
-	exe   string
 	group *reuseport.Group
 	spawn *spawner
 	start time.Time
@@ -121,8 +139,15 @@ type master struct {
 	live     map[*child]bool
 	err      error
 	router   router
-	// log reopening and job status, safe off the loop: logs.go, jobs.go
-	agentOps agentOps
+	gen      *generation // the generation new children run
+	ops      opQueue     // reloads and scaling, one at a time
+	desired  int         // workers wanted
+
+	agentOps agentOps // log reopening rounds and job queries: jobs.go, logs.go
+
+	// agentSwap is set while the agent is being replaced: the old one is
+	// stopping, and its exit starts the new one instead of a restart.
+	agentSwap bool
 }
 
 func runMaster(c *config, log *slog.Logger) error {
@@ -134,18 +159,24 @@ func runMaster(c *config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("%w: find own executable to start children: %w", ErrStart, err)
 	}
+	gen, err := newGeneration(exe, 1)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStart, err)
+	}
 	m := &master{
-		cfg:    c,
-		log:    log,
-		exe:    exe,
-		start:  time.Now(),
-		events: make(chan event, 64),
-		quit:   make(chan struct{}),
-		slots:  map[int]*slotState{},
-		live:   map[*child]bool{},
+		cfg:     c,
+		log:     log,
+		gen:     gen,
+		start:   time.Now(),
+		events:  make(chan event, 64),
+		quit:    make(chan struct{}),
+		slots:   map[int]*slotState{},
+		live:    map[*child]bool{},
+		desired: c.workers,
 	}
 	m.router.log = log
 	proc.SetName(c.name + ": master")
+	defer m.closeGenerations()
 	return m.run()
 }
 
@@ -155,7 +186,8 @@ func (m *master) run() error {
 		"addr", c.addr, "addr_from", c.source["addr"],
 		"workers", c.workers, "workers_from", c.source["workers"],
 		"shutdown_timeout", c.shutdownTimeout.String(), "start_timeout", c.startTimeout.String(),
-		"executable", m.exe)
+		"hang_timeout", c.ops.hangTimeout.String(), "max_requests", c.ops.maxRequests, "max_rss", c.ops.maxRSS,
+		"executable", m.gen.exe.Path)
 
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
@@ -166,27 +198,44 @@ func (m *master) run() error {
 	group, err := reuseport.Bind(ctx, c.addr, c.workers)
 	cancel()
 	if err != nil {
-		err = fmt.Errorf("%w: %w (set another address with WithAddr, $PORT or $BROOD_ADDR)", ErrStart, err)
-		return err
+		return fmt.Errorf("%w: %w (set another address with WithAddr, $PORT or $BROOD_ADDR)", ErrStart, err)
 	}
 	m.group = group
 	defer group.Close()
 
+	removePID, err := m.writePIDFile()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStart, err)
+	}
+	defer removePID()
+	ctl, err := m.startControl()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStart, err)
+	}
+	if ctl != nil {
+		defer ctl.Close()
+	}
+
 	m.spawn = startSpawner()
 	defer m.spawn.stop()
 
-	for slot := 0; slot <= c.workers; slot++ {
-		m.slots[slot] = &slotState{backoff: c.restartMin}
+	m.slots[agentSlot] = &slotState{backoff: c.restartMin}
+	for slot := 1; slot <= c.workers; slot++ {
+		m.slots[slot] = &slotState{backoff: c.restartMin, sockets: []int{slot}}
 	}
 	m.phase = phaseStartingAgent
 	m.startSlot(agentSlot)
 
+	tick := time.NewTicker(c.housekeepingEvery())
+	defer tick.Stop()
 	for m.phase < phaseStoppingWorkers || len(m.live) > 0 {
 		select {
 		case ev := <-m.events:
 			m.handle(ev)
 		case sig := <-sigs:
 			m.onSignal(sig)
+		case now := <-tick.C:
+			m.housekeep(now)
 		}
 	}
 	close(m.quit)
@@ -218,7 +267,7 @@ func (m *master) handle(ev event) {
 			return
 		}
 		st.pending = false
-		if m.phase == phaseRunning {
+		if m.phase == phaseRunning && st.cur == nil && st.next == nil {
 			m.startSlot(ev.slot)
 		}
 	case evKill:
@@ -232,6 +281,8 @@ func (m *master) handle(ev event) {
 			ch.log.Error("start timed out; killing it", "timeout", m.cfg.startTimeout.String())
 			_ = ch.cmd.Process.Kill()
 		}
+	case evRequest:
+		ev.fn()
 	}
 }
 
@@ -247,6 +298,12 @@ func (m *master) onSignal(sig os.Signal) {
 		m.stop(true)
 	case syscall.SIGQUIT:
 		m.stop(false)
+	case syscall.SIGHUP:
+		m.enqueue(op{kind: opReload})
+	case syscall.SIGTTIN:
+		m.enqueue(op{kind: opScale, n: m.desired + 1})
+	case syscall.SIGTTOU:
+		m.enqueue(op{kind: opScale, n: m.desired - 1})
 	case syscall.SIGUSR1:
 		m.reopenLogs(nil, 0)
 	default:
@@ -257,40 +314,49 @@ func (m *master) onSignal(sig os.Signal) {
 // startSlot starts the child for a slot; a failure to even exec counts as
 // an exit so that the same restart policy applies.
 func (m *master) startSlot(slot int) {
-	ch, err := m.startChild(slot)
+	ch, err := m.startChild(slot, m.gen)
 	if err != nil {
 		m.log.Error("could not start child", "slot", slot, "err", err)
 		m.onExit(&child{slot: slot, log: m.log, bootErr: err.Error(), exited: true}, err)
 		return
 	}
 	m.slots[slot].cur = ch
-	m.live[ch] = true
 }
 
-func (m *master) startChild(slot int) (*child, error) {
+func (m *master) startChild(slot int, gen *generation) (*child, error) {
 	role := "worker"
 	title := fmt.Sprintf("%s: worker %d", m.cfg.name, slot)
-	env := append(os.Environ(), envMaster+"="+strconv.Itoa(os.Getpid()))
+	env := append(childEnv(), envMaster+"="+strconv.Itoa(os.Getpid()), envGeneration+"="+strconv.Itoa(gen.n))
 	parent, childEnd, err := proc.Socketpair("brood-channel")
 	if err != nil {
 		return nil, err
 	}
 	defer childEnd.Close()
 	files := []*os.File{childEnd}
+	st := m.slots[slot]
 	if slot == agentSlot {
 		role, title = "agent", m.cfg.name+": agent"
 		env = append(env, envRole+"=agent")
 	} else {
-		env = append(env, envRole+"=worker", envSlot+"="+strconv.Itoa(slot))
+		ids := make([]string, len(st.sockets))
+		for i, id := range st.sockets {
+			f := m.group.File(id)
+			if f == nil {
+				parent.Close()
+				return nil, fmt.Errorf("start worker %d: socket %d is closed", slot, id)
+			}
+			files = append(files, f)
+			ids[i] = strconv.Itoa(id)
+		}
+		env = append(env, envRole+"=worker", envSlot+"="+strconv.Itoa(slot), envSockets+"="+strings.Join(ids, ","))
 		// N workers that each schedule on every core fight one another's
 		// schedulers and collectors.
 		if os.Getenv("GOMAXPROCS") == "" {
-			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.cfg.workers)))
+			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
 		}
-		files = append(files, m.group.File(slot))
 	}
 	cmd := &exec.Cmd{
-		Path:        m.exe,
+		Path:        gen.exe.ExecPath(),
 		Args:        append([]string{title}, os.Args[1:]...),
 		Env:         env,
 		Stdout:      os.Stdout,
@@ -303,19 +369,34 @@ func (m *master) startChild(slot int) (*child, error) {
 		return nil, fmt.Errorf("start %s: %w", role, err)
 	}
 	ch := &child{
-		slot:    slot,
-		pid:     cmd.Process.Pid,
-		cmd:     cmd,
-		conn:    wire.NewConn(parent, m.cfg.maxMessage),
-		started: time.Now(),
+		slot:         slot,
+		pid:          cmd.Process.Pid,
+		gen:          gen,
+		sockets:      slices.Clone(st.sockets),
+		cmd:          cmd,
+		conn:         wire.NewConn(parent, m.cfg.maxMessage),
+		started:      time.Now(),
+		state:        "starting",
+		lastProgress: time.Now(),
 	}
 	ch.log = m.log.With("child", ch.name(), "child_pid", ch.pid)
-	ch.log.Debug("started")
+	ch.log.Debug("started", "generation", gen.n)
+	m.live[ch] = true
+	m.childStarted(ch) // messages.go
 	m.wg.Add(2)
 	go m.readLoop(ch)
 	go m.waitLoop(ch)
 	time.AfterFunc(m.cfg.startTimeout, func() { m.post(event{kind: evStartTimeout, child: ch}) })
 	return ch, nil
+}
+
+// childEnv is the master's environment less what must not reach children:
+// systemd's notify socket belongs to the master alone.
+func childEnv() []string {
+	env := os.Environ()
+	return slices.DeleteFunc(env, func(kv string) bool {
+		return strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, envSockets+"=") || strings.HasPrefix(kv, envGeneration+"=")
+	})
 }
 
 func (m *master) waitLoop(ch *child) {
@@ -362,8 +443,14 @@ func (m *master) onControl(ch *child, f wire.Frame) {
 			return
 		}
 		ch.ready = true
+		ch.state = "ready"
+		ch.lastProgress = time.Now()
 		m.publishRoutes()
 		m.onReady(ch)
+	case ctlHeartbeat:
+		m.onHeartbeat(ch, f.Data)
+	case ctlRecycle:
+		m.onRecycle(ch, f.Data)
 	case ctlReopenLogs, ctlLogsReopened, ctlJobs:
 		m.onAgentOps(ch, f)
 	default:
@@ -372,6 +459,7 @@ func (m *master) onControl(ch *child, f wire.Frame) {
 }
 
 func (m *master) onReady(ch *child) {
+	st := m.slots[ch.slot]
 	switch {
 	case m.phase == phaseStartingAgent && ch.slot == agentSlot:
 		ch.log.Info("agent ready", "ms", time.Since(ch.started).Milliseconds())
@@ -394,6 +482,10 @@ func (m *master) onReady(ch *child) {
 		for c := range m.live {
 			_ = c.conn.SendFrame(control(ctlClusterReady, nil))
 		}
+		m.notifyReady()
+	case m.phase == phaseRunning && st.next == ch:
+		_ = ch.conn.SendFrame(control(ctlClusterReady, nil))
+		m.promote(ch.slot)
 	case m.phase == phaseRunning:
 		ch.log.Info("replacement ready", "ms", time.Since(ch.started).Milliseconds())
 		_ = ch.conn.SendFrame(control(ctlClusterReady, nil))
@@ -406,12 +498,43 @@ func (m *master) onExit(ch *child, err error) {
 	if ch.conn != nil {
 		ch.conn.Close(0)
 	}
-	st := m.slots[ch.slot]
-	if st.cur == ch {
-		st.cur = nil
-	}
 	m.publishRoutes()
 	why := exitReason(ch, err)
+	st := m.slots[ch.slot]
+
+	switch {
+	case st != nil && st.next == ch:
+		// A successor died before it was ready: the worker it was to
+		// replace keeps serving.
+		st.next = nil
+		ch.log.Error("replacement failed to start", "err", why)
+		done := st.onNext
+		st.onNext = nil
+		if done != nil {
+			done(false, why)
+		}
+		if st.cur == nil && st.next == nil && m.phase == phaseRunning && !st.pending && !st.retired {
+			m.scheduleRestart(ch, st, why)
+		}
+		return
+	case st != nil && st.cur == ch && ch.slot == agentSlot && m.agentSwap:
+		st.cur = nil
+		m.agentSwap = false
+		m.startSuccessorAgent(st)
+		return
+	case st != nil && st.cur == ch && st.retired:
+		st.cur = nil
+		ch.log.Info("retired", "status", why)
+		return
+	case st == nil || st.cur != ch:
+		// A replaced worker finishing its drain, or a retired slot.
+		ch.log.Debug("stopped", "status", why)
+		if m.phase == phaseStoppingWorkers && m.graceful && m.workersLeft() == 0 {
+			m.stopAgent()
+		}
+		return
+	}
+	st.cur = nil
 
 	switch {
 	case m.phase >= phaseStoppingWorkers:
@@ -427,8 +550,15 @@ func (m *master) onExit(ch *child, err error) {
 		}
 		m.stop(false)
 		return
+	case st.next != nil:
+		// Its successor is on the way (a reload or a hang replacement).
+		ch.log.Warn("exited while its replacement starts", "status", why)
+		return
 	}
+	m.scheduleRestart(ch, st, why)
+}
 
+func (m *master) scheduleRestart(ch *child, st *slotState, why string) {
 	now := time.Now()
 	if ch.cmd != nil && now.Sub(ch.started) >= healthyAfter {
 		st.backoff = m.cfg.restartMin
@@ -439,12 +569,15 @@ func (m *master) onExit(ch *child, err error) {
 	}
 	if len(st.exits) >= crashLoopExits {
 		st.givenUp = true
+		m.messagingChanged() // what is held for a given-up agent is dropped
 		if ch.slot != agentSlot {
-			// Nobody will accept on this slot's socket again, and the kernel
-			// keeps hashing new connections to it: closing it makes them
-			// land on the slots that still serve.
-			if err := m.group.Remove(ch.slot); err != nil {
-				ch.log.Warn("close slot socket", "err", err)
+			// Nobody will accept on this slot's sockets again, and the
+			// kernel keeps hashing new connections to them: closing them
+			// makes those land on the slots that still serve.
+			for _, id := range st.sockets {
+				if err := m.group.Remove(id); err != nil {
+					ch.log.Warn("close slot socket", "err", err)
+				}
 			}
 		}
 		ch.log.Error(fmt.Sprintf("%s exited %d times within %s: not restarting it; fix the cause and restart brood",
@@ -458,6 +591,7 @@ func (m *master) onExit(ch *child, err error) {
 	delay := st.backoff
 	st.backoff = min(st.backoff*2, restartMax)
 	st.pending = true
+	st.restarts++
 	ch.log.Warn("exited unexpectedly; restarting", "status", why, "restart_in", delay.String())
 	slot := ch.slot
 	time.AfterFunc(delay, func() { m.post(event{kind: evRestart, slot: slot}) })
@@ -504,6 +638,8 @@ func (m *master) stop(graceful bool) {
 	for _, st := range m.slots {
 		st.pending = false
 	}
+	m.ops.clear()
+	m.notifyStopping()
 	m.graceful = graceful
 	if !graceful {
 		m.phase = phaseStoppingWorkers
@@ -532,6 +668,7 @@ func (m *master) stopAgent() {
 }
 
 func (m *master) stopChild(c *child, timeout, killAfter time.Duration) {
+	c.state = "draining"
 	if err := c.conn.SendFrame(stopFrame(timeout)); err != nil {
 		// The channel is gone; a signal still reaches the child.
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
@@ -554,6 +691,7 @@ func (m *master) publishRoutes() {
 		}
 	}
 	m.router.table.Store(t)
+	m.messagingChanged() // messages.go
 }
 
 func displayAddr(a *net.TCPAddr) string {

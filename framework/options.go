@@ -45,6 +45,7 @@ type config struct {
 	trusted         []string
 	restartMin      time.Duration // restart backoff floor; tests shorten it
 	logs            logConfig     // log files: logoptions.go
+	ops             opsConfig     // reload, hang detection, recycling: opsoptions.go
 	tls             tlsFiles      // WithTLS, $BROOD_TLS_CERT, $BROOD_TLS_KEY
 	limits          ServerLimits  // WithServerLimits; zero fields mean defaults
 
@@ -134,6 +135,7 @@ func defaults() *config {
 		name:            name,
 		restartMin:      restartMin,
 		logs:            defaultLogConfig(),
+		ops:             defaultOpsConfig(),
 		source: map[string]string{
 			"addr": "default", "workers": "default",
 			"shutdown_timeout": "default", "start_timeout": "default",
@@ -203,6 +205,8 @@ func resolve(opts []Option, getenv func(string) string) (*config, error) {
 	}
 	c.tls.fromEnv(getenv)
 	errs = append(errs, c.resolveLogEnv(getenv)...)
+	errs = append(errs, c.resolveOpsEnv(getenv)...)
+	errs = append(errs, c.resolveLogEnv(getenv)...)
 	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
@@ -242,6 +246,9 @@ func (c *config) validate() []error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateLogs(name)...)
+	errs = append(errs, c.validateOps(name)...)
+	errs = append(errs, c.validateLogs(name)...)
+	errs = append(errs, c.validateMessaging()...)
 	switch c.logFormat {
 	case "auto", "text", "json":
 	default:

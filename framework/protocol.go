@@ -13,12 +13,16 @@ const (
 	envRole   = "BROOD_ROLE"       // "agent" or "worker"; unset in the master
 	envSlot   = "BROOD_SLOT"       // worker slot, from 1
 	envMaster = "BROOD_MASTER_PID" // so a child can tell it was started by its master
+	// envSockets lists the slot sockets a worker serves, its own first, as
+	// inherited from fdSlot on; more than one after a scale-down.
+	envSockets    = "BROOD_SOCKETS"
+	envGeneration = "BROOD_GENERATION"
 )
 
 // Descriptors a child inherits (exec.Cmd.ExtraFiles start at 3).
 const (
 	fdChannel = 3 // the socketpair to the master
-	fdSlot    = 4 // a worker's slot socket
+	fdSlot    = 4 // a worker's first slot socket; more follow
 )
 
 // Control actions between the master and a child.
@@ -27,6 +31,8 @@ const (
 	ctlBootFailed   = "boot-failed"   // child → master: why it cannot start
 	ctlStop         = "stop"          // master → child: stop within the timeout
 	ctlClusterReady = "cluster-ready" // master → child: every process is ready
+	ctlHeartbeat    = "heartbeat"     // worker → master: requests and progress
+	ctlRecycle      = "recycle"       // worker → master: max requests reached
 )
 
 type stopMsg struct {

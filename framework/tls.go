@@ -111,7 +111,11 @@ func (c *config) scheme() string {
 // (srv.TLSConfig, from serverTLSConfig, holds the certificate), else plain HTTP.
 // ServeTLS keeps h2 and http/1.1 in NextProtos, so HTTP/2 is negotiated.
 func (c *config) serve(srv *http.Server, ln net.Listener) error {
-	if srv.TLSConfig != nil {
+	// Decided by the configuration, not by srv.TLSConfig: net/http fills
+	// TLSConfig in when it sets up HTTP/2, so a second listener served on
+	// the same server (a worker that took over a retired slot's socket)
+	// would see one and try TLS without certificates.
+	if c.tls.enabled() {
 		return srv.ServeTLS(ln, "", "")
 	}
 	return srv.Serve(ln)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/broodhq/brood/app"
@@ -23,31 +22,39 @@ const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 64 << 10
+	// drainIdleGrace bounds how long a draining worker waits for its
+	// keep-alive clients to come back for a last response.
+	drainIdleGrace = 2 * time.Second
 )
 
 func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term chan os.Signal) error {
 	slot, _ := strconv.Atoi(os.Getenv(envSlot))
-	f := os.NewFile(fdSlot, "brood-slot")
-	ln, err := net.FileListener(f)
-	f.Close()
+	lns, err := openSockets(slot)
 	if err != nil {
-		return ch.bootFailed(fmt.Errorf("worker %d: take over slot socket: %w", slot, err))
+		return ch.bootFailed(fmt.Errorf("worker %d: %w", slot, err))
+	}
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
 	}
 
 	hooks := lifecycle.New(log)
-	a := app.New(app.Config{Slot: slot, Logger: log, Hooks: hooks})
+	a := app.New(app.Config{Slot: slot, Logger: log, Hooks: hooks, Messenger: ch.msgr})
 	for _, hook := range c.appHooks {
 		if err := callHook(func() error { return hook(a) }); err != nil {
-			ln.Close()
+			closeAll()
 			return ch.bootFailed(fmt.Errorf("worker %d: WithApp hook: %w", slot, err))
 		}
 	}
 
-	var draining atomic.Bool
-	ready := func() bool { return hooks.IsReady() && !draining.Load() }
+	t := &tracker{}
+	ready := func() bool { return hooks.IsReady() && !t.draining.Load() }
+	t.next = c.chain(h, log, ready)
 	limits := c.limits.withDefaults()
 	srv := &http.Server{
-		Handler:           c.chain(h, log, ready),
+		Handler:           t,
+		ConnState:         t.connState,
 		ReadHeaderTimeout: limits.ReadHeaderTimeout,
 		ReadTimeout:       limits.ReadTimeout,
 		WriteTimeout:      limits.WriteTimeout,
@@ -57,8 +64,14 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return app.NewContext(context.Background(), a) },
 	}
-	served := make(chan error, 1)
-	go func() { served <- c.serve(srv, ln) }()
+	served := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { served <- c.serve(srv, ln) }()
+	}
+	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); t.heartbeat(hbCtx, c, ch) }()
+	defer func() { stopHeartbeat(); <-hbDone }()
 	ch.send(control(ctlReady, nil))
 
 	timeout, err := ch.waitStop(c, term, hooks.Ready, served)
@@ -69,19 +82,26 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 		}
 		return fmt.Errorf("worker %d: serve: %w", slot, err)
 	}
-	draining.Store(true)
+	t.draining.Store(true)
 	ctx, cancel := stopContext(timeout)
 	defer cancel()
+	// Stop accepting first: the sockets stay open in the master, so what
+	// is queued on them waits for the worker that replaces this one.
+	closeAll()
+	t.drainIdle(ctx, min(timeout, drainIdleGrace))
 	if err := srv.Shutdown(ctx); err != nil {
 		if timeout > 0 {
 			log.Warn("requests still in flight at the shutdown timeout; closing them", "err", context.Cause(ctx))
 		}
 		srv.Close()
 	}
-	<-served
+	for range lns {
+		<-served
+	}
 	if err := hooks.Stop(ctx); err != nil {
 		log.Error("OnStop hook failed", "err", err)
 	}
+	ch.closeMessenger(ctx)
 	ch.conn.Close(time.Second)
 	return nil
 }

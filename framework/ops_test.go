@@ -1,0 +1,241 @@
+package framework
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/broodhq/brood/app"
+	ct "github.com/broodhq/brood/internal/clustertest"
+)
+
+func init() {
+	testApps["ops"] = func() error {
+		return Run(opsRouter(), withRestartMin(20*time.Millisecond), WithApp(func(a *app.App) error {
+			gen := os.Getenv(envGeneration)
+			if flag := os.Getenv("BROOD_TEST_FAIL_FLAG"); gen != "1" && flag != "" {
+				if _, err := os.Stat(flag); err == nil {
+					only := os.Getenv("BROOD_TEST_FAIL_SLOT")
+					if only == "" || only == fmt.Sprint(a.Slot()) {
+						return fmt.Errorf("generation %s refuses to start", gen)
+					}
+				}
+			}
+			return nil
+		}))
+	}
+}
+
+// world is the lock every request takes: /hang holds it forever, the way a
+// deadlock on a shared resource freezes a real worker.
+var world sync.RWMutex
+
+func opsRouter() http.Handler {
+	r := chi.NewRouter()
+	hello := func(w http.ResponseWriter, r *http.Request) {
+		world.RLock()
+		defer world.RUnlock()
+		fmt.Fprint(w, "Hello, World!")
+	}
+	r.Get("/", hello)
+	r.Post("/", hello)
+	r.Get("/pid", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d %d %s", os.Getpid(), app.FromContext(r.Context()).Slot(), os.Getenv(envGeneration))
+	})
+	r.Get("/hang", func(w http.ResponseWriter, r *http.Request) {
+		world.Lock()
+		select {} // never unlocks
+	})
+	return r
+}
+
+func startOps(t *testing.T, env ...string) *ct.Cluster {
+	t.Helper()
+	c := ct.Start(t, "ops", append([]string{local, "BROOD_WORKERS=2", "BROOD_SHUTDOWN_TIMEOUT=10s"}, env...)...)
+	c.WaitReady(30 * time.Second)
+	return c
+}
+
+// servers samples which worker processes answer, over fresh connections.
+func servers(t *testing.T, c *ct.Cluster, n int) map[string]bool {
+	t.Helper()
+	seen := map[string]bool{}
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range n {
+		_, body, err := ct.Get(cl, c.URL("/pid"))
+		if err != nil {
+			t.Fatalf("GET /pid: %v", err)
+		}
+		seen[body] = true
+	}
+	return seen
+}
+
+func waitMsg(t *testing.T, c *ct.Cluster, after int, prefix string, d time.Duration) int {
+	t.Helper()
+	_, at, err := c.WaitLog(d, after, ct.Msg(prefix))
+	if err != nil {
+		t.Fatalf("waiting for %q: %v", prefix, err)
+	}
+	return at
+}
+
+func loads(c *ct.Cluster) []*ct.Load {
+	return []*ct.Load{
+		ct.StartLoad(c.URL("/"), 6, true, 2*time.Minute),
+		ct.StartLoad(c.URL("/"), 3, false, 2*time.Minute),
+	}
+}
+
+func stopLoads(t *testing.T, ls []*ct.Load) {
+	t.Helper()
+	var ok, failed int64
+	for _, l := range ls {
+		l.Stop()
+		ok += l.OK.Load()
+		failed += l.Failed.Load()
+		if l.Failed.Load() > 0 {
+			t.Errorf("failures:\n%s", l.Errors())
+		}
+	}
+	if ok == 0 {
+		t.Errorf("no request succeeded")
+	}
+	t.Logf("served %d, failed %d", ok, failed)
+}
+
+func TestReloadUnderLoadDropsNothing(t *testing.T) {
+	c := startOps(t)
+	before := servers(t, c, 50)
+	ls := loads(c)
+	at := 0
+	for i := range 3 {
+		time.Sleep(300 * time.Millisecond)
+		c.Signal(syscall.SIGHUP)
+		at = waitMsg(t, c, at, "reload complete", 60*time.Second) + 1
+		t.Logf("reload %d complete", i+1)
+	}
+	time.Sleep(300 * time.Millisecond)
+	stopLoads(t, ls)
+	after := servers(t, c, 50)
+	for s := range after {
+		if before[s] {
+			t.Errorf("worker %q from before the reloads still serves", s)
+		}
+		if !strings.HasSuffix(s, " 4") {
+			t.Errorf("worker %q is not of generation 4", s)
+		}
+	}
+	if strings.Contains(c.Messages(), "exited unexpectedly") {
+		t.Errorf("a child died during the reloads")
+	}
+}
+
+func TestFailedReloadKeepsTheOldWorkers(t *testing.T) {
+	for _, tt := range []struct{ name, slot string }{{"first slot fails", ""}, {"second slot fails", "2"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			flag := t.TempDir() + "/fail"
+			c := startOps(t, "BROOD_TEST_FAIL_FLAG="+flag, "BROOD_TEST_FAIL_SLOT="+tt.slot)
+			if err := os.WriteFile(flag, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ls := loads(c)
+			time.Sleep(200 * time.Millisecond)
+			c.Signal(syscall.SIGHUP)
+			waitMsg(t, c, 0, "reload failed", 60*time.Second)
+			waitMsg(t, c, 0, "reload rolled back", 60*time.Second)
+			time.Sleep(200 * time.Millisecond)
+			stopLoads(t, ls)
+			for s := range servers(t, c, 50) {
+				if !strings.HasSuffix(s, " 1") {
+					t.Errorf("worker %q is not of the old generation", s)
+				}
+			}
+			// The cluster is still whole and can be reloaded once fixed.
+			os.Remove(flag)
+			n := c.Lines()
+			c.Signal(syscall.SIGHUP)
+			waitMsg(t, c, n, "reload complete", 60*time.Second)
+		})
+	}
+}
+
+func TestScaleUpAndDownUnderLoad(t *testing.T) {
+	c := startOps(t)
+	ls := loads(c)
+	at := 0
+	for range 2 {
+		c.Signal(syscall.SIGTTIN)
+		at = waitMsg(t, c, at, "scaled", 30*time.Second) + 1
+	}
+	if seen := servers(t, c, 200); len(seen) != 4 {
+		t.Errorf("after scaling to 4, %d workers answer: %v", len(seen), seen)
+	}
+	for range 3 {
+		c.Signal(syscall.SIGTTOU)
+		at = waitMsg(t, c, at, "scaled", 30*time.Second) + 1
+	}
+	// Let the retired workers finish draining under load.
+	time.Sleep(time.Second)
+	stopLoads(t, ls)
+	if seen := servers(t, c, 50); len(seen) != 1 {
+		t.Errorf("after scaling to 1, %d workers answer: %v", len(seen), seen)
+	}
+	if n := len(c.Children()); n != 2 {
+		t.Errorf("after scaling to 1, the master has %d children; want the agent and one worker", n)
+	}
+	// And back up: the retired sockets are served again by their own slot.
+	c.Signal(syscall.SIGTTIN)
+	waitMsg(t, c, at, "scaled", 30*time.Second)
+	// The worker that held the socket drains before it exits.
+	time.Sleep(time.Second)
+	if seen := servers(t, c, 100); len(seen) != 2 {
+		t.Errorf("after scaling back to 2, %d workers answer: %v", len(seen), seen)
+	}
+}
+
+func TestHungWorkerIsReplaced(t *testing.T) {
+	c := startOps(t, "BROOD_HANG_TIMEOUT=1s")
+	go http.Get(c.URL("/hang")) // freezes whichever worker takes it
+	at := waitMsg(t, c, 0, "hung: no progress", 30*time.Second)
+	waitMsg(t, c, at, "replacement ready", 30*time.Second)
+	// Every worker answers again.
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 50 {
+		if st, _, err := ct.Get(cl, c.URL("/")); err != nil || st != 200 {
+			t.Fatalf("after the hung worker was replaced: %d %v", st, err)
+		}
+	}
+}
+
+func TestIdleWorkersAreNotHung(t *testing.T) {
+	c := startOps(t, "BROOD_HANG_TIMEOUT=300ms")
+	time.Sleep(2 * time.Second)
+	if strings.Contains(c.Messages(), "hung") {
+		t.Errorf("an idle worker was taken for hung:\n%s", c.Messages())
+	}
+}
+
+func TestRecycleAfterMaxRequests(t *testing.T) {
+	c := startOps(t, "BROOD_MAX_REQUESTS=100", "BROOD_MAX_REQUESTS_JITTER=20")
+	before := servers(t, c, 20)
+	ls := loads(c)
+	waitMsg(t, c, 0, "replacement ready", 30*time.Second)
+	stopLoads(t, ls)
+	if !strings.Contains(c.Output(), "requests (max requests)") {
+		t.Errorf("no recycle reason logged")
+	}
+	after := servers(t, c, 20)
+	for s := range after {
+		if before[s] {
+			return // not every worker need have recycled yet
+		}
+	}
+}

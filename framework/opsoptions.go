@@ -1,0 +1,122 @@
+package framework
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/broodhq/brood/logfile"
+)
+
+// opsConfig holds the options of zero-downtime operations: hang detection,
+// recycling, the control socket and the pidfile.
+type opsConfig struct {
+	hangTimeout   time.Duration // 0: no hang detection
+	maxRequests   uint64        // 0: never recycle by count
+	maxJitter     uint64
+	maxRSS        int64 // bytes; 0: no limit
+	controlSocket string
+	noControl     bool
+	pidFile       string
+}
+
+// MaxHangTimeout bounds WithHangTimeout.
+const MaxHangTimeout = 24 * time.Hour
+
+func defaultOpsConfig() opsConfig { return opsConfig{hangTimeout: 30 * time.Second} }
+
+// WithHangTimeout replaces a worker whose in-flight requests make no
+// progress (no response written, none completed) for d: it is hung (a
+// deadlock, a stuck dependency). Default 30s; 0 turns detection off, which
+// long-polling routes that stay silent longer than d need. Overridden by
+// $BROOD_HANG_TIMEOUT.
+func WithHangTimeout(d time.Duration) Option {
+	return func(c *config) { c.ops.hangTimeout = d; c.source["hang_timeout"] = "code" }
+}
+
+// WithMaxRequests replaces a worker, through the rolling path so that
+// nothing is dropped, after it has served n requests plus a random number up
+// to jitter, so that workers do not recycle together. 0 (the default) never
+// recycles. Overridden by $BROOD_MAX_REQUESTS and $BROOD_MAX_REQUESTS_JITTER.
+func WithMaxRequests(n, jitter uint64) Option {
+	return func(c *config) { c.ops.maxRequests, c.ops.maxJitter = n, jitter }
+}
+
+// WithMaxRSS replaces a worker whose resident memory exceeds bytes (checked
+// every second; Linux only). 0, the default, sets no limit. Overridden by
+// $BROOD_MAX_RSS, which takes units: "512MB".
+func WithMaxRSS(bytes int64) Option {
+	return func(c *config) { c.ops.maxRSS = bytes }
+}
+
+// WithControlSocket sets the path of the master's control socket, which
+// cmd/broodctl talks to. By default it lives in a per-user runtime
+// directory, named after the application and port; "-" turns it off.
+// Overridden by $BROOD_CONTROL_SOCKET.
+func WithControlSocket(path string) Option {
+	return func(c *config) { c.ops.controlSocket = path }
+}
+
+// WithPIDFile makes the master write its pid to path while it runs.
+// Overridden by $BROOD_PIDFILE.
+func WithPIDFile(path string) Option {
+	return func(c *config) { c.ops.pidFile = path }
+}
+
+func (c *config) resolveOpsEnv(getenv func(string) string) []error {
+	var errs []error
+	envDuration(getenv, "BROOD_HANG_TIMEOUT", &c.ops.hangTimeout, c.source, "hang_timeout", &errs)
+	for _, e := range []struct {
+		key string
+		dst *uint64
+	}{{"BROOD_MAX_REQUESTS", &c.ops.maxRequests}, {"BROOD_MAX_REQUESTS_JITTER", &c.ops.maxJitter}} {
+		if v := getenv(e.key); v != "" {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				errs = append(errs, &ConfigError{"$" + e.key, strconv.Quote(v), "want a whole number, 0 or more", nil})
+				continue
+			}
+			*e.dst = n
+		}
+	}
+	if v := getenv("BROOD_MAX_RSS"); v != "" {
+		n, err := logfile.ParseSize(v)
+		if err != nil {
+			errs = append(errs, &ConfigError{"$BROOD_MAX_RSS", strconv.Quote(v), `want a size such as "512MB" or "1GiB"`, err})
+		} else {
+			c.ops.maxRSS = n
+		}
+	}
+	if v := getenv("BROOD_CONTROL_SOCKET"); v != "" {
+		c.ops.controlSocket = v
+	}
+	if v := getenv("BROOD_PIDFILE"); v != "" {
+		c.ops.pidFile = v
+	}
+	return errs
+}
+
+func (c *config) validateOps(name func(key, opt string) string) []error {
+	var errs []error
+	if t := c.ops.hangTimeout; t < 0 || t > MaxHangTimeout {
+		errs = append(errs, &ConfigError{name("hang_timeout", "WithHangTimeout"), t.String(), fmt.Sprintf("want 0s (off) or a duration up to %s", MaxHangTimeout), nil})
+	} else if t > 0 && t < 100*time.Millisecond {
+		errs = append(errs, &ConfigError{name("hang_timeout", "WithHangTimeout"), t.String(), "want 0s (off) or at least 100ms: heartbeats come every few hundred milliseconds", nil})
+	}
+	if c.ops.maxRSS < 0 {
+		errs = append(errs, &ConfigError{"WithMaxRSS", strconv.FormatInt(c.ops.maxRSS, 10), "want 0 (no limit) or a number of bytes", nil})
+	}
+	return errs
+}
+
+// housekeepingEvery is how often the master checks heartbeats and memory,
+// and how often workers send heartbeats: often enough that a hang is seen
+// within a quarter of the timeout.
+func (c *config) housekeepingEvery() time.Duration {
+	d := time.Second
+	if t := c.ops.hangTimeout; t > 0 && t/4 < d {
+		d = t / 4
+	}
+	return max(d, 25*time.Millisecond)
+}

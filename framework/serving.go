@@ -1,0 +1,152 @@
+package framework
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// openSockets takes over the slot sockets this worker inherited: its own
+// first, then any it serves for slots that were scaled away.
+func openSockets(slot int) ([]net.Listener, error) {
+	ids := strings.Split(os.Getenv(envSockets), ",")
+	if os.Getenv(envSockets) == "" {
+		ids = []string{strconv.Itoa(slot)}
+	}
+	var lns []net.Listener
+	for i, id := range ids {
+		f := os.NewFile(uintptr(fdSlot+i), "brood-socket-"+id)
+		ln, err := net.FileListener(f)
+		f.Close() // FileListener made its own close-on-exec copy
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, fmt.Errorf("take over socket %s: %w", id, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// tracker counts what the master needs to tell a busy worker from a hung
+// one, and makes a draining worker close each connection after its next
+// response instead of cutting idle keep-alive connections under clients.
+type tracker struct {
+	next      http.Handler
+	inFlight  atomic.Int64
+	completed atomic.Uint64
+	progress  atomic.Uint64 // completions and response writes
+	draining  atomic.Bool
+	conns     atomic.Int64 // open connections, from ConnState
+}
+
+func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if t.draining.Load() {
+		// net/http closes the connection after this response: the client
+		// opens its next one on a socket a live worker accepts from.
+		w.Header().Set("Connection", "close")
+	}
+	t.inFlight.Add(1)
+	pw := &progressWriter{ResponseWriter: w, t: t}
+	defer func() {
+		if !pw.hijacked {
+			t.inFlight.Add(-1)
+		}
+		t.completed.Add(1)
+		t.progress.Add(1)
+	}()
+	t.next.ServeHTTP(pw, r)
+}
+
+func (t *tracker) connState(_ net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		t.conns.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		t.conns.Add(-1)
+	}
+}
+
+// progressWriter counts writes as progress, so that a long streaming
+// response is not mistaken for a hang; a hijacked connection (a websocket)
+// leaves the count of in-flight requests.
+type progressWriter struct {
+	http.ResponseWriter
+	t        *tracker
+	hijacked bool
+}
+
+func (w *progressWriter) Write(b []byte) (int, error) {
+	w.t.progress.Add(1)
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *progressWriter) Flush() {
+	w.t.progress.Add(1)
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *progressWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && !w.hijacked {
+		w.hijacked = true
+		w.t.inFlight.Add(-1)
+	}
+	return c, rw, err
+}
+
+func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// drainIdle waits, at most until ctx ends or grace passes, for clients to
+// finish with their keep-alive connections: each one's next response says
+// Connection: close. Closing an idle connection instead races the client's
+// next request on it, which then fails.
+func (t *tracker) drainIdle(ctx context.Context, grace time.Duration) {
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for t.conns.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// heartbeat reports to the master until ctx ends, and asks to be recycled
+// once the request limit is reached.
+func (t *tracker) heartbeat(ctx context.Context, c *config, ch *channel) {
+	limit := c.ops.maxRequests
+	if limit > 0 && c.ops.maxJitter > 0 {
+		limit += rand.Uint64N(c.ops.maxJitter + 1)
+	}
+	asked := false
+	tick := time.NewTicker(c.housekeepingEvery())
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		done := t.completed.Load()
+		ch.send(control(ctlHeartbeat, heartbeatMsg{Requests: done, InFlight: t.inFlight.Load(), Progress: t.progress.Load()}))
+		if limit > 0 && done >= limit && !asked && !t.draining.Load() {
+			asked = true
+			ch.send(control(ctlRecycle, recycleMsg{Requests: done}))
+		}
+	}
+}
