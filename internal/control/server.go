@@ -189,7 +189,11 @@ func (s *Server) serve(c net.Conn) {
 		err = req.Validate()
 	}
 	if err != nil {
-		s.log.Warn("control request refused", "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, errEmpty) {
+			level = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), level, "control request refused", "err", err)
 		resp = Response{Error: err.Error()}
 	} else {
 		resp = s.call(req)
@@ -238,6 +242,10 @@ func readRequest(r io.Reader) (Request, error) {
 	return req, nil
 }
 
+// errEmpty is a connection closed without a request: broodctl does that
+// when it probes which sockets are alive, so it is not worth a warning.
+var errEmpty = errors.New("empty: connection closed before a line arrived")
+
 // readLine returns one line without its newline, at most limit bytes.
 func readLine(r io.Reader, limit int) ([]byte, error) {
 	br := bufio.NewReader(io.LimitReader(r, int64(limit)+1))
@@ -246,7 +254,7 @@ func readLine(r io.Reader, limit int) ([]byte, error) {
 	case len(line) > limit:
 		return nil, fmt.Errorf("longer than %d bytes", limit)
 	case err == io.EOF && len(bytes.TrimSpace(line)) == 0:
-		return nil, errors.New("empty: connection closed before a line arrived")
+		return nil, errEmpty
 	case err != nil && err != io.EOF:
 		return nil, err
 	}
