@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every brood benchmark in bounded time (about 6 minutes on the 2-core
-# machine; QUICK=1 for about 2) and keeps the raw outputs in bench/results/,
+# Runs every brood benchmark in bounded time (about 6 minutes on a quiet
+# 2-core machine, at most 40 when other work keeps it busy; QUICK=1 for about 2) and keeps the raw outputs in bench/results/,
 # which git ignores. Every server it starts is stopped by pid; every step has
 # a timeout. Run it with nothing else busy on the machine: the programs wait
 # (bounded) for a quiet machine before each run and say when they could not.
@@ -21,27 +21,28 @@ fi
 
 {
 	echo "date:    $(date -u +%FT%TZ)"
-	echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- .. 2>/dev/null || echo ' (with uncommitted changes)')"
+	# $COMMIT names the tree when it is not a git checkout (an exported snapshot).
+	echo "commit:  ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- .. 2>/dev/null || echo ' (with uncommitted changes)')}"
 	echo "cpus:    $(nproc)"
 	echo "kernel:  $(uname -r)"
 	echo "go:      $(go version)"
-	echo "wrk:     $(command -v wrk >/dev/null && wrk -v 2>&1 | head -1 || echo none)"
+	echo "wrk:     $(if command -v wrk >/dev/null; then { wrk -v 2>&1 || true; } | head -1; else echo none; fi)"
 } | tee results/machine.txt
 
 echo "== building"
 go build -o results/bin/ ./cmd/load
 
 echo "== startup: exec to first 200, $startups runs each"
-timeout 180 go run ./cmd/startup -n "$startups" | tee results/startup.txt
+timeout 300 go run ./cmd/startup -n "$startups" | tee results/startup.txt
 
 echo "== idle RSS"
 timeout 120 go run ./cmd/rss | tee results/rss.txt
 
 echo "== throughput, in-process Go generator"
-timeout 900 go run ./cmd/throughput -conns 50,200 -rounds "$rounds" -d "$dur" | tee results/throughput-load.txt
+timeout 1200 go run ./cmd/throughput -conns 50,200 -rounds "$rounds" -d "$dur" | tee results/throughput-load.txt
 
 if command -v wrk >/dev/null; then
 	echo "== throughput, wrk as the generator (cross-check)"
-	timeout 600 go run ./cmd/throughput -gen wrk -conns 50,200 -rounds "$wrkrounds" -d "$dur" | tee results/throughput-wrk.txt
+	timeout 900 go run ./cmd/throughput -gen wrk -conns 50,200 -rounds "$wrkrounds" -d "$dur" | tee results/throughput-wrk.txt
 fi
 echo "== done; raw outputs in bench/results/"

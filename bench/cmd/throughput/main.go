@@ -98,7 +98,7 @@ func main() {
 	fresh := flag.Bool("fresh", false, "a new connection per request (-gen load only)")
 	bin := flag.String("bin", "results/bin", "directory the server binaries are built into")
 	quiet := flag.Float64("quiet", 0.3, "before each run, wait (up to -quiet-wait) until the machine is busy on fewer than this many cores (0: don't wait)")
-	quietWait := flag.Duration("quiet-wait", 30*time.Second, "longest wait for a quiet machine before a run, at most 5m")
+	quietWait := flag.Duration("quiet-wait", 10*time.Second, "longest wait for a quiet machine before a run, at most 5m")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
 	flag.Parse()
 
