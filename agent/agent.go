@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/broodhq/brood/internal/lifecycle"
+	"github.com/broodhq/brood/messenger"
 	"github.com/broodhq/brood/schedule"
 )
 
@@ -15,6 +16,7 @@ import (
 type Agent struct {
 	log   *slog.Logger
 	hooks *lifecycle.Hooks
+	msgr  *messenger.Messenger
 	jobs  *schedule.Scheduler
 }
 
@@ -22,6 +24,9 @@ type Agent struct {
 type Config struct {
 	Logger *slog.Logger // nil: slog.Default()
 	Hooks  *lifecycle.Hooks
+	// Messenger is the agent's messenger; nil: one outside any cluster,
+	// whose sends fail with messenger.ErrNoCluster.
+	Messenger *messenger.Messenger
 	// Scheduler runs the jobs added with Every and Cron; nil: a new one on
 	// the system clock. Whoever creates the Agent starts and stops it
 	// (framework.Run does, see Every); tests pass one on a fake clock.
@@ -39,7 +44,10 @@ func New(c Config) *Agent {
 	if c.Scheduler == nil {
 		c.Scheduler = schedule.New(schedule.Options{Logger: c.Logger})
 	}
-	return &Agent{log: c.Logger, hooks: c.Hooks, jobs: c.Scheduler}
+	if c.Messenger == nil {
+		c.Messenger = messenger.New(messenger.Config{Logger: c.Logger})
+	}
+	return &Agent{log: c.Logger, hooks: c.Hooks, msgr: c.Messenger, jobs: c.Scheduler}
 }
 
 // PID is the agent's process id.
@@ -51,6 +59,10 @@ func (a *Agent) Logger() *slog.Logger { return a.log }
 // OnReady registers fn to run when the whole cluster is ready; if it
 // already is, fn runs at once.
 func (a *Agent) OnReady(fn func()) { a.hooks.OnReady(fn) }
+
+// Messenger sends and receives the cluster's messages; the agent is where
+// workers' Calls are usually answered (messenger.Messenger.Handle).
+func (a *Agent) Messenger() *messenger.Messenger { return a.msgr }
 
 // OnStop registers fn to run when the agent stops, which happens after every
 // worker has stopped and after the agent's jobs have stopped. ctx ends with

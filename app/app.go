@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/broodhq/brood/internal/lifecycle"
+	"github.com/broodhq/brood/messenger"
 )
 
 // App is one worker process's view of the cluster.
@@ -13,6 +14,7 @@ type App struct {
 	slot  int
 	log   *slog.Logger
 	hooks *lifecycle.Hooks
+	msgr  *messenger.Messenger
 }
 
 // Config describes a worker to New.
@@ -20,6 +22,9 @@ type Config struct {
 	Slot   int          // worker slot, from 1
 	Logger *slog.Logger // nil: slog.Default()
 	Hooks  *lifecycle.Hooks
+	// Messenger is the worker's messenger; nil: one outside any cluster,
+	// whose sends fail with messenger.ErrNoCluster.
+	Messenger *messenger.Messenger
 }
 
 // New returns an App. framework.Run creates the real one; tests of handlers
@@ -31,7 +36,10 @@ func New(c Config) *App {
 	if c.Hooks == nil {
 		c.Hooks = lifecycle.New(c.Logger)
 	}
-	return &App{slot: c.Slot, log: c.Logger, hooks: c.Hooks}
+	if c.Messenger == nil {
+		c.Messenger = messenger.New(messenger.Config{Logger: c.Logger})
+	}
+	return &App{slot: c.Slot, log: c.Logger, hooks: c.Hooks, msgr: c.Messenger}
 }
 
 // Slot is this worker's slot number, from 1 to the number of workers. A
@@ -47,6 +55,10 @@ func (a *App) Logger() *slog.Logger { return a.log }
 // OnReady registers fn to run when the whole cluster (agent and every
 // worker) is ready; if it already is, fn runs at once.
 func (a *App) OnReady(fn func()) { a.hooks.OnReady(fn) }
+
+// Messenger sends and receives the cluster's messages. In a handler:
+// app.FromContext(r.Context()).Messenger().
+func (a *App) Messenger() *messenger.Messenger { return a.msgr }
 
 // OnStop registers fn to run when this worker stops, after it has stopped
 // accepting requests and finished the ones in flight. ctx ends with the

@@ -23,7 +23,7 @@ var errAgentStopping = errors.New("agent stopping")
 func runAgent(c *config, log *slog.Logger, ch *channel, term chan os.Signal) error {
 	hooks := lifecycle.New(log)
 	jobs := schedule.New(schedule.Options{Logger: log})
-	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Scheduler: jobs})
+	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: ch.msgr, Scheduler: jobs})
 	for _, hook := range c.agentHooks {
 		if err := callHook(func() error { return hook(a) }); err != nil {
 			return ch.bootFailed(fmt.Errorf("agent: WithAgent hook: %w", err))
@@ -81,6 +81,7 @@ func runAgent(c *config, log *slog.Logger, ch *channel, term chan os.Signal) err
 	if err := hooks.Stop(stopCtx); err != nil {
 		log.Error("OnStop hook failed", "err", err)
 	}
+	ch.closeMessenger(stopCtx)
 	ch.conn.Close(time.Second)
 	return nil
 }

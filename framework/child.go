@@ -13,8 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/broodhq/brood/internal/msglink"
 	"github.com/broodhq/brood/internal/proc"
 	"github.com/broodhq/brood/internal/wire"
+	"github.com/broodhq/brood/messenger"
 )
 
 // ErrNoMaster is returned by Run in a process that has BROOD_ROLE set but
@@ -30,8 +32,10 @@ type channel struct {
 	conn    *wire.Conn
 	log     *slog.Logger
 	control chan wire.Frame
-	closed  chan struct{} // the master's end is gone
-	ctl     ctlHandlers   // frames answered by the reader: childctl.go
+	closed  chan struct{}        // the master's end is gone
+	msgr    *messenger.Messenger // this process's messenger: messages.go
+	msgs    msglink.Endpoint     // the framework's side of msgr
+	ctl     ctlHandlers          // frames answered by the reader: childctl.go
 }
 
 // checkMaster refuses to run a child role in a process that a master did
@@ -59,12 +63,14 @@ func openChannel(c *config, log *slog.Logger) (*channel, error) {
 		closed:  make(chan struct{}),
 	}
 	ch.logControl(c)
+	ch.openMessenger()
 	go ch.readLoop()
 	return ch, nil
 }
 
 func (ch *channel) readLoop() {
 	defer close(ch.closed)
+	defer ch.disconnectMessenger()
 	for {
 		raw, err := ch.conn.Read()
 		if err != nil {
@@ -74,6 +80,9 @@ func (ch *channel) readLoop() {
 			return
 		}
 		f, _ := wire.Parse(raw)
+		if ch.toMessenger(f) {
+			continue
+		}
 		if f.Kind == wire.KindControl {
 			if fn := ch.ctl.get(f.Action); fn != nil {
 				fn(f)
@@ -82,7 +91,6 @@ func (ch *channel) readLoop() {
 			ch.control <- f
 			continue
 		}
-		ch.log.Debug("message dropped: no messenger yet", "action", f.Action)
 	}
 }
 

@@ -45,7 +45,7 @@ type Conn struct {
 }
 
 // NewConn starts a Conn over c. maxFrame bounds one frame (0: DefaultMaxFrame);
-// the send queue holds at most 4×maxFrame bytes or 64 MiB, whichever is more.
+// the send queue holds at most QueueLimit(maxFrame) bytes.
 func NewConn(c net.Conn, maxFrame int) *Conn {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
@@ -54,12 +54,23 @@ func NewConn(c net.Conn, maxFrame int) *Conn {
 		c:        c,
 		r:        bufio.NewReaderSize(c, 64<<10),
 		maxFrame: maxFrame,
-		maxQueue: max(4*maxFrame, 64<<20),
+		maxQueue: QueueLimit(maxFrame),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
 	go w.writeLoop()
 	return w
+}
+
+// QueueLimit is how many bytes a Conn with this frame limit queues before
+// Send fails with ErrBacklog: 4×maxFrame or 64 MiB, whichever is more. Whoever
+// buffers frames for a Conn (the master's hold for a restarting agent) sizes
+// its buffer from it so that the buffer always fits the queue.
+func QueueLimit(maxFrame int) int {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	return max(4*maxFrame, 64<<20)
 }
 
 // MaxFrame is the largest frame this Conn sends or accepts.

@@ -16,6 +16,7 @@ const (
 	KindCall       Kind = 3 // a request that expects a reply
 	KindReply      Kind = 4 // the answer to a call
 	KindReplyError Kind = 5 // a call that failed; Data is the error text
+	KindAck        Kind = 6 // agent → master: CallID counts the messages it has handled
 )
 
 // Route says where the master delivers a frame.
@@ -112,7 +113,7 @@ func Parse(raw []byte) (Frame, error) {
 		Action:  string(raw[HeaderLen : HeaderLen+al]),
 		Data:    raw[HeaderLen+al:],
 	}
-	if f.Kind < KindControl || f.Kind > KindReplyError || f.Route > ToPID || f.From > RoleApp {
+	if f.Kind < KindControl || f.Kind > KindAck || f.Route > ToPID || f.From > RoleApp {
 		return Frame{}, fmt.Errorf("%w: kind %d route %d role %d", ErrMalformed, f.Kind, f.Route, f.From)
 	}
 	return f, nil
@@ -132,6 +133,12 @@ func ToPIDOf(raw []byte) int { return int(binary.LittleEndian.Uint32(raw[8:])) }
 
 // FromPIDOf returns the sender pid of a raw frame.
 func FromPIDOf(raw []byte) int { return int(binary.LittleEndian.Uint32(raw[12:])) }
+
+// FromOf returns the sender role of a raw frame.
+func FromOf(raw []byte) Role { return Role(raw[6]) }
+
+// CallIDOf returns the call id of a raw frame (for an ack, its count).
+func CallIDOf(raw []byte) uint64 { return binary.LittleEndian.Uint64(raw[16:]) }
 
 // SetSender overwrites the sender fields of a raw frame in place; the master
 // does this for every frame it reads so that a child cannot speak for another.

@@ -1,0 +1,61 @@
+// Package msglink joins a messenger.Messenger to the framework's channel to
+// the master. The calls only the framework may make (hand over a frame,
+// announce the membership, say the cluster is ready, close) live here rather
+// than as methods of the public Messenger, so users cannot reach them.
+package msglink
+
+import (
+	"context"
+
+	"github.com/broodhq/brood/internal/wire"
+)
+
+// CtlMembers is the control action the master sends to every child whenever
+// the set of ready processes changes, and to each child as it starts. Its
+// data is a JSON Members.
+const CtlMembers = "members"
+
+// Members is who can receive messages: the ready agent and workers.
+type Members struct {
+	Agent int   `json:"agent"` // 0 while there is no ready agent
+	Apps  []int `json:"apps"`  // ready workers, by slot
+}
+
+// Endpoint is the messenger's side of a Link.
+type Endpoint interface {
+	// Deliver hands over a frame other than a control frame. The channel's
+	// one reader goroutine calls it, in the order frames arrived; it must
+	// not block, because replies and control frames share that reader.
+	Deliver(f wire.Frame)
+	// Members announces a new membership.
+	Members(m Members)
+	// ClusterReady says the whole cluster is ready: messages queued until
+	// now are sent, in order.
+	ClusterReady()
+	// Close fails pending calls, refuses further sends and waits, until ctx
+	// ends, for running handlers. It may be called more than once.
+	Close(ctx context.Context) error
+}
+
+// Link is what the framework gives messenger.New.
+type Link struct {
+	Conn     *wire.Conn // the channel to the master
+	Role     wire.Role  // this process's role
+	Endpoint Endpoint   // set by messenger.New
+}
+
+// ReplyError is the data of a reply-error frame. The master sends one to fail
+// a call it cannot deliver, so both sides need the format.
+type ReplyError struct {
+	Code  string `json:"code"` // one of the Code constants
+	Error string `json:"error"`
+}
+
+// Codes of a ReplyError.
+const (
+	CodeError     = "error"      // the handler returned an error
+	CodePanic     = "panic"      // the handler panicked
+	CodeNoHandler = "no-handler" // the target has no handler for the action
+	CodeGone      = "gone"       // no such target, or it exited (sent by the master)
+	CodeTooLarge  = "too-large"  // the reply was over the size limit
+)

@@ -1,0 +1,226 @@
+package messenger
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	"github.com/broodhq/brood/internal/msglink"
+	"github.com/broodhq/brood/internal/wire"
+)
+
+// ackEvery is how many handled messages the agent acknowledges at once
+// while busy; when its inbox runs empty it acknowledges at once. The master
+// keeps every message the agent has not acknowledged, to hand it to the next
+// agent if this one dies.
+const ackEvery = 1024
+
+// inbox carries messages and calls from the channel's reader to the
+// dispatcher: the reader must never wait for a handler, because replies to
+// the calls those handlers make arrive through it.
+type inbox struct {
+	mu      sync.Mutex
+	q       []wire.Frame
+	bytes   int
+	limit   int  // bytes queued at most; past it, messages are dropped
+	idle    bool // the dispatcher waits for wake
+	closed  bool
+	dropped uint64
+	wake    chan struct{}
+	done    chan struct{} // the dispatcher has returned
+}
+
+func (b *inbox) init() {
+	b.wake = make(chan struct{}, 1)
+	b.done = make(chan struct{})
+}
+
+func (b *inbox) push(f wire.Frame, m *Messenger) {
+	n := len(f.Data) + len(f.Action)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	if b.bytes+n > b.limit {
+		// Handlers are not keeping up and the queue is at its bound. For
+		// the agent this cannot happen: the master stops sending it more
+		// than it has acknowledged long before.
+		b.dropped++
+		d := b.dropped
+		b.mu.Unlock()
+		if d == 1 || d%10000 == 0 {
+			m.log.Error("message dropped: handlers are not keeping up and the inbox is full",
+				"action", f.Action, "limit_bytes", b.limit, "dropped", d)
+		}
+		return
+	}
+	b.q = append(b.q, f)
+	b.bytes += n
+	wake := b.idle
+	b.idle = false
+	b.mu.Unlock()
+	if wake {
+		b.wake <- struct{}{}
+	}
+}
+
+func (b *inbox) close() {
+	b.mu.Lock()
+	b.closed = true
+	wake := b.idle
+	b.idle = false
+	b.mu.Unlock()
+	if wake {
+		b.wake <- struct{}{}
+	}
+}
+
+// dispatch is the Messenger's one dispatching goroutine: it runs On
+// functions in arrival order and starts Handle functions. It returns once
+// the inbox is closed and empty.
+func (m *Messenger) dispatch() {
+	defer close(m.in.done)
+	b := &m.in
+	var batch []wire.Frame
+	for {
+		b.mu.Lock()
+		batch, b.q = b.q, batch[:0]
+		b.bytes = 0
+		if len(batch) == 0 {
+			closed := b.closed
+			b.idle = !closed
+			b.mu.Unlock()
+			m.ack(0)
+			if closed {
+				return
+			}
+			<-b.wake
+			continue
+		}
+		b.mu.Unlock()
+		for i := range batch {
+			m.dispatchOne(&batch[i])
+			batch[i] = wire.Frame{} // let the data go
+		}
+		m.ack(ackEvery)
+	}
+}
+
+// ack tells the master how many messages the agent has handled, when at
+// least min are unacknowledged. Only the agent acknowledges: its messages
+// are the ones the master keeps across a restart.
+func (m *Messenger) ack(min uint64) {
+	if m.role != wire.RoleAgent || m.handled == m.acked || m.handled-m.acked < min {
+		return
+	}
+	m.acked = m.handled
+	f := wire.Frame{Kind: wire.KindAck, Route: wire.ToMaster, From: m.role, FromPID: m.pid, CallID: m.handled}
+	if err := m.conn.Send(f.Encode()); err != nil {
+		m.log.Debug("acknowledgement not sent", "err", err)
+	}
+}
+
+func (m *Messenger) dispatchOne(f *wire.Frame) {
+	msg := Message{Action: f.Action, Data: f.Data, From: f.From.String(), PID: f.FromPID}
+	t := m.subs.Load()
+	if f.Kind == wire.KindCall {
+		m.serve(t.handle[f.Action], msg, f.CallID)
+		return
+	}
+	m.handled++
+	heard := false
+	for _, s := range t.on[f.Action] {
+		if s.once {
+			if !s.fired.CompareAndSwap(false, true) {
+				continue
+			}
+			m.unsubscribe(f.Action, s)
+		}
+		heard = true
+		m.safely(msg, s.fn)
+	}
+	if !heard {
+		n := m.unheard.Add(1)
+		m.log.Debug("message not handled: nothing listens for its action",
+			"action", f.Action, "from", msg.From, "from_pid", msg.PID, "unheard_total", n)
+	}
+}
+
+// safely runs an On function; a panic is logged, and the messages behind it
+// are still delivered.
+func (m *Messenger) safely(msg Message, fn func(Message)) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.log.Error("message handler panicked", "action", msg.Action, "from", msg.From,
+				"from_pid", msg.PID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	fn(msg)
+}
+
+// serve answers a call in its own goroutine, so that a slow handler delays
+// neither the messages behind it nor other calls.
+func (m *Messenger) serve(h HandlerFunc, msg Message, id uint64) {
+	if h == nil {
+		m.log.Debug("call not handled: no Handle for its action", "action", msg.Action, "from", msg.From, "from_pid", msg.PID)
+		m.replyError(msg.PID, id, msglink.CodeNoHandler, fmt.Sprintf("no Handle for %q in pid %d", msg.Action, m.pid))
+		return
+	}
+	m.handlers.Add(1)
+	m.running.Add(1)
+	go func() {
+		defer m.handlers.Done()
+		defer m.running.Add(-1)
+		res, err := m.runHandler(h, msg)
+		if err != nil {
+			code := msglink.CodeError
+			if _, ok := err.(panicError); ok {
+				code = msglink.CodePanic
+			}
+			m.replyError(msg.PID, id, code, err.Error())
+			return
+		}
+		b, err := json.Marshal(res)
+		if err != nil {
+			m.replyError(msg.PID, id, msglink.CodeError, fmt.Sprintf("encode reply: %v", err))
+			return
+		}
+		if len(b) > m.maxData {
+			m.log.Error("reply over the size limit", "action", msg.Action, "bytes", len(b), "limit", m.maxData)
+			m.replyError(msg.PID, id, msglink.CodeTooLarge, fmt.Sprintf("%d bytes, limit %d", len(b), m.maxData))
+			return
+		}
+		m.reply(msg.PID, id, wire.KindReply, b)
+	}()
+}
+
+type panicError string
+
+func (p panicError) Error() string { return string(p) }
+
+func (m *Messenger) runHandler(h HandlerFunc, msg Message) (res any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.log.Error("call handler panicked", "action", msg.Action, "from", msg.From,
+				"from_pid", msg.PID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res, err = nil, panicError(fmt.Sprint(p))
+		}
+	}()
+	return h(m.ctx, msg)
+}
+
+func (m *Messenger) replyError(to int, id uint64, code, text string) {
+	b, _ := json.Marshal(msglink.ReplyError{Code: code, Error: text})
+	m.reply(to, id, wire.KindReplyError, b)
+}
+
+// reply goes out at once, never through the queue of sends waiting for the
+// cluster to be ready: the caller is waiting.
+func (m *Messenger) reply(to int, id uint64, kind wire.Kind, data []byte) {
+	f := wire.Frame{Kind: kind, Route: wire.ToPID, From: m.role, ToPID: to, FromPID: m.pid, CallID: id, Data: data}
+	if err := m.conn.Send(f.Encode()); err != nil {
+		m.log.Warn("reply not sent", "to_pid", to, "err", err)
+	}
+}
