@@ -1,5 +1,3 @@
-// Package lifecycle holds the ready and stop hooks that the agent and app
-// roles expose to users, and runs them for the framework.
 package lifecycle
 
 import (
