@@ -65,7 +65,7 @@ func (l *agentLink) send(raw []byte) string {
 		if msg && l.unackedN+len(raw) > l.limit {
 			return "the agent is not keeping up: " + strconv.Itoa(l.unackedN) + " bytes of messages not yet handled"
 		}
-		if err := l.conn.Send(raw); err != nil && !errors.Is(err, wire.ErrClosed) {
+		if err := sendOn(l.conn, raw); err != nil && !errors.Is(err, wire.ErrClosed) {
 			return err.Error()
 		}
 		// A closed channel means the agent has just died and the loop has

@@ -95,9 +95,18 @@ func (r *router) toAgent(raw []byte) {
 }
 
 func (r *router) send(c *wire.Conn, raw []byte) {
-	if err := c.Send(raw); err != nil {
+	if err := sendOn(c, raw); err != nil {
 		r.undeliverable(raw, err.Error())
 	}
+}
+
+// sendOn writes a call at once if it can, because its caller waits, and
+// queues messages, which the writer batches.
+func sendOn(c *wire.Conn, raw []byte) error {
+	if wire.KindOf(raw) == wire.KindMessage {
+		return c.Send(raw)
+	}
+	return c.SendNow(raw)
 }
 
 // undeliverable drops a frame. A call gets an answer at once, so that its
@@ -119,7 +128,7 @@ func (r *router) undeliverable(raw []byte, why string) {
 func (r *router) reply(pid int, raw []byte) {
 	if live := r.live.Load(); live != nil {
 		if c := (*live)[pid]; c != nil {
-			if err := c.Send(raw); err != nil {
+			if err := c.SendNow(raw); err != nil {
 				r.log.Debug("reply not delivered", "to_pid", pid, "err", err)
 			}
 		}

@@ -116,7 +116,7 @@ func (o *outbox) direct(conn *wire.Conn, raw []byte) error {
 	if closed {
 		return ErrClosed
 	}
-	return conn.Send(raw)
+	return conn.SendNow(raw)
 }
 
 func (c *callTable) add(pid int) (uint64, *pendingCall) {

@@ -66,6 +66,15 @@ func (b *inbox) push(f wire.Frame, m *Messenger) {
 	}
 }
 
+// idleNow reports whether everything pushed so far has been handled, so
+// that a call may start at once from the reader: its handler would start
+// no sooner through the dispatcher, only later.
+func (b *inbox) idleNow() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.idle && len(b.q) == 0 && !b.closed
+}
+
 func (b *inbox) close() {
 	b.mu.Lock()
 	b.closed = true
@@ -220,7 +229,7 @@ func (m *Messenger) replyError(to int, id uint64, code, text string) {
 // cluster to be ready: the caller is waiting.
 func (m *Messenger) reply(to int, id uint64, kind wire.Kind, data []byte) {
 	f := wire.Frame{Kind: kind, Route: wire.ToPID, From: m.role, ToPID: to, FromPID: m.pid, CallID: id, Data: data}
-	if err := m.conn.Send(f.Encode()); err != nil {
+	if err := m.conn.SendNow(f.Encode()); err != nil {
 		m.log.Warn("reply not sent", "to_pid", to, "err", err)
 	}
 }

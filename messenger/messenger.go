@@ -207,7 +207,13 @@ func (e endpoint) Deliver(f wire.Frame) {
 		// Straight from the reader: a handler waiting for a reply must not
 		// wait behind itself in the inbox.
 		e.m.resolve(f)
-	case wire.KindMessage, wire.KindCall:
+	case wire.KindCall:
+		if e.m.in.idleNow() {
+			e.m.dispatchOne(&f) // starts the handler's goroutine and returns
+			return
+		}
+		e.m.in.push(f, e.m)
+	case wire.KindMessage:
 		e.m.in.push(f, e.m)
 	}
 }

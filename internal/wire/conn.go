@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -35,13 +36,17 @@ type Conn struct {
 	maxFrame int
 	maxQueue int
 
-	mu     sync.Mutex
-	queue  [][]byte
-	queued int
-	closed bool
-	err    error // why the writer stopped
-	wake   chan struct{}
-	done   chan struct{}
+	rc syscall.RawConn // for SendNow's direct writes; nil: none
+
+	mu      sync.Mutex
+	queue   [][]byte
+	queued  int
+	writing bool // the writer goroutine is writing a batch
+	direct  bool // a SendNow is writing
+	closed  bool
+	err     error // why the writer stopped
+	wake    chan struct{}
+	done    chan struct{}
 }
 
 // NewConn starts a Conn over c. maxFrame bounds one frame (0: DefaultMaxFrame);
@@ -58,6 +63,7 @@ func NewConn(c net.Conn, maxFrame int) *Conn {
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
+	w.rc = rawConn(c)
 	go w.writeLoop()
 	return w
 }
@@ -82,26 +88,92 @@ func (w *Conn) Send(raw []byte) error {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw)-HeaderLen, w.maxFrame)
 	}
 	w.mu.Lock()
-	if w.closed {
-		err := w.err
+	if err := w.refuse(len(raw)); err != nil {
 		w.mu.Unlock()
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrClosed, err)
+		return err
+	}
+	w.enqueue(raw)
+	w.mu.Unlock()
+	w.wakeWriter()
+	return nil
+}
+
+// SendNow is Send for a frame someone is waiting for (a call, a reply).
+// When nothing is queued and nothing is being written, it writes the frame
+// from the calling goroutine with one non-blocking write, sparing the
+// handoff to the writer goroutine, which on a request/reply path costs more
+// than the write; what the socket does not take at once is queued. It never
+// blocks on the peer either. Messages in bulk should use Send, whose writer
+// batches them.
+func (w *Conn) SendNow(raw []byte) error {
+	if len(raw) > w.maxFrame+HeaderLen {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw)-HeaderLen, w.maxFrame)
+	}
+	w.mu.Lock()
+	if err := w.refuse(len(raw)); err != nil {
+		w.mu.Unlock()
+		return err
+	}
+	if w.rc == nil || w.writing || w.direct || len(w.queue) > 0 {
+		w.enqueue(raw) // order: after what is queued or being written
+		w.mu.Unlock()
+		w.wakeWriter()
+		return nil
+	}
+	w.direct = true
+	w.mu.Unlock()
+
+	n, err := tryWrite(w.rc, raw)
+
+	w.mu.Lock()
+	w.direct = false
+	if err != nil {
+		w.closed = true
+		if w.err == nil {
+			w.err = err
+		}
+		w.queue, w.queued = nil, 0
+	} else if n < len(raw) {
+		// The rest goes first: it is the middle of a frame.
+		w.queue = append([][]byte{raw[n:]}, w.queue...)
+		w.queued += len(raw) - n
+	}
+	wake := len(w.queue) > 0 || w.closed
+	w.mu.Unlock()
+	if wake {
+		w.wakeWriter()
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return nil
+}
+
+// refuse says why a frame of n bytes cannot be queued now, if it cannot.
+// The caller holds mu.
+func (w *Conn) refuse(n int) error {
+	if w.closed {
+		if w.err != nil {
+			return fmt.Errorf("%w: %w", ErrClosed, w.err)
 		}
 		return ErrClosed
 	}
-	if w.queued+len(raw) > w.maxQueue {
-		w.mu.Unlock()
+	if w.queued+n > w.maxQueue {
 		return fmt.Errorf("%w (%d bytes queued)", ErrBacklog, w.queued)
 	}
+	return nil
+}
+
+func (w *Conn) enqueue(raw []byte) {
 	w.queue = append(w.queue, raw)
 	w.queued += len(raw)
-	w.mu.Unlock()
+}
+
+func (w *Conn) wakeWriter() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // SendFrame encodes and queues f.
@@ -121,9 +193,16 @@ func (w *Conn) writeLoop() {
 	var batch [][]byte
 	for {
 		w.mu.Lock()
+		if w.direct {
+			// A SendNow is writing; it wakes us when it is done.
+			w.mu.Unlock()
+			<-w.wake
+			continue
+		}
 		batch, w.queue = w.queue, batch[:0]
 		w.queued = 0
 		closed := w.closed
+		w.writing = len(batch) > 0
 		w.mu.Unlock()
 		for i, raw := range batch {
 			if _, err := bw.Write(raw); err != nil {
@@ -133,7 +212,11 @@ func (w *Conn) writeLoop() {
 			batch[i] = nil
 		}
 		if len(batch) > 0 {
-			if err := bw.Flush(); err != nil {
+			err := bw.Flush()
+			w.mu.Lock()
+			w.writing = false
+			w.mu.Unlock()
+			if err != nil {
 				w.fail(err)
 				return
 			}

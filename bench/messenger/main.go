@@ -1,0 +1,210 @@
+// Command messenger measures brood's messenger on a real cluster: a master,
+// the agent and the workers (one per CPU unless -workers says otherwise),
+// on this machine's cores; worker 1 does the measuring.
+//
+//	cd bench && go run ./messenger -rounds 5
+//
+// one-way: the worker sends -n small messages to the agent with
+// SendToAgent, through the master; the rate is n over the time from the
+// first send until the agent has handled the last (a CallAgent queued
+// behind them answers with the agent's count). To stay within the bounded
+// queues the worker keeps at most two windows of -window messages in
+// flight, each closed by such a call.
+//
+// round trip: the worker makes -calls sequential CallAgent calls with a
+// small argument and reply (worker → master → agent → master → worker),
+// and reports the latency percentiles.
+//
+// Each is repeated -rounds times; the summary gives the median round. With
+// -cpuprofile DIR, every process writes DIR/ROLE.pprof.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/broodhq/brood/agent"
+	"github.com/broodhq/brood/app"
+	"github.com/broodhq/brood/framework"
+	"github.com/broodhq/brood/messenger"
+)
+
+var (
+	n       = flag.Int("n", 2_000_000, "messages per one-way round")
+	window  = flag.Int("window", 100_000, "messages between two flow-control calls")
+	calls   = flag.Int("calls", 20_000, "calls per round-trip round")
+	rounds  = flag.Int("rounds", 5, "rounds of each")
+	profDir = flag.String("cpuprofile", "", "directory for a CPU profile of every process")
+	workers = flag.Int("workers", 0, "workers (0: brood's default, one per CPU); worker 1 runs the benchmark")
+)
+
+func main() {
+	flag.Parse()
+	role := os.Getenv("BROOD_ROLE")
+	if role == "" {
+		role = "master"
+	}
+	if *profDir != "" {
+		f, err := os.Create(filepath.Join(*profDir, role+".pprof"))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
+	opts := []framework.Option{}
+	if *workers > 0 {
+		opts = append(opts, framework.WithWorkers(*workers))
+	}
+	err := framework.Run(http.NotFoundHandler(), append(opts,
+		framework.WithAddr("127.0.0.1:0"),
+		framework.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+		framework.WithAgent(setupAgent),
+		framework.WithApp(setupApp),
+	)...)
+	if err != nil {
+		os.Exit(1)
+	}
+}
+
+func setupAgent(a *agent.Agent) error {
+	m := a.Messenger()
+	var count atomic.Int64
+	m.On("m", func(messenger.Message) { count.Add(1) })
+	// A Handle function starts after the messages before it were handled
+	// (and runs alongside those after it).
+	m.Handle("count", func(context.Context, messenger.Message) (any, error) { return count.Load(), nil })
+	m.Handle("echo", func(_ context.Context, msg messenger.Message) (any, error) { return msg.Data, nil })
+	return nil
+}
+
+func setupApp(a *app.App) error {
+	if a.Slot() != 1 {
+		return nil
+	}
+	a.OnReady(func() {
+		go func() {
+			if err := run(a.Messenger()); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+			}
+			// Done: stop the cluster.
+			_ = syscall.Kill(os.Getppid(), syscall.SIGTERM)
+		}()
+	})
+	return nil
+}
+
+func run(m *messenger.Messenger) error {
+	fmt.Printf("messenger benchmark: %d rounds; one-way %d messages, round trip %d calls; GOMAXPROCS of this worker %d\n",
+		*rounds, *n, *calls, runtime.GOMAXPROCS(0))
+	var rates []float64
+	for r := range *rounds {
+		rate, err := oneWay(m)
+		if err != nil {
+			return err
+		}
+		rates = append(rates, rate)
+		fmt.Printf("one-way  round %d: %9.0f messages/s\n", r+1, rate)
+	}
+	var p50s, p90s, p99s []time.Duration
+	for r := range *rounds {
+		lat, err := roundTrip(m)
+		if err != nil {
+			return err
+		}
+		p50, p90, p99 := pct(lat, 50), pct(lat, 90), pct(lat, 99)
+		p50s, p90s, p99s = append(p50s, p50), append(p90s, p90), append(p99s, p99)
+		fmt.Printf("round trip round %d: p50 %v  p90 %v  p99 %v\n", r+1, p50, p90, p99)
+	}
+	slices.Sort(rates)
+	fmt.Printf("\nmedian of %d rounds: one-way %.0f messages/s (min %.0f, max %.0f); CallAgent round trip p50 %v, p90 %v, p99 %v\n",
+		*rounds, rates[len(rates)/2], rates[0], rates[len(rates)-1], median(p50s), median(p90s), median(p99s))
+	return nil
+}
+
+func oneWay(m *messenger.Messenger) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var base int
+	if err := m.CallAgent(ctx, "count", nil, &base); err != nil {
+		return 0, err
+	}
+	// Each window ends with a call; before sending a window, the call two
+	// windows back must have returned, so at most two are in flight.
+	type pending struct {
+		want int
+		done chan error
+	}
+	var inflight []pending
+	wait := func(s pending) error { return <-s.done }
+	start := time.Now()
+	for sent := 0; sent < *n; {
+		if len(inflight) == 2 {
+			if err := wait(inflight[0]); err != nil {
+				return 0, err
+			}
+			inflight = inflight[1:]
+		}
+		w := min(*window, *n-sent)
+		for i := range w {
+			if err := m.SendToAgent("m", sent+i); err != nil {
+				return 0, err
+			}
+		}
+		sent += w
+		s := pending{want: base + sent, done: make(chan error, 1)}
+		go func() {
+			var got int
+			err := m.CallAgent(ctx, "count", nil, &got)
+			if err == nil && got < s.want {
+				err = fmt.Errorf("agent counted %d, want at least %d: messages lost", got, s.want)
+			}
+			s.done <- err
+		}()
+		inflight = append(inflight, s)
+	}
+	for _, s := range inflight {
+		if err := wait(s); err != nil {
+			return 0, err
+		}
+	}
+	return float64(*n) / time.Since(start).Seconds(), nil
+}
+
+func roundTrip(m *messenger.Messenger) ([]time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	lat := make([]time.Duration, 0, *calls)
+	var reply int
+	for i := range *calls + 1000 {
+		t0 := time.Now()
+		if err := m.CallAgent(ctx, "echo", i, &reply); err != nil {
+			return nil, err
+		}
+		if i >= 1000 { // warm-up left out
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	return lat, nil
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)*p/100]
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
