@@ -30,6 +30,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -47,6 +49,7 @@ var (
 	rounds  = flag.Int("rounds", 5, "rounds of each")
 	profDir = flag.String("cpuprofile", "", "directory for a CPU profile of every process")
 	workers = flag.Int("workers", 0, "workers (0: brood's default, one per CPU); worker 1 runs the benchmark")
+	procs   = flag.String("procs", "", "GOMAXPROCS by role for experiments, e.g. master=1,agent=1 (default: brood's)")
 )
 
 func main() {
@@ -54,6 +57,12 @@ func main() {
 	role := os.Getenv("BROOD_ROLE")
 	if role == "" {
 		role = "master"
+	}
+	for _, kv := range strings.Split(*procs, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == role {
+			n, _ := strconv.Atoi(v)
+			runtime.GOMAXPROCS(n)
+		}
 	}
 	if *profDir != "" {
 		f, err := os.Create(filepath.Join(*profDir, role+".pprof"))
