@@ -2,10 +2,13 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/broodhq/brood/internal/lifecycle"
+	"github.com/broodhq/brood/internal/workerjobs"
 	"github.com/broodhq/brood/messenger"
 )
 
@@ -15,6 +18,7 @@ type App struct {
 	log   *slog.Logger
 	hooks *lifecycle.Hooks
 	msgr  *messenger.Messenger
+	jobs  *workerjobs.Registry
 }
 
 // Config describes a worker to New.
@@ -25,6 +29,9 @@ type Config struct {
 	// Messenger is the worker's messenger; nil: one outside any cluster,
 	// whose sends fail with messenger.ErrNoCluster.
 	Messenger *messenger.Messenger
+	// Jobs holds the schedules added with Every and Cron; nil: a new one.
+	// framework.Run announces them to the agent, which drives them.
+	Jobs *workerjobs.Registry
 }
 
 // New returns an App. framework.Run creates the real one; tests of handlers
@@ -39,7 +46,10 @@ func New(c Config) *App {
 	if c.Messenger == nil {
 		c.Messenger = messenger.New(messenger.Config{Logger: c.Logger})
 	}
-	return &App{slot: c.Slot, log: c.Logger, hooks: c.Hooks, msgr: c.Messenger}
+	if c.Jobs == nil {
+		c.Jobs = workerjobs.New()
+	}
+	return &App{slot: c.Slot, log: c.Logger, hooks: c.Hooks, msgr: c.Messenger, jobs: c.Jobs}
 }
 
 // Slot is this worker's slot number, from 1 to the number of workers. A
@@ -77,4 +87,56 @@ func NewContext(ctx context.Context, a *App) context.Context {
 func FromContext(ctx context.Context) *App {
 	a, _ := ctx.Value(ctxKey{}).(*App)
 	return a
+}
+
+// Mode says which workers run each tick of a schedule added with Every or
+// Cron.
+type Mode int
+
+const (
+	// OneWorker runs each tick in one ready worker, chosen at random
+	// (egg-schedule's type "worker").
+	OneWorker Mode = iota
+	// AllWorkers runs each tick in every ready worker (egg-schedule's type
+	// "all").
+	AllWorkers
+)
+
+// Every runs job every d in one worker or in all of them (mode), on the
+// agent's clock: the agent keeps the schedule, once per machine however
+// many workers there are, and at each tick asks the chosen worker or every
+// ready worker to run job. Register schedules in a framework.WithApp hook,
+// under the same names with the same schedules in every worker: the agent
+// schedules each name once, from the first worker that announces it, and
+// logs an error for a worker that announces a name with another schedule.
+// The agent's jobs status lists them as "app:NAME".
+//
+// A run gets a context that ends when this worker stops; stopping waits for
+// running jobs up to the shutdown timeout, before the OnStop hooks. A job
+// does not overlap itself: the agent skips a tick while the previous one is
+// still running, and a worker refuses a run while its own previous run of
+// the job is going. A job that returns an error or panics is logged with its
+// name and keeps its schedule. Ticks continue across worker restarts,
+// rolling reloads and agent restarts (a new agent asks the workers to
+// announce their schedules again); a tick that comes while no ready worker
+// has the job is logged as a failed run.
+//
+// Every panics if d <= 0, job is nil, or name is empty or already taken;
+// in a WithApp hook the panic becomes the worker's boot error.
+func (a *App) Every(d time.Duration, name string, job func(ctx context.Context) error, mode Mode) {
+	if err := a.jobs.Add(workerjobs.Spec{Name: name, Every: d, All: mode == AllWorkers}, job); err != nil {
+		panic(fmt.Sprintf("app.Every: %v", err))
+	}
+}
+
+// Cron is Every on a standard 5-field cron spec ("minute hour day-of-month
+// month day-of-week", or @hourly, @daily, "@every 5m"), evaluated in the
+// agent's local time zone unless the spec starts with "CRON_TZ=Area/City ".
+// An invalid spec or a name already taken is an error wrapping
+// schedule.ErrInvalidSchedule or schedule.ErrDuplicateName.
+func (a *App) Cron(spec, name string, job func(ctx context.Context) error, mode Mode) error {
+	if err := a.jobs.Add(workerjobs.Spec{Name: name, Cron: spec, All: mode == AllWorkers}, job); err != nil {
+		return fmt.Errorf("app.Cron: %w", err)
+	}
+	return nil
 }

@@ -24,6 +24,7 @@ func runAgent(c *config, log *slog.Logger, ch *channel, term chan os.Signal) err
 	hooks := lifecycle.New(log)
 	jobs := schedule.New(schedule.Options{Logger: log})
 	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: ch.msgr, Scheduler: jobs})
+	serveAppSchedules(log, ch.msgr, jobs) // before the hooks: "brood." actions are ours
 	for _, hook := range c.agentHooks {
 		if err := callHook(func() error { return hook(a) }); err != nil {
 			return ch.bootFailed(fmt.Errorf("agent: WithAgent hook: %w", err))

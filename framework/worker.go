@@ -13,6 +13,7 @@ import (
 
 	"github.com/broodhq/brood/app"
 	"github.com/broodhq/brood/internal/lifecycle"
+	"github.com/broodhq/brood/internal/workerjobs"
 	"github.com/broodhq/brood/middleware"
 )
 
@@ -40,13 +41,15 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 	}
 
 	hooks := lifecycle.New(log)
-	a := app.New(app.Config{Slot: slot, Logger: log, Hooks: hooks, Messenger: ch.msgr})
+	schedules := workerjobs.New()
+	a := app.New(app.Config{Slot: slot, Logger: log, Hooks: hooks, Messenger: ch.msgr, Jobs: schedules})
 	for _, hook := range c.appHooks {
 		if err := callHook(func() error { return hook(a) }); err != nil {
 			closeAll()
 			return ch.bootFailed(fmt.Errorf("worker %d: WithApp hook: %w", slot, err))
 		}
 	}
+	jobs := startWorkerSchedules(log, ch.msgr, schedules)
 
 	t := &tracker{}
 	ready := func() bool { return hooks.IsReady() && !t.draining.Load() }
@@ -98,6 +101,7 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 	for range lns {
 		<-served
 	}
+	jobs.stop(ctx) // before the OnStop hooks, which may close what jobs use
 	if err := hooks.Stop(ctx); err != nil {
 		log.Error("OnStop hook failed", "err", err)
 	}
