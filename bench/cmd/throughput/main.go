@@ -35,11 +35,13 @@ import (
 var targets = map[string]struct {
 	binary string
 	brood  bool
+	level  string // $BROOD_LOG_LEVEL
 	about  string
 }{
-	"plain": {"plain", false, "one net/http + chi process, GOMAXPROCS default"},
-	"brood": {"hello", true, "examples/hello, default middleware chain, BROOD_LOG_LEVEL=warn"},
-	"bare":  {"hellobare", true, "cmd/hellobare: brood with WithMiddleware() (router served bare), BROOD_LOG_LEVEL=warn"},
+	"plain":  {"plain", false, "", "one net/http + chi process, GOMAXPROCS default"},
+	"brood":  {"hello", true, "warn", "examples/hello, default middleware chain, BROOD_LOG_LEVEL=warn (the access log checks its level, writes nothing)"},
+	"bare":   {"hellobare", true, "warn", "cmd/hellobare: brood with WithMiddleware() (router served bare), BROOD_LOG_LEVEL=warn"},
+	"logged": {"hello", true, "info", "examples/hello, default chain, BROOD_LOG_LEVEL=info: a JSON access-log line per request to stderr (/dev/null)"},
 }
 
 type run struct {
@@ -93,7 +95,7 @@ func main() {
 	d := flag.Duration("d", 5*time.Second, "duration of each run, 1s to 1m")
 	warmup := flag.Duration("warmup", time.Second, "unreported run per target before the rounds, at most 1m")
 	gen := flag.String("gen", "load", "load generator: load (in-process) or wrk")
-	names := flag.String("targets", "plain,brood,bare", "targets in the order each round runs them; plain must be one")
+	names := flag.String("targets", "plain,brood,bare", "targets in the order each round runs them, from plain, brood, bare, logged; plain must be one")
 	workers := flag.Int("workers", 2, "brood workers")
 	fresh := flag.Bool("fresh", false, "a new connection per request (-gen load only)")
 	bin := flag.String("bin", "results/bin", "directory the server binaries are built into")
@@ -127,7 +129,7 @@ func main() {
 	for _, n := range order {
 		t, ok := targets[n]
 		if !ok {
-			fail(fmt.Errorf("-targets: unknown target %q (want plain, brood, bare)", n))
+			fail(fmt.Errorf("-targets: unknown target %q (want plain, brood, bare, logged)", n))
 		}
 		hasPlain = hasPlain || n == "plain"
 		bins = append(bins, t.binary)
@@ -155,7 +157,8 @@ func main() {
 	for _, n := range order {
 		spec := target.Spec{Name: n, Path: paths[targets[n].binary]}
 		if targets[n].brood {
-			spec.Env = []string{"BROOD_WORKERS=" + strconv.Itoa(*workers), "BROOD_LOG_LEVEL=warn"}
+			spec.Env = []string{"BROOD_WORKERS=" + strconv.Itoa(*workers), "BROOD_LOG_LEVEL=" + targets[n].level}
+			spec.DiscardOutput = targets[n].level == "info"
 		}
 		addr, err := target.FreeAddr()
 		if err != nil {

@@ -30,6 +30,9 @@ func Build(ctx context.Context, dir string, names ...string) (map[string]string,
 	args := []string{"build", "-o", abs + string(filepath.Separator)}
 	paths := make(map[string]string, len(names))
 	for _, n := range names {
+		if _, dup := paths[n]; dup {
+			continue
+		}
 		pkg, ok := Packages[n]
 		if !ok {
 			return nil, fmt.Errorf("build: no package for %q", n)

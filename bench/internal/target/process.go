@@ -18,6 +18,11 @@ type Spec struct {
 	Name string   // for reports, e.g. "brood" or "plain"
 	Path string   // the binary
 	Env  []string // added to this process's environment, after BROOD_ADDR
+	// DiscardOutput sends the server's stdout and stderr straight to
+	// /dev/null instead of through this process, for servers that log
+	// every request: copying their output would cost the benchmark's
+	// own process (where the generator may run) CPU per request.
+	DiscardOutput bool
 }
 
 // Process is a started server.
@@ -50,6 +55,14 @@ func Start(spec Spec, addr string) (*Process, error) {
 	cmd.Env = append(append(os.Environ(), "BROOD_ADDR="+addr), spec.Env...)
 	out := &tail{max: 8 << 10}
 	cmd.Stdout, cmd.Stderr = out, out
+	if spec.DiscardOutput {
+		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+		defer null.Close() // the child has its own copy once started
+		cmd.Stdout, cmd.Stderr = null, null
+	}
 	p := &Process{Spec: spec, Addr: addr, cmd: cmd, out: out, exited: make(chan struct{})}
 	p.Started = time.Now()
 	if err := cmd.Start(); err != nil {
