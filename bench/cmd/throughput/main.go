@@ -142,6 +142,13 @@ func main() {
 	// stopped like after the last round.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// One benchmark at a time on this machine: wait for any other that
+	// takes the same lock.
+	release, err := target.Exclusive(ctx, 10*time.Minute)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v; running anyway\n", "throughput", err)
+	}
+	defer release()
 	paths, err := target.Build(ctx, *bin, bins...)
 	if err != nil {
 		fail(err)
@@ -181,7 +188,7 @@ func main() {
 	measure := func(n string, c int, dur time.Duration) (run, error) {
 		var noisy bool
 		if *quiet > 0 {
-			busy, ok := target.WaitQuiet(*quiet, 300*time.Millisecond, *quietWait)
+			busy, ok := target.WaitQuietContext(ctx, *quiet, 300*time.Millisecond, *quietWait)
 			if !ok {
 				noisy = true
 				if !*asJSON {
