@@ -41,6 +41,12 @@ func (b *inbox) push(f wire.Frame, m *Messenger) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		// Stopping. A message stays with the master when this is the agent
+		// (it was not acknowledged) and goes to the next one; a call is
+		// answered now rather than when this process is gone.
+		if f.Kind == wire.KindCall {
+			m.replyError(f.FromPID, f.CallID, msglink.CodeGone, fmt.Sprintf("pid %d is stopping", m.pid))
+		}
 		return
 	}
 	if b.bytes+n > b.limit {

@@ -45,7 +45,9 @@
 // warning once per restart and counts them, and calls are answered at once
 // with ErrTargetGone. If the agent is not coming back (it crashed too often,
 // or the cluster is stopping), what was held is dropped, with a warning.
-// Messages for a worker that dies are lost, as in egg.
+// Messages for a worker that dies are lost, as in egg, and so are
+// messages for a worker whose On functions fall more than 64 MiB behind
+// (logged as errors).
 //
 // Calls: Call and CallAgent always end. They return the handler's answer or
 // error, ErrNoHandler, ErrTargetGone (no such process; or it exited, or the
@@ -70,17 +72,17 @@
 // sender fields of every frame with what it knows of the child that sent
 // it, so a child cannot speak for another.
 //
-//	kind         route                   call id           data
-//	message (2)  agent/app/all/random/pid 0                JSON
-//	call (3)     agent or pid            caller's call id  JSON
-//	reply (4)    pid: the caller         the call's id     JSON
-//	reply-error (5) pid: the caller      the call's id     {"code": ..., "error": ...}
-//	ack (6)      master                  messages handled  empty
-//	control (1)  master ↔ child          0                 JSON, by action
+//	kind             route                        call id            data
+//	message (2)      agent, app, all, random, pid 0                  JSON
+//	call (3)         agent or pid                 the caller's id    JSON
+//	reply (4)        pid: the caller              the call's id      JSON
+//	reply-error (5)  pid: the caller              the call's id      {"code": ..., "error": ...}
+//	ack (6)          master                       messages handled   none
+//	control (1)      master ↔ child               0                  JSON, by action
 //
 // Reply-error codes: "error" (the handler returned an error), "panic",
-// "no-handler", "too-large" (the reply was over the limit) and "gone" (sent
-// by the master: no such process, no agent, or the hold is full). Only the
+// "no-handler", "too-large" (the reply was over the limit) and "gone" (no
+// such process, no agent, the hold is full, or the target is stopping). Only the
 // agent sends acks; the count covers every message it has handled since it
 // started. The messenger's control frame is "members", which the master
 // sends to a child when it starts and to every child when the ready
