@@ -8,6 +8,8 @@ import (
 
 	"github.com/lmittmann/tint"
 	"golang.org/x/term"
+
+	"github.com/broodhq/brood/middleware"
 )
 
 // newLogger builds the one root logger of a process. Every record carries the
@@ -45,5 +47,23 @@ func handlerFor(w io.Writer, format string, level slog.Level) slog.Handler {
 	if format == "text" {
 		return tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000"})
 	}
-	return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
+	// middleware.JSONHandler writes what slog.JSONHandler writes, but lets
+	// AccessLog encode its records itself and batches them into few writes:
+	// a fraction of the cost per request. flushLogs writes what it holds.
+	return middleware.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
+}
+
+// flushLogs writes the access lines that middleware.JSONHandler holds for a
+// few milliseconds to batch them, so that a stopping worker's last requests
+// are in the log.
+func flushLogs(c *config, log *slog.Logger) {
+	loggers := []*slog.Logger{log}
+	if f := c.logs.files; f != nil && f.accessLog != nil {
+		loggers = append(loggers, f.accessLog)
+	}
+	for _, l := range loggers {
+		if f, ok := l.Handler().(interface{ Flush() error }); ok {
+			_ = f.Flush()
+		}
+	}
 }

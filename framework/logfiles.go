@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/broodhq/brood/logfile"
+	"github.com/broodhq/brood/middleware"
 )
 
 // procFiles are the log files one process writes when WithLogDir is set:
@@ -58,7 +59,9 @@ func openLogs(c *config, role string, slot int) (*slog.Logger, error) {
 	log := tagLogger(slog.New(h), role, slot)
 	if files.access != nil {
 		// Access lines need no role: only workers write them.
-		files.accessLog = slog.New(logfile.NewJSONHandler(files.access, opts)).With("slot", slot, "pid", os.Getpid())
+		// middleware.JSONHandler: slog's format, whole lines per write, and
+		// AccessLog's cheap, batched path (see handlerFor).
+		files.accessLog = slog.New(middleware.NewJSONHandler(files.access, opts)).With("slot", slot, "pid", os.Getpid())
 	}
 	if role == "master" {
 		log.Info("log files", "dir", absDir(c.logs.dir), "dir_from", c.source["log_dir"],

@@ -55,6 +55,7 @@ func Run(h http.Handler, opts ...Option) error {
 		if err != nil && !errors.Is(err, ErrMasterGone) {
 			log.Error(err.Error())
 		}
+		flushLogs(c, log)
 		return err
 	default:
 		err := fmt.Errorf("%w: BROOD_ROLE=%q is not a role brood sets (agent, worker): unset BROOD_ROLE to start a master", ErrNoMaster, role)

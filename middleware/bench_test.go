@@ -20,8 +20,12 @@ func benchHandler(w http.ResponseWriter, r *http.Request) { w.Write(benchHello) 
 
 func benchChain() http.Handler {
 	// JSON to io.Discard: the formatting cost a worker really pays, without
-	// the disk.
-	logger := slog.New(slog.NewJSONHandler(io.Discard, nil)).With("role", "worker", "slot", 1, "pid", 4242)
+	// the disk. JSONHandler is what the framework logs with.
+	return benchChainWith(NewJSONHandler(io.Discard, nil))
+}
+
+func benchChainWith(lh slog.Handler) http.Handler {
+	logger := slog.New(lh).With("role", "worker", "slot", 1, "pid", 4242)
 	var h http.Handler = http.HandlerFunc(benchHandler)
 	chain := Default(logger, func() bool { return true })
 	for i := len(chain) - 1; i >= 0; i-- {
@@ -72,6 +76,12 @@ func benchLoopback(b *testing.B, h http.Handler) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+}
+
+// The same chain logging through slog's own JSONHandler, which a user's
+// WithLogger may bring: AccessLog cannot take its shortcut.
+func BenchmarkDefaultInProcessSlog(b *testing.B) {
+	benchInProcess(b, benchChainWith(slog.NewJSONHandler(io.Discard, nil)))
 }
 
 func BenchmarkBareLoopback(b *testing.B) {
