@@ -56,15 +56,36 @@ func RequestID(next http.Handler) http.Handler {
 		if !validRequestID(id) {
 			id = newRequestID(prefix)
 		}
-		w.Header()[RequestIDHeader] = []string{id}
-		ctx := context.WithValue(r.Context(), chimw.RequestIDKey, id)
+		ctx := &requestIDCtx{Context: r.Context(), id: id}
+		ctx.header[0] = id
+		w.Header()[RequestIDHeader] = ctx.header[:]
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// requestIDCtx carries the request id under chi's RequestIDKey. It is
+// context.WithValue's job done in one allocation instead of three (the
+// context, the id boxed in an interface, the header's []string), which
+// RequestID does on every request.
+type requestIDCtx struct {
+	context.Context
+	id     string
+	header [1]string // the X-Request-Id value slice
+}
+
+func (c *requestIDCtx) Value(key any) any {
+	if key == chimw.RequestIDKey {
+		return c.id
+	}
+	return c.Context.Value(key)
 }
 
 // RequestIDFromContext returns the request id RequestID stored in ctx, or ""
 // when RequestID did not run.
 func RequestIDFromContext(ctx context.Context) string {
+	if c, ok := ctx.(*requestIDCtx); ok {
+		return c.id // AccessLog and Recover: no lookup, no boxing
+	}
 	return chimw.GetReqID(ctx)
 }
 
