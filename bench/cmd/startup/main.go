@@ -66,7 +66,7 @@ func main() {
 	for i := -1; i < *n; i++ {
 		for _, s := range specs {
 			if *quiet > 0 {
-				if _, ok := target.WaitQuietContext(ctx, *quiet, 200*time.Millisecond, *quietWait); !ok {
+				if _, ok := target.WaitQuietContext(ctx, *quiet, 200*time.Millisecond, *quietWait); !ok && i >= 0 {
 					rep.Busy++
 				}
 			}

@@ -55,8 +55,9 @@ type run struct {
 	// The kernel's softirq time, mostly the loopback TCP receive path,
 	// which no process is charged for.
 	SoftirqCPU float64 `json:"softirq_cpu_cores"`
-	// The rest of the machine's busy time: anything else running. Above
-	// -max-other makes the round noisy.
+	// CPU used by every other process on the machine (other people's
+	// builds, tests and benchmarks). Above -max-other makes the round
+	// noisy.
 	OtherCPU float64 `json:"other_cpu_cores"`
 	// CPU left idle during the run.
 	IdleCPU float64 `json:"idle_cpu_cores"`
@@ -91,7 +92,7 @@ type report struct {
 func main() {
 	connsFlag := flag.String("conns", "50,200", "connection counts to try, comma-separated")
 	rounds := flag.Int("rounds", 5, "clean rounds wanted per connection count, 1 to 50; up to twice as many are run to get them")
-	maxOther := flag.Float64("max-other", 0.15, "a round in which any run saw more than this many cores busy with other work is noisy: reported, left out of the ratios")
+	maxOther := flag.Float64("max-other", 0.1, "a round in which any run saw more than this many cores busy with other work is noisy: reported, left out of the ratios")
 	d := flag.Duration("d", 5*time.Second, "duration of each run, 1s to 1m")
 	warmup := flag.Duration("warmup", time.Second, "unreported run per target before the rounds, at most 1m")
 	gen := flag.String("gen", "load", "load generator: load (in-process) or wrk")
@@ -199,7 +200,7 @@ func main() {
 		p := procs[n]
 		url := "http://" + p.Addr + "/"
 		pids := target.Tree(p.PID())
-		m0 := target.MachineTicks()
+		o0, m0 := target.SnapshotOthers(), target.MachineTicks()
 		srv0, gen0, t0 := target.CPUTicks(pids), selfCPU(), time.Now()
 		var res loadgen.Result
 		var wrkCPU time.Duration
@@ -210,13 +211,17 @@ func main() {
 			res, err = loadgen.Run(ctx, loadgen.Config{URL: url, Conns: c, Duration: dur, Fresh: *fresh})
 		}
 		wall := time.Since(t0)
-		m1 := target.MachineTicks()
+		m1, o1 := target.MachineTicks(), target.SnapshotOthers()
 		got := run{Conns: c, Target: n, Result: res, StartedBusy: noisy}
 		got.ServerCPU = target.Cores(target.CPUTicks(pids)-srv0, wall)
 		got.GenCPU = (selfCPU() - gen0 + wrkCPU).Seconds() / wall.Seconds()
 		got.SoftirqCPU = target.Cores(m1.Softirq-m0.Softirq, wall)
 		got.IdleCPU = target.Cores((m1.Total-m0.Total)-(m1.Busy-m0.Busy), wall)
-		got.OtherCPU = target.Cores(m1.Busy-m0.Busy, wall) - got.SoftirqCPU - got.ServerCPU - got.GenCPU
+		// Processes charged with our servers' and generator's CPU: the
+		// servers, this process and its parent (go run), and this
+		// process's children (wrk), counted through cutime.
+		ours := append(target.Tree(p.PID()), os.Getpid(), os.Getppid())
+		got.OtherCPU = target.OtherCores(o0, o1, ours, wall)
 		return got, err
 	}
 
@@ -227,7 +232,8 @@ func main() {
 			fmt.Printf("  %-5s %s\n", n, targets[n].about)
 		}
 		fmt.Println("cpu columns are in cores: the server's processes (srv), the generator (gen), the kernel's softirq (sirq, mostly the loopback TCP")
-		fmt.Println("receive path), anything else running (oth), and idle; µs/req is the server's CPU per successful request.")
+		fmt.Println("receive path; partly charged to the processes too), every other process on the machine (oth), and idle;")
+		fmt.Println("µs/req is the server's CPU per successful request.")
 		fmt.Printf("A round where any run saw oth > %.2f is noisy (marked *) and left out of the ratios.\n", *maxOther)
 	}
 	for _, c := range conns {

@@ -22,7 +22,8 @@ func Exclusive(ctx context.Context, limit time.Duration) (release func(), err er
 	if err != nil {
 		return func() {}, fmt.Errorf("benchmark lock: %w", err)
 	}
-	end := time.Now().Add(limit)
+	start := time.Now()
+	end := start.Add(limit)
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
@@ -30,7 +31,7 @@ func Exclusive(ctx context.Context, limit time.Duration) (release func(), err er
 		}
 		if err != syscall.EWOULDBLOCK || time.Now().After(end) || ctx.Err() != nil {
 			f.Close()
-			return func() {}, fmt.Errorf("benchmark lock %s held by another benchmark for %s: %w", LockPath, limit, err)
+			return func() {}, fmt.Errorf("benchmark lock %s still held by another benchmark after %s: %w", LockPath, time.Since(start).Round(time.Second), err)
 		}
 		select {
 		case <-ctx.Done():
