@@ -69,11 +69,7 @@ func (m *master) messagingChanged() {
 		var dropped [][]byte
 		dropped, unanswered = r.agent.detach(m.agentComing())
 		if len(dropped) > 0 {
-			level := "warn"
-			if m.phase >= phaseStoppingWorkers {
-				level = "debug" // stopping: nothing is lost that anyone waits for
-			}
-			m.dropHeld(dropped, level)
+			m.dropHeld(dropped, m.phase >= phaseStoppingWorkers)
 		}
 	}
 	for _, k := range unanswered {
@@ -105,7 +101,10 @@ func (m *master) agentComing() bool {
 	return m.phase >= phaseRunning && m.phase < phaseStoppingWorkers && st != nil && !st.givenUp
 }
 
-func (m *master) dropHeld(dropped [][]byte, level string) {
+// dropHeld fails the calls among what was held for an agent that is not
+// coming back, and says what was lost; when the cluster is stopping that
+// is expected, so it is said at debug level.
+func (m *master) dropHeld(dropped [][]byte, stopping bool) {
 	calls := 0
 	for _, raw := range dropped {
 		if wire.KindOf(raw) == wire.KindCall {
@@ -114,7 +113,7 @@ func (m *master) dropHeld(dropped [][]byte, level string) {
 		}
 	}
 	args := []any{"messages", len(dropped) - calls, "calls_failed", calls}
-	if level == "warn" {
+	if !stopping {
 		m.log.Warn("dropped what was held for the agent: no agent is coming back", args...)
 	} else {
 		m.log.Debug("dropped what was held for the agent: stopping", args...)
