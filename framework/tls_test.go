@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,13 +169,14 @@ func TestTLSServesHTTP2AndHTTP1(t *testing.T) {
 	})
 }
 
-// Each worker reads the files when it starts, so a renewed certificate is
-// served by workers started after the renewal (a rolling reload replaces
-// them all; here a killed worker's replacement stands in for one).
-func TestTLSRenewedCertificateReachesNewWorkers(t *testing.T) {
+// Each worker reads the files when it starts, so a rolling reload (SIGHUP)
+// puts a renewed certificate in service; a pair that no longer loads fails
+// the new workers' start, the reload is rolled back, and the old workers
+// keep serving the old certificate.
+func TestTLSRenewedCertificateServedAfterReload(t *testing.T) {
 	dir := t.TempDir()
-	old := writeTestCert(t, dir, 1)
-	c := startTLS(t, dir, "1")
+	first := writeTestCert(t, dir, 1)
+	c := startTLS(t, dir, "2")
 
 	serial := func(cert testCert) int64 {
 		t.Helper()
@@ -187,35 +187,49 @@ func TestTLSRenewedCertificateReachesNewWorkers(t *testing.T) {
 		defer conn.Close()
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 	}
-	if got := serial(old); got != 1 {
-		t.Fatalf("serving certificate serial %d, want 1", got)
-	}
-
-	renewed := writeTestCert(t, dir, 2)
-	if got := serial(old); got != 1 {
-		t.Errorf("running worker switched to serial %d before being replaced; want it to keep 1", got)
-	}
-	kids := c.Children()
-	var worker int
-	for _, pid := range kids {
-		cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-		if strings.Contains(string(cmdline), ": worker") {
-			worker = pid
+	// Fresh connections, spread by the kernel over both workers.
+	allServe := func(cert testCert, want int64) {
+		t.Helper()
+		for range 20 {
+			if got := serial(cert); got != want {
+				t.Fatalf("a worker serves certificate serial %d, want %d", got, want)
+			}
 		}
 	}
-	if worker == 0 {
-		t.Fatalf("no worker among the children %v", kids)
+	allServe(first, 1)
+
+	renewed := writeTestCert(t, dir, 2)
+	allServe(first, 1) // running workers keep what they loaded
+	at := c.Lines()
+	c.Signal(syscall.SIGHUP)
+	if _, _, err := c.WaitLog(60*time.Second, at, ct.Msg("reload complete")); err != nil {
+		t.Fatalf("reload with a renewed certificate: %v", err)
 	}
-	after := c.Lines()
-	if err := syscall.Kill(worker, syscall.SIGKILL); err != nil {
+	allServe(renewed, 2)
+
+	// A key that does not match the certificate: the reload fails and is
+	// rolled back.
+	other := t.TempDir()
+	writeTestCert(t, other, 3)
+	key, err := os.ReadFile(filepath.Join(other, "key.pem"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.WaitLog(20*time.Second, after, ct.Msg("replacement ready")); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), key, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := serial(renewed); got != 2 {
-		t.Errorf("replacement worker serves serial %d, want the renewed 2", got)
+	at = c.Lines()
+	c.Signal(syscall.SIGHUP)
+	if _, _, err := c.WaitLog(60*time.Second, at, ct.Msg("reload rolled back")); err != nil {
+		t.Fatalf("reload with a mismatched key: %v", err)
 	}
+	if _, _, err := c.WaitLog(time.Second, at, func(l map[string]any) bool {
+		msg, _ := l["msg"].(string)
+		return strings.Contains(msg, "private key does not match public key")
+	}); err != nil {
+		t.Errorf("no log record says why the new workers failed: %v", err)
+	}
+	allServe(renewed, 2)
 }
 
 func TestTLSConfigRefused(t *testing.T) {
