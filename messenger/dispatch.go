@@ -72,13 +72,19 @@ func (b *inbox) push(f wire.Frame, m *Messenger) {
 	}
 }
 
-// idleNow reports whether everything pushed so far has been handled, so
-// that a call may start at once from the reader: its handler would start
-// no sooner through the dispatcher, only later.
-func (b *inbox) idleNow() bool {
+// reserveCall reports whether everything pushed so far has been handled,
+// so that a call may start at once from the reader (through the dispatcher
+// its handler would start no sooner, only later), and if so counts the
+// handler in handlers while the inbox is surely open: Close waits for
+// handlers only after closing the inbox.
+func (b *inbox) reserveCall(handlers *sync.WaitGroup) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.idle && len(b.q) == 0 && !b.closed
+	if !b.idle || len(b.q) > 0 || b.closed {
+		return false
+	}
+	handlers.Add(1)
+	return true
 }
 
 func (b *inbox) close() {
@@ -137,13 +143,18 @@ func (m *Messenger) ack(min uint64) {
 	}
 }
 
+func messageOf(f *wire.Frame) Message {
+	return Message{Action: f.Action, Data: f.Data, From: f.From.String(), PID: f.FromPID}
+}
+
 func (m *Messenger) dispatchOne(f *wire.Frame) {
-	msg := Message{Action: f.Action, Data: f.Data, From: f.From.String(), PID: f.FromPID}
-	t := m.subs.Load()
 	if f.Kind == wire.KindCall {
-		m.serve(t.handle[f.Action], msg, f.CallID)
+		m.handlers.Add(1) // before the dispatcher ends, so before Close waits
+		m.serve(f)
 		return
 	}
+	msg := messageOf(f)
+	t := m.subs.Load()
 	m.handled++
 	heard := false
 	for _, s := range t.on[f.Action] {
@@ -176,14 +187,17 @@ func (m *Messenger) safely(msg Message, fn func(Message)) {
 }
 
 // serve answers a call in its own goroutine, so that a slow handler delays
-// neither the messages behind it nor other calls.
-func (m *Messenger) serve(h HandlerFunc, msg Message, id uint64) {
+// neither the messages behind it nor other calls. The caller has counted
+// it in handlers.
+func (m *Messenger) serve(f *wire.Frame) {
+	msg, id := messageOf(f), f.CallID
+	h := m.subs.Load().handle[f.Action]
 	if h == nil {
+		defer m.handlers.Done()
 		m.log.Debug("call not handled: no Handle for its action", "action", msg.Action, "from", msg.From, "from_pid", msg.PID)
 		m.replyError(msg.PID, id, msglink.CodeNoHandler, fmt.Sprintf("no Handle for %q in pid %d", msg.Action, m.pid))
 		return
 	}
-	m.handlers.Add(1)
 	m.running.Add(1)
 	go func() {
 		defer m.handlers.Done()

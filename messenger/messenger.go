@@ -208,8 +208,8 @@ func (e endpoint) Deliver(f wire.Frame) {
 		// wait behind itself in the inbox.
 		e.m.resolve(f)
 	case wire.KindCall:
-		if e.m.in.idleNow() {
-			e.m.dispatchOne(&f) // starts the handler's goroutine and returns
+		if e.m.in.reserveCall(&e.m.handlers) {
+			e.m.serve(&f) // starts the handler's goroutine and returns
 			return
 		}
 		e.m.in.push(f, e.m)
