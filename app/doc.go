@@ -7,4 +7,8 @@
 //		a := app.FromContext(r.Context())
 //		a.Logger().Info("served", "slot", a.Slot())
 //	}
+//
+// Schedules registered with Every and Cron (in a WithApp hook) run in one
+// worker per tick or in every worker, on the agent's clock, so that a tick
+// happens once per machine whatever the number of workers.
 package app

@@ -43,7 +43,10 @@ type logConfig struct {
 // every worker (framework and user records alike), access.log one line per
 // request. The master creates dir if needed. The master's own records also
 // still go to stderr, so a terminal or a service manager keeps seeing
-// startup, restarts and stop. "" (the default) keeps everything on the
+// startup, restarts and stop, and a logger given with WithLogger keeps
+// receiving every record too. access.log is written by the default
+// middleware chain; a chain given with WithMiddleware logs requests where
+// its own AccessLog says. "" (the default) keeps everything on the
 // console. Overridden by $BROOD_LOG_DIR.
 //
 // The agent rotates both files daily at local midnight (WithLogDaily) and
