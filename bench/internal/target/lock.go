@@ -9,6 +9,9 @@ import (
 )
 
 // LockPath is the file every brood benchmark locks while it measures.
+// Shell scripts can join the queue with flock(1):
+//
+//	flock -w 900 /tmp/brood-bench.lock ./my-benchmark.sh
 const LockPath = "/tmp/brood-bench.lock"
 
 // Exclusive takes an exclusive flock on LockPath, waiting up to limit, so
@@ -17,25 +20,33 @@ const LockPath = "/tmp/brood-bench.lock"
 // the process exits. If the lock cannot be had in time, Exclusive says so
 // in its error and returns a no-op release: the caller may run anyway and
 // report the run as shared.
+//
+// It waits in a blocking flock, as flock(1) does, so it takes its turn
+// among the other waiters instead of losing every race to them.
 func Exclusive(ctx context.Context, limit time.Duration) (release func(), err error) {
 	f, err := os.OpenFile(LockPath, os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
 		return func() {}, fmt.Errorf("benchmark lock: %w", err)
 	}
 	start := time.Now()
-	end := start.Add(limit)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if err != syscall.EWOULDBLOCK || time.Now().After(end) || ctx.Err() != nil {
+	got := make(chan error, 1)
+	go func() { got <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case err := <-got:
+		if err != nil {
 			f.Close()
-			return func() {}, fmt.Errorf("benchmark lock %s still held by another benchmark after %s: %w", LockPath, time.Since(start).Round(time.Second), err)
+			return func() {}, fmt.Errorf("benchmark lock %s: %w", LockPath, err)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
+		return func() { f.Close() }, nil
+	case <-timer.C:
+	case <-ctx.Done():
 	}
+	// Given up: if the lock arrives later, let it go at once.
+	go func() {
+		<-got
+		f.Close()
+	}()
+	return func() {}, fmt.Errorf("benchmark lock %s still held by another benchmark after %s", LockPath, time.Since(start).Round(time.Second))
 }
