@@ -60,14 +60,13 @@ func (m *master) housekeep(now time.Time) {
 		if t := m.cfg.ops.hangTimeout; t > 0 && now.Sub(ch.lastProgress) > t {
 			ch.recycling = true
 			ch.log.Error("hung: no progress on its requests; replacing it", "silent_for", now.Sub(ch.lastProgress).Round(time.Millisecond).String(), "hang_timeout", t.String())
-			hung := ch
+			// Stop it accepting now rather than once its successor is
+			// ready: whatever it accepts meanwhile would hang with it, while
+			// connections left in the socket's queue wait for the successor.
 			// Its requests will not finish: a short drain, then KILL.
-			m.replace(slot, "hung", min(m.cfg.shutdownTimeout, hangDrain), func(ok bool, why string) {
-				if !ok && !hung.exited {
-					hung.log.Error("replacement failed; killing the hung worker", "err", why)
-					_ = hung.cmd.Process.Kill()
-				}
-			})
+			drain := min(m.cfg.shutdownTimeout, hangDrain)
+			m.stopChild(ch, drain, drain+hangKillGrace)
+			m.replace(slot, "hung", drain, nil)
 			continue
 		}
 		if m.cfg.ops.maxRSS > 0 {
@@ -79,4 +78,9 @@ func (m *master) housekeep(now time.Time) {
 	}
 }
 
-const hangDrain = 5 * time.Second
+// A hung worker gets hangDrain to finish what it can, then SIGKILL
+// hangKillGrace later if it did not exit.
+const (
+	hangDrain     = 5 * time.Second
+	hangKillGrace = 2 * time.Second
+)

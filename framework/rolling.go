@@ -106,7 +106,7 @@ func (m *master) promote(slot int) {
 	done := st.onNext
 	st.onNext = nil
 	ch.log.Info("replacement ready", "ms", time.Since(ch.started).Milliseconds(), "generation", ch.gen.n)
-	if old != nil && !old.exited {
+	if old != nil && !old.exited && old.state != "draining" {
 		drain := st.drain
 		if drain <= 0 {
 			drain = m.cfg.shutdownTimeout
