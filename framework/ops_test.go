@@ -188,6 +188,12 @@ func TestScaleUpAndDownUnderLoad(t *testing.T) {
 	if seen := servers(t, c, 50); len(seen) != 1 {
 		t.Errorf("after scaling to 1, %d workers answer: %v", len(seen), seen)
 	}
+	// Retired workers drain (their keep-alive clients get a last response)
+	// before they exit.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(c.Children()) != 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if n := len(c.Children()); n != 2 {
 		t.Errorf("after scaling to 1, the master has %d children; want the agent and one worker", n)
 	}
