@@ -55,15 +55,16 @@ func NewConn(c net.Conn, maxFrame int) *Conn {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
+	rc := rawConn(c)
 	w := &Conn{
 		c:        c,
-		r:        bufio.NewReaderSize(c, 64<<10),
+		r:        bufio.NewReaderSize(reader(c, rc), 64<<10),
+		rc:       rc,
 		maxFrame: maxFrame,
 		maxQueue: QueueLimit(maxFrame),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
-	w.rc = rawConn(c)
 	go w.writeLoop()
 	return w
 }
@@ -189,7 +190,7 @@ func (w *Conn) SendFrame(f *Frame) error {
 
 func (w *Conn) writeLoop() {
 	defer close(w.done)
-	bw := bufio.NewWriterSize(w.c, 64<<10)
+	bw := bufio.NewWriterSize(writer(w.c, w.rc), 64<<10)
 	var batch [][]byte
 	for {
 		w.mu.Lock()
