@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Runs every brood benchmark in bounded time (about 6 minutes on a quiet
-# 2-core machine, at most 40 when other work keeps it busy; QUICK=1 for about 2) and keeps the raw outputs in bench/results/,
+# 2-core machine, at most 40 when other work keeps it busy, plus up to 20
+# waiting for other benchmarks to finish; QUICK=1 for about 2) and keeps the raw outputs in bench/results/,
 # which git ignores. Every server it starts is stopped by pid; every step has
 # a timeout. Run it with nothing else busy on the machine: the programs wait
 # (bounded) for a quiet machine before each run and say when they could not.
 set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p results
+
+# One benchmark at a time on this machine: hold the shared lock for the
+# whole run (the Go programs see BROOD_BENCH_LOCK_HELD and do not wait for
+# it again). Waits at most 20 minutes for other benchmarks to finish.
+if [[ "${BROOD_BENCH_LOCK_HELD:-}" != 1 ]] && command -v flock >/dev/null; then
+	echo "== waiting for /tmp/brood-bench.lock (other benchmarks on this machine), at most 20 min"
+	export BROOD_BENCH_LOCK_HELD=1
+	exec flock -w 1200 /tmp/brood-bench.lock "$0" "$@"
+fi
 
 rounds=5 wrkrounds=3 dur=5s startups=20
 if [[ "${QUICK:-}" == 1 ]]; then

@@ -47,6 +47,7 @@ type options struct {
 	only      string
 	sleep     time.Duration
 	logDir    string
+	shared    bool // the benchmark lock could not be had
 }
 
 func main() {
@@ -87,6 +88,14 @@ type bins struct {
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
+	// One benchmark at a time on this machine: the others would load the
+	// same two cores, and this one would disturb theirs.
+	release, err := target.Exclusive(ctx, 10*time.Minute)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "opsbench: %v; running anyway\n", err)
+		o.shared = true
+	}
+	defer release()
 	dir, err := os.MkdirTemp("", "opsbench-")
 	if err != nil {
 		return err
@@ -109,8 +118,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		if fn == nil {
 			return fmt.Errorf("no scenario %q: want reload, naive, scale, bad", name)
 		}
-		fmt.Fprintf(os.Stderr, "opsbench: %s...\n", name)
+		busy, quiet := target.WaitQuietContext(ctx, 0.3, time.Second, 30*time.Second)
+		fmt.Fprintf(os.Stderr, "opsbench: %s (machine busy %.2f cores before)...\n", name, busy)
 		r, err := fn(ctx, o, b)
+		if r != nil && !quiet {
+			r.Notes = append(r.Notes, fmt.Sprintf("started on a busy machine: %.2f cores of other work", busy))
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}

@@ -20,6 +20,9 @@ func report(out io.Writer, o options, results []*result) {
 	}
 	fmt.Fprintf(out, "load      %d keep-alive + %d fresh-connection clients, GET %s back to back on 127.0.0.1, no retries, %s per request\n",
 		o.keepAlive, o.fresh, path, o.timeout)
+	if o.shared {
+		fmt.Fprintf(out, "note      run without the benchmark lock: another benchmark may have shared the CPUs\n")
+	}
 	fmt.Fprintf(out, "servers   2 workers at start; %s of load before the first and after the last operation, %s after each\n\n", o.settle, o.gap)
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -14,6 +14,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/broodhq/brood/bench/internal/loadgen"
@@ -39,7 +41,9 @@ func main() {
 		fail(fmt.Errorf("-settle and -load: want 0s to 1m"))
 	}
 
-	ctx := context.Background()
+	// Ctrl-C or SIGTERM ends the run; the server in use is still stopped.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	// One benchmark at a time on this machine: wait for any other that
 	// takes the same lock.
 	release, err := target.Exclusive(ctx, 10*time.Minute)

@@ -12,6 +12,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/broodhq/brood/bench/internal/stats"
@@ -43,7 +45,9 @@ func main() {
 		fail(fmt.Errorf("-quiet-wait %s: want 0s to 1m", *quietWait))
 	}
 
-	ctx := context.Background()
+	// Ctrl-C or SIGTERM ends the run; the server in use is still stopped.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	// One benchmark at a time on this machine: wait for any other that
 	// takes the same lock.
 	release, err := target.Exclusive(ctx, 10*time.Minute)
