@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -25,8 +26,8 @@ import (
 // any other handler AccessLog goes through slog as usual.
 //
 // Access lines are held up to 5ms and written together, at most 4 KiB (the
-// size a pipe keeps whole) in one write, instead of one write(2) per
-// request; every other record is written at once, after the held lines, so
+// size a pipe keeps whole; 64 KiB to a regular file) in one write, instead
+// of one write(2) per request; every other record is written at once, after the held lines, so
 // a process's records stay in order. Flush writes what is held; a process
 // killed outright loses at most the last 5ms of access lines.
 //
@@ -50,7 +51,7 @@ func NewJSONHandler(w io.Writer, opts *slog.HandlerOptions) *JSONHandler {
 	}
 	// One writer for both paths: slog's own lock does not cover the
 	// shortcut's writes, and w need not be safe for concurrent use.
-	out := &lineWriter{w: w}
+	out := &lineWriter{w: w, max: batchLimit(w)}
 	return &JSONHandler{
 		inner: slog.NewJSONHandler(out, opts),
 		out:   out,
@@ -197,13 +198,18 @@ const hexDigit = "0123456789abcdef"
 // Batching AccessLog's lines: a write(2) per request was, measured on hello
 // with two workers appending to one file, more than half of what the default
 // chain cost (the two processes contend for the file). Held lines are
-// written together, within batchDelay, in writes of at most batchMax bytes.
+// written together, within batchDelay, in writes of at most batchMax bytes,
+// or batchMaxFile to a regular file.
 const (
 	// batchMax is PIPE_BUF on Linux: when stderr is a pipe shared by every
 	// process of the cluster (a container runtime, a service manager), a
-	// write up to this size is never interleaved with another's. A file
-	// opened O_APPEND keeps any write whole.
+	// write up to this size is never interleaved with another's.
 	batchMax = 4096
+	// batchMaxFile: Linux keeps a write to a regular file whole, whatever
+	// its size, against other writers of the same open file or of the file
+	// opened O_APPEND. Measured with two processes appending 270-byte
+	// lines: 0.85us a line in 4 KiB writes, 0.3us in 64 KiB ones.
+	batchMaxFile = 64 << 10
 	// batchDelay bounds how long a line is held: what a crash (SIGKILL, a
 	// runtime fatal error) can lose, and how late tail -f shows a request.
 	batchDelay = 5 * time.Millisecond
@@ -216,6 +222,7 @@ const (
 type lineWriter struct {
 	mu      sync.Mutex
 	w       io.Writer
+	max     int // batchMax or batchMaxFile
 	pending []byte
 	timer   *time.Timer
 	armed   bool
@@ -227,7 +234,7 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.pending) > 0 {
-		if len(l.pending)+len(p) <= batchMax {
+		if len(l.pending)+len(p) <= l.max {
 			l.pending = append(l.pending, p...)
 			return len(p), l.flushLocked()
 		}
@@ -239,14 +246,14 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 }
 
 // hold queues line (whole lines) to be written within batchDelay, or at
-// once with the lines held before it when adding it would pass batchMax.
+// once with the lines held before it when adding it would pass l.max.
 func (l *lineWriter) hold(line []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var err error
-	if len(l.pending)+len(line) > batchMax {
+	if len(l.pending)+len(line) > l.max {
 		err = l.flushLocked()
-		if len(line) > batchMax {
+		if len(line) > l.max {
 			_, werr := l.w.Write(line)
 			return errors.Join(err, werr)
 		}
@@ -261,6 +268,17 @@ func (l *lineWriter) hold(line []byte) error {
 		}
 	}
 	return err
+}
+
+// batchLimit is how many bytes of lines one write to w may carry and still
+// reach w whole: more for a regular file than for a pipe (see batchMaxFile).
+func batchLimit(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			return batchMaxFile
+		}
+	}
+	return batchMax
 }
 
 func (l *lineWriter) fire() {

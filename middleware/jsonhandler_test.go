@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -221,4 +223,31 @@ func TestJSONHandlerBatchesAccessLines(t *testing.T) {
 			t.Errorf("writes %q; want the held line written with the record behind it, then the last line", got)
 		}
 	})
+}
+
+func TestJSONHandlerBatchLimit(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "access.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for _, tc := range []struct {
+		name string
+		w    io.Writer
+		want int
+	}{
+		{"regular file", f, batchMaxFile},
+		{"pipe", w, batchMax},
+		{"other writer", &bytes.Buffer{}, batchMax},
+	} {
+		if got := NewJSONHandler(tc.w, nil).out.max; got != tc.want {
+			t.Errorf("%s: batches of %d bytes, want %d", tc.name, got, tc.want)
+		}
+	}
 }
