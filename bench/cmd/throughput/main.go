@@ -218,10 +218,16 @@ func main() {
 		got.SoftirqCPU = target.Cores(m1.Softirq-m0.Softirq, wall)
 		got.IdleCPU = target.Cores((m1.Total-m0.Total)-(m1.Busy-m0.Busy), wall)
 		// Processes charged with our servers' and generator's CPU: the
-		// servers, this process and its parent (go run), and this
-		// process's children (wrk), counted through cutime.
+		// servers, this process and its parent (go run); wrk, this
+		// process's child, ends before the second snapshot.
 		ours := append(target.Tree(p.PID()), os.Getpid(), os.Getppid())
-		got.OtherCPU = target.OtherCores(o0, o1, ours, wall)
+		// Two lower bounds of the CPU other work took: what the other
+		// processes alive at the end were charged, and the machine's busy
+		// time less ours and all softirq (some softirq is charged to our
+		// processes too). Short-lived processes escape the first; the
+		// second misses what softirq we were charged.
+		got.OtherCPU = max(target.OtherCores(o0, o1, ours, wall),
+			target.Cores(m1.Busy-m0.Busy-(m1.Softirq-m0.Softirq), wall)-got.ServerCPU-got.GenCPU)
 		return got, err
 	}
 

@@ -8,7 +8,7 @@ import (
 
 // Others is a snapshot of the CPU time of every user process on the
 // machine, to tell afterwards how much CPU other work took during a run.
-type Others map[procKey]int64 // pid and start → utime+stime+cutime+cstime
+type Others map[procKey]int64 // pid and start → utime+stime
 
 type procKey struct {
 	pid   int
@@ -32,17 +32,15 @@ func SnapshotOthers() Others {
 		if err != nil || s.ppid == 2 || pid == 2 { // kthreadd's children
 			continue
 		}
-		o[procKey{pid, s.startTicks}] = s.utime + s.stime + s.children
+		o[procKey{pid, s.startTicks}] = s.utime + s.stime
 	}
 	return o
 }
 
 // OtherCores returns the cores, on average over wall, that processes other
-// than exclude (and their children) used between before and after. A
-// process's reaped children are counted through its cutime and cstime, so
-// short-lived processes (compilers, test binaries) are seen as long as their
-// parent lives through the run; a process that started during the run
-// counts in full.
+// than exclude used between before and after: a lower bound, since a
+// process that ended during the run is missed (its parent's cutime would
+// count its whole life, not its share of the run, so it is not used).
 func OtherCores(before, after Others, exclude []int, wall time.Duration) float64 {
 	skip := make(map[int]bool, len(exclude))
 	for _, pid := range exclude {

@@ -15,7 +15,6 @@ type stat struct {
 	ppid       int
 	utime      int64 // clock ticks
 	stime      int64
-	children   int64 // cutime + cstime: reaped children's CPU time
 	startTicks int64 // since boot; with the pid, names one process
 }
 
@@ -36,7 +35,7 @@ func readStat(pid int) (stat, error) {
 	}
 	// f[0] is field 3 (state); field n is f[n-3].
 	num := func(n int) int64 { v, _ := strconv.ParseInt(f[n-3], 10, 64); return v }
-	return stat{state: f[0][0], ppid: int(num(4)), utime: num(14), stime: num(15), children: num(16) + num(17), startTicks: num(22)}, nil
+	return stat{state: f[0][0], ppid: int(num(4)), utime: num(14), stime: num(15), startTicks: num(22)}, nil
 }
 
 // Children returns the pids whose parent is pid, found by scanning /proc.
