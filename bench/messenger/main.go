@@ -17,6 +17,11 @@
 //
 // Each is repeated -rounds times; the summary gives the median round. With
 // -cpuprofile DIR, every process writes DIR/ROLE.pprof.
+//
+// -baseline alternates each round trip round with a round through the same
+// four hops between three bare Go processes (relay.go): on a shared machine
+// the floor moves with the load from one second to the next, so a latency
+// means little without the floor measured beside it.
 package main
 
 import (
@@ -50,11 +55,16 @@ var (
 	profDir = flag.String("cpuprofile", "", "directory for a CPU profile of every process")
 	workers = flag.Int("workers", 0, "workers (0: brood's default, one per CPU); worker 1 runs the benchmark")
 	procs   = flag.String("procs", "", "GOMAXPROCS by role for experiments, e.g. master=1,agent=1 (default: brood's)")
+	base    = flag.Bool("baseline", false, "alternate round trip rounds with rounds through a bare 4-hop relay of three Go processes")
 )
 
 func main() {
+	if relayChild() {
+		return
+	}
 	flag.Parse()
 	role := os.Getenv("BROOD_ROLE")
+
 	if role == "" {
 		role = "master"
 	}
@@ -124,8 +134,16 @@ func run(m *messenger.Messenger) error {
 		rates = append(rates, rate)
 		fmt.Printf("one-way  round %d: %9.0f messages/s\n", r+1, rate)
 	}
-	var p50s, p90s, p99s []time.Duration
+	var p50s, p90s, p99s, base50s []time.Duration
 	for r := range *rounds {
+		if *base {
+			lat, err := baseline(*calls)
+			if err != nil {
+				return fmt.Errorf("baseline: %w", err)
+			}
+			base50s = append(base50s, pct(lat, 50))
+			fmt.Printf("bare relay round %d: p50 %v  p90 %v  p99 %v\n", r+1, pct(lat, 50), pct(lat, 90), pct(lat, 99))
+		}
 		lat, err := roundTrip(m)
 		if err != nil {
 			return err
@@ -137,6 +155,9 @@ func run(m *messenger.Messenger) error {
 	slices.Sort(rates)
 	fmt.Printf("\nmedian of %d rounds: one-way %.0f messages/s (min %.0f, max %.0f); CallAgent round trip p50 %v, p90 %v, p99 %v\n",
 		*rounds, rates[len(rates)/2], rates[0], rates[len(rates)-1], median(p50s), median(p90s), median(p99s))
+	if *base {
+		fmt.Printf("bare 4-hop relay alongside: p50 %v (median of rounds)\n", median(base50s))
+	}
 	return nil
 }
 

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// The baseline: the same four socket hops as a CallAgent (worker → master
+// → agent → master → worker) between three bare Go processes, a relay in
+// the middle copying bytes both ways and an echo at the end. It measures
+// the floor this machine sets, at the moment of the run, for any design in
+// which the master routes every message.
+
+const envRelay = "BENCH_RELAY_ROLE"
+
+// relayChild plays the relay or the echo when started by baseline, and
+// reports whether it did.
+func relayChild() bool {
+	switch os.Getenv(envRelay) {
+	case "echo":
+		c := fileConn(3)
+		b := make([]byte, 512)
+		for {
+			n, err := c.Read(b)
+			if err != nil {
+				return true
+			}
+			if _, err := c.Write(b[:n]); err != nil {
+				return true
+			}
+		}
+	case "relay":
+		a, b := fileConn(3), fileConn(4)
+		go io.Copy(b, a)
+		io.Copy(a, b)
+		return true
+	}
+	return false
+}
+
+func fileConn(fd uintptr) net.Conn {
+	f := os.NewFile(fd, "relay")
+	c, err := net.FileConn(f)
+	if err != nil {
+		panic(err)
+	}
+	f.Close()
+	return c
+}
+
+func socketpair() (*os.File, *os.File, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b"), nil
+}
+
+// baseline runs calls round trips of a 40-byte frame through the relay.
+func baseline(calls int) ([]time.Duration, error) {
+	toRelay, relayA, err := socketpair()
+	if err != nil {
+		return nil, err
+	}
+	relayB, toEcho, err := socketpair()
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable() // in a child, argv[0] is its title
+	if err != nil {
+		return nil, err
+	}
+	start := func(role string, files ...*os.File) (*exec.Cmd, error) {
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), envRelay+"="+role)
+		cmd.ExtraFiles = files
+		cmd.Stderr = os.Stderr
+		return cmd, cmd.Start()
+	}
+	echo, err := start("echo", toEcho)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { echo.Process.Kill(); echo.Wait() }()
+	relay, err := start("relay", relayA, relayB)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { relay.Process.Kill(); relay.Wait() }()
+	for _, f := range []*os.File{relayA, relayB, toEcho} {
+		f.Close()
+	}
+	c, err := net.FileConn(toRelay)
+	toRelay.Close()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	b := make([]byte, 40)
+	lat := make([]time.Duration, 0, calls)
+	for i := range calls + 1000 {
+		t0 := time.Now()
+		if _, err := c.Write(b); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return nil, err
+		}
+		if i >= 1000 {
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	return lat, nil
+}
