@@ -388,6 +388,67 @@ func TestAgentKilledWithMessagesInFlight(t *testing.T) {
 		old[len(old)-1], nw[0], nw[len(nw)-1], old[len(old)-1]-nw[0]+1, held["count"])
 }
 
+// A reload replaces every process, the agent and the sending worker
+// included: every message the sender sent before it stopped reaches an
+// agent, and each agent sees them in order, without gaps.
+func TestReloadLosesNoMessageForTheAgent(t *testing.T) {
+	seqFile := filepath.Join(t.TempDir(), "seq")
+	c := start(t, "BROOD_TEST_SEQ_FILE="+seqFile)
+	mem := clusterPIDs(t, c)
+	const n = 1_000_000 // more than can be sent before the reload ends it
+	get(t, pinned(t, c, mem.Apps[0]), c, q("op", "seqsend", "route", "agent", "n", n, "pace", 10))
+	for lines(t, seqFile) < 2000 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.Signal(syscall.SIGHUP)
+	if _, _, err := c.WaitLog(60*time.Second, 0, ct.Msg("reload complete")); err != nil {
+		t.Fatal(err)
+	}
+	stopped, _, err := c.WaitLog(10*time.Second, 0, func(l map[string]any) bool {
+		return l["msg"] == "seqsend stopped" && l["pid"] == float64(mem.Apps[0])
+	})
+	if err != nil {
+		t.Fatalf("the sender did not stop: %v", err)
+	}
+	last := int(stopped["last"].(float64))
+
+	var runs map[int][]int
+	var order []int
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		runs, order = readSeq(t, seqFile)
+		if len(order) > 0 && slices.Contains(runs[order[len(order)-1]], last) {
+			break
+		}
+	}
+	seen := map[int]bool{}
+	for _, pid := range order {
+		run := runs[pid]
+		for i := 1; i < len(run); i++ {
+			if run[i] != run[i-1]+1 {
+				t.Errorf("agent %d saw %d after %d: a gap or disorder", pid, run[i], run[i-1])
+			}
+		}
+		for _, v := range run {
+			seen[v] = true
+		}
+	}
+	for v := 1; v <= last; v++ {
+		if !seen[v] {
+			t.Fatalf("message %d of the %d sent before the sender stopped reached no agent (agents %v)", v, last, order)
+		}
+	}
+	if len(order) != 2 || order[0] != mem.Agent {
+		t.Errorf("agents that handled the messages: %v; want the old agent %d, then its successor", order, mem.Agent)
+	}
+	t.Logf("%d messages sent during the reload, all handled: %v", last, func() []string {
+		var s []string
+		for _, pid := range order {
+			s = append(s, fmt.Sprintf("agent %d: %d..%d", pid, runs[pid][0], runs[pid][len(runs[pid])-1]))
+		}
+		return s
+	}())
+}
+
 func lines(t *testing.T, path string) int {
 	b, _ := os.ReadFile(path)
 	return strings.Count(string(b), "\n")

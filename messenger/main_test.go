@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -46,6 +47,7 @@ func runTestApp() error {
 			return nil
 		}),
 		framework.WithApp(func(a *app.App) error {
+			a.OnStop(stopSeqSend(a.Logger()))
 			listen(a.Messenger(), a.Logger())
 			for i := range 5 {
 				if err := a.Messenger().SendToAgent("early", fmt.Sprintf("app%d-%d", a.Slot(), i)); err != nil {
@@ -263,8 +265,14 @@ func do(w http.ResponseWriter, r *http.Request) {
 	case "seqsend":
 		n, _ := strconv.Atoi(q.Get("n"))
 		pace, _ := strconv.Atoi(q.Get("pace")) // sleep 1ms every pace messages
+		seqSending.Add(1)
 		go func() {
+			defer seqSending.Done()
 			for i := 1; i <= n; i++ {
+				if seqStop.Load() {
+					return
+				}
+				seqLast.Store(int64(i))
 				var err error
 				if o.Route == "pid" {
 					err = m.SendTo(o.PID, "seq", i)
@@ -307,6 +315,23 @@ func do(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(res)
+}
+
+// A seqsend in a worker that is stopping (replaced by a reload) ends at its
+// OnStop, which logs the last number sent: what came before must arrive.
+var (
+	seqStop    atomic.Bool
+	seqLast    atomic.Int64
+	seqSending sync.WaitGroup
+)
+
+func stopSeqSend(log *slog.Logger) func(context.Context) error {
+	return func(context.Context) error {
+		seqStop.Store(true)
+		seqSending.Wait()
+		log.Info("seqsend stopped", "last", seqLast.Load())
+		return nil
+	}
 }
 
 func cmpOr(a, b int) int {
