@@ -379,6 +379,13 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 		if os.Getenv("GOMAXPROCS") == "" {
 			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
 		}
+		// The agent is one more process on the workers' cores, so it gets a
+		// worker's share of them too. With more, every call it answers wakes
+		// a second thread that competes with the workers for a core
+		// (bench/messenger: CallAgent p50 81 -> 65 us on 2 busy cores).
+		if os.Getenv("GOMAXPROCS") == "" {
+			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
+		}
 	} else {
 		ids := make([]string, len(st.sockets))
 		for i, id := range st.sockets {

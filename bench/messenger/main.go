@@ -43,6 +43,7 @@ import (
 
 	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/app"
+	"github.com/broodhq/brood/bench/internal/target"
 	"github.com/broodhq/brood/framework"
 	"github.com/broodhq/brood/messenger"
 )
@@ -73,6 +74,14 @@ func main() {
 			n, _ := strconv.Atoi(v)
 			runtime.GOMAXPROCS(n)
 		}
+	}
+	if role == "master" {
+		// One benchmark at a time on this machine (see target.Exclusive).
+		release, err := target.Exclusive(context.Background(), 20*time.Minute)
+		if err != nil {
+			fmt.Printf("note: run without the benchmark lock, CPUs possibly shared: %v\n", err)
+		}
+		defer release()
 	}
 	if *profDir != "" {
 		f, err := os.Create(filepath.Join(*profDir, role+".pprof"))
