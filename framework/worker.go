@@ -91,15 +91,19 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 	// Stop accepting first: the sockets stay open in the master, so what
 	// is queued on them waits for the worker that replaces this one.
 	closeAll()
+	// An accept loop may hold a connection it accepted just before its
+	// listener closed; net/http registers it only when it hands it over. A
+	// Shutdown that ran first would close it unanswered, so wait for every
+	// loop to return before counting connections.
+	for range lns {
+		<-served
+	}
 	t.drainIdle(ctx, min(timeout, drainIdleGrace))
 	if err := srv.Shutdown(ctx); err != nil {
-		if timeout > 0 {
+		if ctx.Err() != nil && timeout > 0 {
 			log.Warn("requests still in flight at the shutdown timeout; closing them", "err", context.Cause(ctx))
 		}
 		srv.Close()
-	}
-	for range lns {
-		<-served
 	}
 	jobs.stop(ctx) // before the OnStop hooks, which may close what jobs use
 	if err := hooks.Stop(ctx); err != nil {
