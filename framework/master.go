@@ -72,6 +72,8 @@ type child struct {
 	bootErr string
 	log     *slog.Logger
 
+	readDone chan struct{} // closed when readLoop returns
+
 	// from heartbeats
 	requests     uint64
 	progressSeq  uint64
@@ -344,48 +346,6 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 		if os.Getenv("GOMAXPROCS") == "" {
 			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
 		}
-		// The agent is one more process on the workers' cores, so it gets a
-		// worker's share of them too. With more, every call it answers wakes
-		// a second thread that competes with the workers for a core
-		// (bench/messenger: CallAgent p50 81 -> 65 us on 2 busy cores).
-		if os.Getenv("GOMAXPROCS") == "" {
-			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
-		}
-		// The agent is one more process on the workers' cores, so it gets a
-		// worker's share of them too. With more, every call it answers wakes
-		// a second thread that competes with the workers for a core
-		// (bench/messenger: CallAgent p50 81 -> 65 us on 2 busy cores).
-		if os.Getenv("GOMAXPROCS") == "" {
-			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
-		}
-		// The agent is one more process on the workers' cores, so it gets a
-		// worker's share of them too. With more, every call it answers wakes
-		// a second thread that competes with the workers for a core
-		// (bench/messenger: CallAgent p50 81 -> 65 us on 2 busy cores).
-		if os.Getenv("GOMAXPROCS") == "" {
-			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
-		}
-		// The agent is one more process on the workers' cores, so it gets a
-		// worker's share of them too. With more, every call it answers wakes
-		// a second thread that competes with the workers for a core
-		// (bench/messenger: CallAgent p50 81 -> 65 us on 2 busy cores).
-		if os.Getenv("GOMAXPROCS") == "" {
-			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
-		}
-		// The agent is one more process on the workers' cores, so it gets a
-		// worker's share of them too. With more, every call it answers wakes
-		// a second thread that competes with the workers for a core
-		// (bench/messenger: CallAgent p50 81 -> 65 us on 2 busy cores).
-		if os.Getenv("GOMAXPROCS") == "" {
-			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
-		}
-		// The agent is one more process on the workers' cores, so it gets a
-		// worker's share of them too. With more, every call it answers wakes
-		// a second thread that competes with the workers for a core
-		// (bench/messenger: CallAgent p50 81 -> 65 us on 2 busy cores).
-		if os.Getenv("GOMAXPROCS") == "" {
-			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
-		}
 	} else {
 		ids := make([]string, len(st.sockets))
 		for i, id := range st.sockets {
@@ -425,6 +385,7 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 		cmd:          cmd,
 		conn:         wire.NewConn(parent, m.cfg.maxMessage),
 		started:      time.Now(),
+		readDone:     make(chan struct{}),
 		state:        "starting",
 		lastProgress: time.Now(),
 	}
@@ -451,6 +412,14 @@ func childEnv() []string {
 func (m *master) waitLoop(ch *child) {
 	defer m.wg.Done()
 	err := ch.cmd.Wait()
+	// What the child said before it exited (why it could not boot, above
+	// all) must reach the loop before its exit does: the reader ends at the
+	// end of file that the exit brings, unless a grandchild kept the
+	// socket open.
+	select {
+	case <-ch.readDone:
+	case <-time.After(time.Second):
+	}
 	m.post(event{kind: evExit, child: ch, err: err})
 }
 
@@ -458,6 +427,7 @@ func (m *master) waitLoop(ch *child) {
 // messages are routed straight from here so the loop is not on their path.
 func (m *master) readLoop(ch *child) {
 	defer m.wg.Done()
+	defer close(ch.readDone)
 	role := wire.RoleApp
 	if ch.slot == agentSlot {
 		role = wire.RoleAgent
