@@ -21,7 +21,7 @@ import (
 // write at a fraction of the cost. With any other handler, attrs are typed
 // slog.Attrs handed straight to it (no ...any boxing, no runtime.Callers for
 // a source line that would always point here). Nothing is computed when the
-// level is disabled. The response writer is chi's WrapResponseWriter, which
+// level is disabled. The response writer wrapper (writer.go)
 // keeps http.Flusher, http.Hijacker and Unwrap (so http.ResponseController
 // works). A handler that writes nothing is logged with status 200, what net/http
 // sends for it. Put RealIP outside AccessLog to log the client rather than

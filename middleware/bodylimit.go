@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-
-	chimw "github.com/go-chi/chi/v5/middleware"
 )
 
 // BodyLimit answers 413 Request Entity Too Large to a request whose body is
@@ -37,7 +35,7 @@ func BodyLimit(n int64) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			ww := chimw.NewWrapResponseWriter(w, r.ProtoMajor)
+			ww := &responseWriter{ResponseWriter: w}
 			body := &limitedBody{
 				// MaxBytesReader tells the server the body was cut short
 				// only through the writer net/http created.

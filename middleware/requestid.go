@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-
-	chimw "github.com/go-chi/chi/v5/middleware"
 )
 
 // RequestIDHeader is the header RequestID reads from the client and writes
@@ -46,9 +44,9 @@ var idCounter atomic.Uint64
 //
 // chi's RequestID is not used because it keeps any incoming id, however
 // long or strange, and formats new ids with fmt.Sprintf on every request.
-// The id is stored under chi's RequestIDKey, though, so chimw.GetReqID and
-// loggers built for chi (httplog) see the same id as RequestIDFromContext.
-// It is echoed in the X-Request-Id response header.
+// Read the id with RequestIDFromContext (chi's GetReqID does not see it:
+// importing chi's middleware package would link net/http/pprof into every
+// process; see responseWriter). It is echoed in the X-Request-Id response header.
 func RequestID(next http.Handler) http.Handler {
 	prefix := idPrefix()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -63,7 +61,7 @@ func RequestID(next http.Handler) http.Handler {
 	})
 }
 
-// requestIDCtx carries the request id under chi's RequestIDKey. It is
+// requestIDCtx carries the request id. It is
 // context.WithValue's job done in one allocation instead of three (the
 // context, the id boxed in an interface, the header's []string), which
 // RequestID does on every request.
@@ -73,8 +71,12 @@ type requestIDCtx struct {
 	header [1]string // the X-Request-Id value slice
 }
 
+// requestIDKey is the context key under which the id can also be found
+// with ctx.Value, for code that only has the context interface.
+type requestIDKey struct{}
+
 func (c *requestIDCtx) Value(key any) any {
-	if key == chimw.RequestIDKey {
+	if key == (requestIDKey{}) {
 		return c.id
 	}
 	return c.Context.Value(key)
@@ -86,7 +88,8 @@ func RequestIDFromContext(ctx context.Context) string {
 	if c, ok := ctx.(*requestIDCtx); ok {
 		return c.id // AccessLog and Recover: no lookup, no boxing
 	}
-	return chimw.GetReqID(ctx)
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 func newRequestID(prefix string) string {
