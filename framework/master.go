@@ -364,8 +364,16 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
 		}
 	}
+	path := gen.exe.Path
+	if gen.exe.Replaced() {
+		// A deploy moved another binary to the path (a rollback to this
+		// generation): the child execs the held file, inherited after
+		// its other descriptors.
+		files = append(files, gen.exe.File())
+		path = "/proc/self/fd/" + strconv.Itoa(fdChannel+len(files)-1)
+	}
 	cmd := &exec.Cmd{
-		Path:        gen.exe.ExecPath(),
+		Path:        path,
 		Args:        append([]string{title}, os.Args[1:]...),
 		Env:         env,
 		Stdout:      os.Stdout,

@@ -245,3 +245,59 @@ func TestRecycleAfterMaxRequests(t *testing.T) {
 		}
 	}
 }
+
+// A rollback after a deploy replaced the binary must start the previous
+// generation from the file the master kept open, not from the path.
+func TestRollbackAfterTheBinaryWasReplaced(t *testing.T) {
+	dir := t.TempDir()
+	exe := dir + "/app"
+	copyFile(t, os.Args[0], exe)
+	flag := dir + "/fail"
+	c := ct.StartExe(t, exe, "ops", local, "BROOD_WORKERS=2", "BROOD_SHUTDOWN_TIMEOUT=10s",
+		"BROOD_TEST_FAIL_FLAG="+flag, "BROOD_TEST_FAIL_SLOT=2")
+	c.WaitReady(30 * time.Second)
+	// The deploy: a new file moved over the path (a new inode), whose
+	// second worker will not start.
+	copyFile(t, os.Args[0], exe+".new")
+	if err := os.Rename(exe+".new", exe); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ls := loads(c)
+	time.Sleep(200 * time.Millisecond)
+	c.Signal(syscall.SIGHUP)
+	waitMsg(t, c, 0, "reload rolled back", 60*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	stopLoads(t, ls)
+	seen := servers(t, c, 50)
+	if len(seen) != 2 {
+		t.Errorf("%d workers answer after the rollback, want 2: %v", len(seen), seen)
+	}
+	for s := range seen {
+		if !strings.HasSuffix(s, " 1") {
+			t.Errorf("worker %q is not of the old generation", s)
+		}
+	}
+	// The answering workers run the binary the deploy unlinked from the
+	// path (the replaced successor of slot 1 may still be draining).
+	for s := range seen {
+		var pid int
+		fmt.Sscan(s, &pid)
+		if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); !strings.HasSuffix(target, "(deleted)") {
+			t.Errorf("worker %d runs %q, want the replaced (deleted) binary of generation 1", pid, target)
+		}
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}

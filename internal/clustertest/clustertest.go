@@ -54,7 +54,13 @@ type Cluster struct {
 // environment, in its own process group, and kills that group at cleanup.
 func Start(t testing.TB, app string, env ...string) *Cluster {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return StartExe(t, os.Args[0], app, env...)
+}
+
+// StartExe is Start with another copy of the test binary as the master.
+func StartExe(t testing.TB, exe, app string, env ...string) *Cluster {
+	t.Helper()
+	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), envApp+"="+app, "BROOD_LOG_FORMAT=json", "BROOD_LOG_LEVEL=debug")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -2,6 +2,8 @@
 
 package proc
 
+import "os"
+
 // Executable is a binary to start children from. Off Linux it is only a
 // path: a rollback after the file was replaced runs whatever is there now.
 type Executable struct{ Path string }
@@ -9,11 +11,11 @@ type Executable struct{ Path string }
 // HoldExecutable records path.
 func HoldExecutable(path string) (*Executable, error) { return &Executable{Path: path}, nil }
 
-// ExecPath is the path.
-func (e *Executable) ExecPath() string { return e.Path }
+// Replaced is always false: there is no descriptor to exec through.
+func (e *Executable) Replaced() bool { return false }
 
-// Same is always false: without an inode check every reload is new.
-func (e *Executable) Same(*Executable) bool { return false }
+// File is nil.
+func (e *Executable) File() *os.File { return nil }
 
 // Close does nothing.
 func (e *Executable) Close() error { return nil }
