@@ -14,8 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/broodhq/brood/bench/internal/loadgen"
@@ -41,16 +39,10 @@ func main() {
 		fail(fmt.Errorf("-settle and -load: want 0s to 1m"))
 	}
 
-	// Ctrl-C or SIGTERM ends the run; the server in use is still stopped.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// One benchmark at a time on this machine: wait for any other that
-	// takes the same lock.
-	release, err := target.Exclusive(ctx, 10*time.Minute)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v; running anyway\n", "rss", err)
-	}
-	defer release()
+	// Ctrl-C or SIGTERM ends the run; the servers in use are still stopped.
+	// One benchmark at a time on this machine: Session takes the lock.
+	ctx, done := target.Session("rss")
+	defer done()
 	paths, err := target.Build(ctx, *bin, "hello", "plain")
 	if err != nil {
 		fail(err)

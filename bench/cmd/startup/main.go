@@ -12,8 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/broodhq/brood/bench/internal/stats"
@@ -45,16 +43,10 @@ func main() {
 		fail(fmt.Errorf("-quiet-wait %s: want 0s to 1m", *quietWait))
 	}
 
-	// Ctrl-C or SIGTERM ends the run; the server in use is still stopped.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// One benchmark at a time on this machine: wait for any other that
-	// takes the same lock.
-	release, err := target.Exclusive(ctx, 10*time.Minute)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v; running anyway\n", "startup", err)
-	}
-	defer release()
+	// Ctrl-C or SIGTERM ends the run; the servers in use are still stopped.
+	// One benchmark at a time on this machine: Session takes the lock.
+	ctx, done := target.Session("startup")
+	defer done()
 	paths, err := target.Build(ctx, *bin, "hello", "plain")
 	if err != nil {
 		fail(err)

@@ -18,7 +18,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -139,17 +138,10 @@ func main() {
 		fail(fmt.Errorf("-targets: the ratios need plain"))
 	}
 
-	// Ctrl-C or SIGTERM ends the run in progress; the servers are then
-	// stopped like after the last round.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// One benchmark at a time on this machine: wait for any other that
-	// takes the same lock.
-	release, err := target.Exclusive(ctx, 10*time.Minute)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v; running anyway\n", "throughput", err)
-	}
-	defer release()
+	// Ctrl-C or SIGTERM ends the run; the servers in use are still stopped.
+	// One benchmark at a time on this machine: Session takes the lock.
+	ctx, done := target.Session("throughput")
+	defer done()
 	paths, err := target.Build(ctx, *bin, bins...)
 	if err != nil {
 		fail(err)

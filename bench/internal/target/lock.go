@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"syscall"
 	"time"
 )
@@ -56,4 +57,17 @@ func Exclusive(ctx context.Context, limit time.Duration) (release func(), err er
 		f.Close()
 	}()
 	return func() {}, fmt.Errorf("benchmark lock %s still held by another benchmark after %s", LockPath, time.Since(start).Round(time.Second))
+}
+
+// Session starts a benchmark program's run: a context that Ctrl-C or
+// SIGTERM ends (so the servers in use are still stopped), holding the
+// machine's benchmark lock. name labels the note printed when the lock
+// could not be had and the run goes on shared. done releases both.
+func Session(name string) (ctx context.Context, done func()) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	release, err := Exclusive(ctx, 10*time.Minute)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v; running anyway\n", name, err)
+	}
+	return ctx, func() { release(); stop() }
 }
