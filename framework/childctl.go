@@ -21,8 +21,7 @@ type ctlHandlers struct {
 
 	// rotations waiting for the master to report that every process
 	// reopened its log files (the agent only)
-	next    uint64
-	waiting map[uint64]chan reopenedMsg
+	rounds waiters[reopenedMsg]
 }
 
 func (h *ctlHandlers) set(action string, fn func(wire.Frame)) {
@@ -61,12 +60,11 @@ func (ch *channel) logControl(c *config) {
 		if json.Unmarshal(f.Data, &msg) != nil {
 			return
 		}
-		ch.ctl.mu.Lock()
-		w := ch.ctl.waiting[msg.ID]
-		delete(ch.ctl.waiting, msg.ID)
-		ch.ctl.mu.Unlock()
-		if w != nil {
-			w <- msg
+		if w := ch.ctl.rounds.get(msg.ID); w != nil {
+			select {
+			case w <- msg:
+			default: // answered twice
+			}
 		}
 	})
 }
@@ -79,20 +77,8 @@ var errNotReopened = errors.New("not every process confirmed it reopened the log
 // included) reopen its log files, and waits for it to report that they all
 // did.
 func (ch *channel) reopenEverywhere(ctx context.Context) error {
-	w := make(chan reopenedMsg, 1)
-	ch.ctl.mu.Lock()
-	ch.ctl.next++
-	id := ch.ctl.next
-	if ch.ctl.waiting == nil {
-		ch.ctl.waiting = map[uint64]chan reopenedMsg{}
-	}
-	ch.ctl.waiting[id] = w
-	ch.ctl.mu.Unlock()
-	defer func() {
-		ch.ctl.mu.Lock()
-		delete(ch.ctl.waiting, id)
-		ch.ctl.mu.Unlock()
-	}()
+	id, w, remove := ch.ctl.rounds.add(1)
+	defer remove()
 
 	if err := ch.conn.SendFrame(control(ctlReopenLogs, reopenMsg{ID: id})); err != nil {
 		return fmt.Errorf("ask the master to reopen log files: %w", err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/broodhq/brood/internal/wire"
 	"github.com/broodhq/brood/schedule"
@@ -15,11 +14,8 @@ import (
 // supervising it: rounds of log reopening (logs.go) and questions about the
 // agent's jobs. It is safe to use off the loop.
 type agentOps struct {
-	rounds logRounds
-
-	mu      sync.Mutex
-	nextQ   uint64
-	queries map[uint64]chan []schedule.JobStatus
+	rounds  waiters[confirmation]
+	queries waiters[[]schedule.JobStatus]
 }
 
 // onAgentOps handles the control frames of log reopening and job status; it
@@ -33,12 +29,11 @@ func (m *master) onAgentOps(ch *child, f wire.Frame) {
 		if json.Unmarshal(f.Data, &msg) != nil || ch.slot != agentSlot {
 			return
 		}
-		m.agentOps.mu.Lock()
-		reply := m.agentOps.queries[msg.ID]
-		delete(m.agentOps.queries, msg.ID)
-		m.agentOps.mu.Unlock()
-		if reply != nil {
-			reply <- msg.Jobs
+		if reply := m.agentOps.queries.get(msg.ID); reply != nil {
+			select {
+			case reply <- msg.Jobs:
+			default: // answered twice
+			}
 		}
 	}
 }
@@ -55,20 +50,8 @@ func (m *master) agentJobs(ctx context.Context) ([]schedule.JobStatus, error) {
 	if t == nil || t.agent == nil {
 		return nil, ErrNoAgent
 	}
-	reply := make(chan []schedule.JobStatus, 1)
-	m.agentOps.mu.Lock()
-	m.agentOps.nextQ++
-	id := m.agentOps.nextQ
-	if m.agentOps.queries == nil {
-		m.agentOps.queries = map[uint64]chan []schedule.JobStatus{}
-	}
-	m.agentOps.queries[id] = reply
-	m.agentOps.mu.Unlock()
-	defer func() {
-		m.agentOps.mu.Lock()
-		delete(m.agentOps.queries, id)
-		m.agentOps.mu.Unlock()
-	}()
+	id, reply, remove := m.agentOps.queries.add(1)
+	defer remove()
 	if err := t.agent.SendFrame(control(ctlJobs, jobsMsg{ID: id})); err != nil {
 		return nil, fmt.Errorf("ask the agent for its jobs: %w", err)
 	}

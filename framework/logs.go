@@ -3,7 +3,6 @@ package framework
 import (
 	"encoding/json"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/broodhq/brood/internal/wire"
@@ -23,14 +22,6 @@ const reopenTimeout = 10 * time.Second
 // or at reopenTimeout, the round ends; if the agent asked for it, the agent
 // is told who did not answer.
 
-// logRounds tracks the rounds under way; the loop starts them, the
-// readers' confirmations reach them through onLogsReopened.
-type logRounds struct {
-	mu   sync.Mutex
-	next uint64
-	open map[uint64]chan confirmation
-}
-
 type confirmation struct {
 	pid int
 	err string
@@ -47,16 +38,9 @@ func (m *master) reopenLogs(by *child, reqID uint64) {
 	if err := files.reopen(); err != nil {
 		m.log.Error("reopen log files", "err", err)
 	}
-	rounds := &m.agentOps.rounds
-	confirms := make(chan confirmation, len(m.live))
-	rounds.mu.Lock()
-	rounds.next++
-	id := rounds.next
-	if rounds.open == nil {
-		rounds.open = map[uint64]chan confirmation{}
-	}
-	rounds.open[id] = confirms
-	rounds.mu.Unlock()
+	// The loop starts rounds; the readers' confirmations reach them
+	// through onLogsControl.
+	id, confirms, endRound := m.agentOps.rounds.add(len(m.live))
 
 	pending := map[int]*child{}
 	for c := range m.live {
@@ -72,9 +56,7 @@ func (m *master) reopenLogs(by *child, reqID uint64) {
 	go func() {
 		defer m.wg.Done()
 		missing := m.awaitReopen(confirms, pending)
-		rounds.mu.Lock()
-		delete(rounds.open, id)
-		rounds.mu.Unlock()
+		endRound()
 		if len(missing) == 0 {
 			m.log.Info("log files reopened by every process", "reason", reopenReason(by))
 		} else {
@@ -145,11 +127,7 @@ func (m *master) onLogsControl(ch *child, f wire.Frame) {
 	case ctlReopenLogs:
 		m.reopenLogs(ch, msg.ID)
 	case ctlLogsReopened:
-		rounds := &m.agentOps.rounds
-		rounds.mu.Lock()
-		confirms := rounds.open[msg.ID]
-		rounds.mu.Unlock()
-		if confirms != nil {
+		if confirms := m.agentOps.rounds.get(msg.ID); confirms != nil {
 			select {
 			case confirms <- confirmation{pid: ch.pid, err: msg.Error}:
 			default: // not one of the round's children (started after it)
