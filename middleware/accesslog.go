@@ -31,52 +31,77 @@ import (
 // included) is still logged, with aborted=true and the status written so
 // far, and the panic goes on unchanged.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
+	al := newAccessLogger(logger)
+	return func(next http.Handler) http.Handler {
+		if rh, ok := next.(*recoverer); ok {
+			return &stack{next: rh.next, log: al, errs: rh.logger}
+		}
+		return &accessHandler{next: next, log: al}
+	}
+}
+
+// accessLogger writes AccessLog's records.
+type accessLogger struct {
+	logger *slog.Logger
+	jh     *JSONHandler // the shortcut past slog, or nil: see JSONHandler
+}
+
+func newAccessLogger(logger *slog.Logger) accessLogger {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	// The shortcut past slog: see JSONHandler.
 	jh, _ := logger.Handler().(*JSONHandler)
 	if jh != nil && !jh.fast {
 		jh = nil
 	}
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			ww := wrapWriter(w, r)
-			completed := false
-			// A defer without recover: it sees a panic go by without
-			// stopping it or losing its stack.
-			defer func() {
-				status := ww.Status()
-				if status == 0 && completed {
-					status = http.StatusOK
-				}
-				level := slog.LevelInfo
-				if status >= 500 {
-					level = slog.LevelError
-				}
-				ctx := r.Context()
-				if !logger.Enabled(ctx, level) {
-					return
-				}
-				rec := accessRecord{
-					time: time.Now(), level: level,
-					method: r.Method, path: requestURI(r),
-					status: status, bytes: ww.BytesWritten(),
-					remote: r.RemoteAddr, requestID: RequestIDFromContext(ctx),
-					aborted: !completed,
-				}
-				rec.duration = rec.time.Sub(start)
-				if jh != nil {
-					_ = jh.writeAccess(&rec)
-					return
-				}
-				_ = logger.Handler().Handle(ctx, rec.slogRecord())
-			}()
-			next.ServeHTTP(ww, r)
-			completed = true
-		})
+	return accessLogger{logger: logger, jh: jh}
+}
+
+// accessHandler is AccessLog's handler when it is not fused with Recover.
+type accessHandler struct {
+	next http.Handler
+	log  accessLogger
+}
+
+func (h *accessHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ww := wrapWriter(w, r)
+	completed := false
+	// A defer without recover: it sees a panic go by without stopping it
+	// or losing its stack.
+	defer func() { h.log.write(ww, r, start, completed) }()
+	h.next.ServeHTTP(ww, r)
+	completed = true
+}
+
+// write logs the request r, started at start, whose response went through
+// ww; completed is false when the handler panicked.
+func (l *accessLogger) write(ww *responseWriter, r *http.Request, start time.Time, completed bool) {
+	status := ww.Status()
+	if status == 0 && completed {
+		status = http.StatusOK
 	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	ctx := r.Context()
+	if !l.logger.Enabled(ctx, level) {
+		return
+	}
+	rec := accessRecord{
+		time: time.Now(), level: level,
+		method: r.Method, path: requestURI(r),
+		status: status, bytes: ww.BytesWritten(),
+		remote: r.RemoteAddr, requestID: RequestIDFromContext(ctx),
+		aborted: !completed,
+	}
+	rec.duration = rec.time.Sub(start)
+	if l.jh != nil {
+		_ = l.jh.writeAccess(&rec)
+		return
+	}
+	_ = l.logger.Handler().Handle(ctx, rec.slogRecord())
 }
 
 // accessRecord is what AccessLog logs about one request.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -107,16 +108,23 @@ func formatAttrs(attrs []slog.Attr) []byte {
 	return bytes.Clone(b[len(head):])
 }
 
-var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
 // writeAccess writes rec as the line slog.JSONHandler would write for the
 // record AccessLog builds (see accesslog.go; TestJSONHandlerMatchesSlog
-// keeps the two the same). The line is held up to batchDelay, to be written
-// with others (see lineWriter).
+// keeps the two the same). The line is encoded straight into the lines held
+// for batching (see lineWriter), to be written with others within
+// batchDelay.
 func (h *JSONHandler) writeAccess(rec *accessRecord) error {
-	bp := linePool.Get().(*[]byte)
-	b := append((*bp)[:0], `{"time":"`...)
-	b = rec.time.AppendFormat(b, time.RFC3339Nano)
+	l := h.out
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	held := len(l.pending)
+	l.pending = h.appendAccess(l.pending, rec)
+	return l.heldLocked(held)
+}
+
+func (h *JSONHandler) appendAccess(b []byte, rec *accessRecord) []byte {
+	b = append(b, `{"time":"`...)
+	b = appendTime(b, rec.time)
 	b = append(b, `","level":"`...)
 	b = append(b, rec.level.String()...)
 	b = append(b, `","msg":"request"`...)
@@ -134,13 +142,49 @@ func (h *JSONHandler) writeAccess(rec *accessRecord) error {
 	if rec.aborted {
 		b = append(b, `,"aborted":true`...)
 	}
-	b = append(b, "}\n"...)
-	err := h.out.hold(b)
-	if cap(b) <= 64<<10 { // a huge path must not stay pinned in the pool
-		*bp = b
-		linePool.Put(bp)
+	return append(b, "}\n"...)
+}
+
+// lastSecond caches the formatting of the current second: every access
+// line starts with its time, and formatting a whole time.Time was a tenth
+// of the default chain's in-process cost.
+var lastSecond atomic.Pointer[formattedSecond]
+
+type formattedSecond struct {
+	unix int64
+	loc  *time.Location
+	date string // "2006-01-02T15:04:05"
+	zone string // "Z" or "-07:00"
+}
+
+// appendTime appends t as t.AppendFormat(b, time.RFC3339Nano) does, which is
+// how slog.JSONHandler writes a record's time.
+func appendTime(b []byte, t time.Time) []byte {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return t.AppendFormat(b, time.RFC3339Nano)
 	}
-	return err
+	f := lastSecond.Load()
+	if f == nil || f.unix != t.Unix() || f.loc != t.Location() {
+		whole := t.Truncate(time.Second).Format(time.RFC3339)
+		f = &formattedSecond{unix: t.Unix(), loc: t.Location(), date: whole[:19], zone: whole[19:]}
+		lastSecond.Store(f)
+	}
+	b = append(b, f.date...)
+	if ns := t.Nanosecond(); ns != 0 {
+		// Nine digits, trailing zeros dropped, as RFC3339Nano has it.
+		var d [10]byte
+		d[0] = '.'
+		for i := 9; i >= 1; i-- {
+			d[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for d[n-1] == '0' {
+			n--
+		}
+		b = append(b, d[:n]...)
+	}
+	return append(b, f.zone...)
 }
 
 // appendString appends key and then s as a JSON string, escaped as slog
@@ -245,29 +289,43 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// hold queues line (whole lines) to be written within batchDelay, or at
-// once with the lines held before it when adding it would pass l.max.
-func (l *lineWriter) hold(line []byte) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// heldLocked makes the lines appended to l.pending after its first held
+// bytes (whole lines) wait to be written within batchDelay; or, when adding
+// them passed l.max, writes the lines held before them at once.
+func (l *lineWriter) heldLocked(held int) error {
+	if len(l.pending) <= l.max {
+		l.arm()
+		return nil
+	}
 	var err error
-	if len(l.pending)+len(line) > l.max {
-		err = l.flushLocked()
-		if len(line) > l.max {
-			_, werr := l.w.Write(line)
-			return errors.Join(err, werr)
-		}
+	if held > 0 {
+		_, err = l.w.Write(l.pending[:held])
+		l.pending = l.pending[:copy(l.pending, l.pending[held:])]
 	}
-	l.pending = append(l.pending, line...)
-	if !l.armed {
-		l.armed = true
-		if l.timer == nil {
-			l.timer = time.AfterFunc(batchDelay, l.fire)
-		} else {
-			l.timer.Reset(batchDelay)
-		}
+	if len(l.pending) <= l.max {
+		l.arm()
+		return err
 	}
-	return err
+	// One line longer than a batch: written alone, and not kept pinned.
+	_, werr := l.w.Write(l.pending)
+	l.pending = l.pending[:0]
+	if cap(l.pending) > 2*l.max {
+		l.pending = nil
+	}
+	return errors.Join(err, werr)
+}
+
+// arm starts the timer that writes the held lines, unless it is running.
+func (l *lineWriter) arm() {
+	if l.armed {
+		return
+	}
+	l.armed = true
+	if l.timer == nil {
+		l.timer = time.AfterFunc(batchDelay, l.fire)
+	} else {
+		l.timer.Reset(batchDelay)
+	}
 }
 
 // batchLimit is how many bytes of lines one write to w may carry and still

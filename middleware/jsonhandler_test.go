@@ -29,6 +29,16 @@ func TestJSONHandlerMatchesSlog(t *testing.T) {
 		// Everything slog escapes, and what it leaves alone (HTML).
 		{time: at, level: slog.LevelInfo, method: "GET", path: "/q\"\\\n\r\t\x00\x1f\x7f<>&'", remote: "\xff\xfe bad utf-8", requestID: "\u2028\u2029é漢字🙂"},
 		{time: time.Unix(0, 0).UTC(), level: slog.LevelInfo, method: strings.Repeat("M", 300), path: strings.Repeat("/ü", 40000)},
+		// Times: appendTime caches the second, so the same second in
+		// other zones and other fractions of it must come out right.
+		{time: at.Truncate(time.Millisecond), level: slog.LevelInfo},
+		{time: at.Add(-123456789 + 100), level: slog.LevelInfo},
+		{time: at.UTC(), level: slog.LevelInfo},
+		{time: at.In(time.FixedZone("W", -(9*3600 + 30*60))), level: slog.LevelInfo},
+		{time: at.Local(), level: slog.LevelInfo},
+		{time: time.Now(), level: slog.LevelInfo},
+		{time: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), level: slog.LevelInfo},
+		{time: time.Date(0, 1, 1, 0, 0, 0, 1, time.FixedZone("E", 3600)), level: slog.LevelInfo},
 	}
 	withs := [][]slog.Attr{
 		nil,

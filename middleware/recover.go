@@ -27,25 +27,43 @@ func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 		logger = slog.Default()
 	}
 	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ww := wrapWriter(w, r)
-			defer func() {
-				v := recover()
-				if v == nil {
-					return
-				}
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				logPanic(logger, r, v)
-				if ww.Status() != 0 {
-					panic(http.ErrAbortHandler)
-				}
-				http.Error(ww, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-			}()
-			next.ServeHTTP(ww, r)
-		})
+		return &recoverer{next: next, logger: logger}
 	}
+}
+
+// recoverer is Recover's handler, a named type so that AccessLog can see it
+// is next and fuse the two (see stack).
+type recoverer struct {
+	next   http.Handler
+	logger *slog.Logger
+}
+
+func (h *recoverer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ww := wrapWriter(w, r)
+	defer func() {
+		if v := recover(); v != nil {
+			if recoverPanic(h.logger, ww, r, v) {
+				panic(http.ErrAbortHandler)
+			}
+		}
+	}()
+	h.next.ServeHTTP(ww, r)
+}
+
+// recoverPanic handles a panic v that reached Recover: it logs it and answers
+// 500 when the response has not started. It reports whether the response
+// must be aborted instead (ErrAbortHandler, or a panic after the header was
+// written).
+func recoverPanic(logger *slog.Logger, ww *responseWriter, r *http.Request, v any) (abort bool) {
+	if v == http.ErrAbortHandler {
+		return true
+	}
+	logPanic(logger, r, v)
+	if ww.Status() != 0 {
+		return true
+	}
+	http.Error(ww, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+	return false
 }
 
 func logPanic(logger *slog.Logger, r *http.Request, v any) {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/go-chi/chi/v5"
 )
 
 // RequestIDHeader is the header RequestID reads from the client and writes
@@ -48,27 +50,79 @@ var idCounter atomic.Uint64
 // importing chi's middleware package would link net/http/pprof into every
 // process; see responseWriter). It is echoed in the X-Request-Id response header.
 func RequestID(next http.Handler) http.Handler {
-	prefix := idPrefix()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(RequestIDHeader)
-		if !validRequestID(id) {
-			id = newRequestID(prefix)
-		}
-		ctx := &requestIDCtx{Context: r.Context(), id: id}
-		ctx.header[0] = id
-		w.Header()[RequestIDHeader] = ctx.header[:]
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+	if s, ok := next.(*stack); ok && !s.withID {
+		fused := *s
+		fused.withID = true
+		fused.prefix = idPrefix()
+		fused.mux, _ = fused.next.(*chi.Mux)
+		return &fused
+	}
+	mux, _ := next.(*chi.Mux)
+	return &requestIDHandler{next: next, prefix: idPrefix(), mux: mux}
 }
 
-// requestIDCtx carries the request id. It is
-// context.WithValue's job done in one allocation instead of three (the
-// context, the id boxed in an interface, the header's []string), which
-// RequestID does on every request.
+// requestIDHandler is RequestID's handler when it is not fused with
+// AccessLog and Recover (see stack).
+type requestIDHandler struct {
+	next   http.Handler
+	prefix string
+	mux    *chi.Mux // next, when it is a chi router
+}
+
+func (h *requestIDHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := &requestIDCtx{}
+	r = ctx.start(w, r, h.prefix, h.mux)
+	h.next.ServeHTTP(w, r)
+	ctx.done()
+}
+
+// requestIDCtx carries the request id. It is context.WithValue's job done
+// in one allocation instead of three (the context, the id boxed in an
+// interface, the header's []string), which RequestID does on every request.
+//
+// When the handler RequestID wraps is a chi router, it also carries that
+// router's routing context (chi.RouteCtxKey). A chi.Mux that finds one
+// already in the request's context uses it instead of copying the request
+// once more (r.WithContext) to add its own, as it does for a mounted
+// subrouter: with the default chain around a chi router, a request is then
+// copied once, as it is with no middleware at all.
 type requestIDCtx struct {
 	context.Context
 	id     string
-	header [1]string // the X-Request-Id value slice
+	header [1]string    // the X-Request-Id value slice
+	route  *chi.Context // from routeContexts, or nil
+}
+
+// routeContexts recycles chi's routing contexts, as chi.Mux itself does,
+// so that their slices are reused from request to request.
+var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
+
+// start gives r its id: the valid incoming one or a new one, in c and in
+// the response header. It returns r with c as its context.
+func (c *requestIDCtx) start(w http.ResponseWriter, r *http.Request, prefix string, mux *chi.Mux) *http.Request {
+	id := r.Header.Get(RequestIDHeader)
+	if !validRequestID(id) {
+		id = newRequestID(prefix)
+	}
+	c.Context, c.id, c.header[0] = r.Context(), id, id
+	w.Header()[RequestIDHeader] = c.header[:]
+	if mux != nil && chi.RouteContext(c.Context) == nil {
+		rctx := routeContexts.Get().(*chi.Context)
+		rctx.Reset()
+		rctx.Routes = mux
+		c.route = rctx
+	}
+	return r.WithContext(c)
+}
+
+// done returns the routing context to the pool once the handler has
+// returned (not after a panic, as chi.Mux does not: a goroutine the
+// handler left running may still be using it, just as with chi alone).
+func (c *requestIDCtx) done() {
+	if c.route != nil {
+		routeContexts.Put(c.route)
+		c.route = nil
+	}
 }
 
 // requestIDKey is the context key under which the id can also be found
@@ -76,8 +130,13 @@ type requestIDCtx struct {
 type requestIDKey struct{}
 
 func (c *requestIDCtx) Value(key any) any {
-	if key == (requestIDKey{}) {
+	switch key {
+	case requestIDKey{}:
 		return c.id
+	case chi.RouteCtxKey:
+		if c.route != nil {
+			return c.route
+		}
 	}
 	return c.Context.Value(key)
 }
