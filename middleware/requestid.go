@@ -100,7 +100,11 @@ var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
 // start gives r its id: the valid incoming one or a new one, in c and in
 // the response header. It returns r with c as its context.
 func (c *requestIDCtx) start(w http.ResponseWriter, r *http.Request, prefix string, mux *chi.Mux) *http.Request {
-	id := r.Header.Get(RequestIDHeader)
+	var id string
+	// Indexed, not Get: the key is canonical already, and Get would check.
+	if v := r.Header[RequestIDHeader]; len(v) > 0 {
+		id = v[0]
+	}
 	if !validRequestID(id) {
 		id = newRequestID(prefix)
 	}

@@ -37,6 +37,20 @@ var apps = map[string][]framework.Option{
 	// JSON handler formats it, but written to io.Discard: the chain's CPU
 	// cost without a write(2) per request.
 	"discard": {framework.WithLogger(slog.New(middleware.NewJSONHandler(io.Discard, nil)))},
+	// No middleware, but every response carries one header, as with the
+	// default chain's X-Request-Id: what net/http charges for a response
+	// header (cloning the header map at WriteHeader and writing it), which
+	// any handler setting Content-Type pays too.
+	"header": {framework.WithMiddleware(oneHeader)},
+}
+
+var headerValue = []string{"0123456789abcdef-1"}
+
+func oneHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()[middleware.RequestIDHeader] = headerValue
+		next.ServeHTTP(w, r)
+	})
 }
 
 func runApp(name string) {

@@ -31,7 +31,12 @@ var modes = []struct{ name, label string }{
 	{"bare", "no middleware"},
 	{"default", "default chain, access log to stderr redirected to a file"},
 	{"discard", "default chain, access log JSON-formatted into io.Discard"},
+	{"header", "no middleware, but the handler sets one response header (a reference, not a target)"},
 }
+
+// target is the ratio to bare the issue asks of the default chain; the
+// header mode is only there to show what one response header costs.
+func hasTarget(mode string) bool { return mode != "header" }
 
 func main() {
 	if name := os.Getenv(envApp); name != "" {
@@ -132,7 +137,13 @@ func run(rounds int, d, warm time.Duration, conns, workers int, logDir, profile 
 	for _, m := range modes {
 		fmt.Printf(" %12s", m.name+" rps")
 	}
-	fmt.Printf(" %13s %13s %13s %13s %11s\n", "default/bare", "discard/bare", "cpu def/bare", "cpu dis/bare", "other cores")
+	for _, m := range modes[1:] {
+		fmt.Printf(" %12s", m.name+"/bare")
+	}
+	for _, m := range modes[1:] {
+		fmt.Printf(" %12s", "cpu "+m.name[:3]+"/bare")
+	}
+	fmt.Printf(" %11s\n", "other cores")
 	for r := range rounds {
 		order := slices.Clone(modes)
 		if r%2 == 1 { // alternate the order, so drift during a round favours no mode
@@ -155,14 +166,19 @@ func run(rounds int, d, warm time.Duration, conns, workers int, logDir, profile 
 		for _, m := range modes {
 			fmt.Printf(" %12.0f", rps[m.name][r])
 		}
+		for _, m := range modes[1:] {
+			fmt.Printf(" %12.3f", rps[m.name][r]/rps["bare"][r])
+		}
+		for _, m := range modes[1:] {
+			fmt.Printf(" %12.3f", cpu["bare"][r]/cpu[m.name][r])
+		}
 		mark := ""
 		if worst > noisyCores {
 			mark = " noisy"
 		} else {
 			quietRounds = append(quietRounds, r)
 		}
-		fmt.Printf(" %13.3f %13.3f %13.3f %13.3f %11.2f%s\n", rps["default"][r]/rps["bare"][r], rps["discard"][r]/rps["bare"][r],
-			cpu["bare"][r]/cpu["default"][r], cpu["bare"][r]/cpu["discard"][r], worst, mark)
+		fmt.Printf(" %11.2f%s\n", worst, mark)
 	}
 
 	fmt.Println()
@@ -187,11 +203,13 @@ func run(rounds int, d, warm time.Duration, conns, workers int, logDir, profile 
 			}
 			slices.Sort(ratios)
 			slices.Sort(cpuRatios)
-			verdict := "meets"
-			if median(ratios) < 0.9 {
-				verdict = "MISSES"
+			verdict := ": meets 0.9x"
+			if !hasTarget(m.name) {
+				verdict = ""
+			} else if median(ratios) < 0.9 {
+				verdict = ": MISSES 0.9x"
 			}
-			fmt.Printf("    %-12s throughput %s/bare median %.3f (min %.3f, max %.3f, %d rounds): %s 0.9x\n",
+			fmt.Printf("    %-12s throughput %s/bare median %.3f (min %.3f, max %.3f, %d rounds)%s\n",
 				set.name, m.name, median(ratios), ratios[0], ratios[len(ratios)-1], len(ratios), verdict)
 			fmt.Printf("    %-12s CPU per request bare/%s median %.3f (min %.3f, max %.3f)\n",
 				"", m.name, median(cpuRatios), cpuRatios[0], cpuRatios[len(cpuRatios)-1])
@@ -202,8 +220,11 @@ func run(rounds int, d, warm time.Duration, conns, workers int, logDir, profile 
 			m.name, median(sorted(rps[m.name])), 1e6*median(sorted(cpu[m.name])))
 	}
 	if profile != "" {
-		fmt.Printf("profiles in %s; requests served, warm-up included: bare %d, default %d, discard %d\n",
-			profile, served["bare"], served["default"], served["discard"])
+		fmt.Printf("profiles in %s; requests served, warm-up included:", profile)
+		for _, m := range modes {
+			fmt.Printf(" %s %d", m.name, served[m.name])
+		}
+		fmt.Println()
 	}
 	return nil
 }
