@@ -40,6 +40,21 @@ type agentLink struct {
 	heldN    int              // their bytes
 	refused  int              // refused since the hold began, past its bound
 	calls    map[callKey]bool // calls the agent received and has not answered
+
+	// old is an agent being stopped (a reload's swap, the cluster's stop):
+	// it gets nothing more, but answers and acknowledges what it was sent
+	// before its stop frame, so its accounts are kept until it exits.
+	old *agentAccount
+}
+
+// agentAccount is what the link keeps about an agent it sent frames to.
+type agentAccount struct {
+	conn     *wire.Conn
+	pid      int
+	unacked  [][]byte
+	unackedN int
+	acked    uint64
+	calls    map[callKey]bool
 }
 
 // callKey names a call: its caller and the caller's id for it.
@@ -103,30 +118,70 @@ func (l *agentLink) sent(raw []byte) {
 	}
 }
 
-// replied forgets a call the agent has answered.
+// replied forgets a call the agent, or the agent being stopped, has
+// answered.
 func (l *agentLink) replied(from, caller int, id uint64) {
 	l.mu.Lock()
-	if from == l.pid {
+	switch {
+	case from == l.pid:
 		delete(l.calls, callKey{caller, id})
+	case l.old != nil && from == l.old.pid:
+		delete(l.old.calls, callKey{caller, id})
 	}
 	l.mu.Unlock()
 }
 
-// ack forgets the messages the agent has handled: n counts every message
-// it handled since it started.
+// ack forgets the messages the agent, or the agent being stopped, has
+// handled: n counts every message it handled since it started.
 func (l *agentLink) ack(pid int, n uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if pid != l.pid || l.conn == nil || n <= l.acked {
+	switch {
+	case pid == l.pid && l.conn != nil && n > l.acked:
+		k := forget(l.unacked, n-l.acked)
+		l.unacked, l.unackedN, l.acked = l.unacked[k.n:], l.unackedN-k.bytes, n
+	case l.old != nil && pid == l.old.pid && n > l.old.acked:
+		o := l.old
+		k := forget(o.unacked, n-o.acked)
+		o.unacked, o.unackedN, o.acked = o.unacked[k.n:], o.unackedN-k.bytes, n
+	}
+}
+
+// forget releases the first n (at most) of unacked, and says how many
+// messages and bytes that was.
+func forget(unacked [][]byte, n uint64) (k struct{ n, bytes int }) {
+	k.n = int(min(n, uint64(len(unacked))))
+	for i := range k.n {
+		k.bytes += len(unacked[i])
+		unacked[i] = nil
+	}
+	return k
+}
+
+// drain takes the agent conn out of the way before the master tells it to
+// stop: what is sent from now on is held for the next agent (with hold) or
+// refused, so that the stop frame the master sends next is the last thing
+// the agent gets, and everything before it the agent answers before it
+// exits. Its unanswered calls and unacknowledged messages are kept until
+// the link hears that it exited (detach). An agent that is not the current
+// one is left alone.
+func (l *agentLink) drain(conn *wire.Conn, hold bool) {
+	l.mu.Lock()
+	if l.conn != conn || conn == nil {
+		l.mu.Unlock()
 		return
 	}
-	k := int(min(n-l.acked, uint64(len(l.unacked))))
-	for i := range k {
-		l.unackedN -= len(l.unacked[i])
-		l.unacked[i] = nil
+	l.settleOld() // an earlier agent still stopping: its exit was not seen
+	l.old = &agentAccount{conn: l.conn, pid: l.pid, unacked: l.unacked, unackedN: l.unackedN, acked: l.acked, calls: l.calls}
+	l.conn, l.pid = nil, 0
+	l.unacked, l.unackedN, l.acked, l.calls = nil, 0, 0, nil
+	began := hold && !l.holding
+	l.holding = hold
+	pid := l.old.pid
+	l.mu.Unlock()
+	if began {
+		l.log.Info("agent stopping: holding messages for the next one", "agent_pid", pid, "limit_bytes", l.limit)
 	}
-	l.unacked = l.unacked[k:]
-	l.acked = n
 }
 
 // attach makes a ready agent the destination, after handing it what was
@@ -141,6 +196,7 @@ func (l *agentLink) attach(conn *wire.Conn, pid int) (unanswered []callKey) {
 	if l.conn != nil {
 		unanswered = l.requeue()
 	}
+	unanswered = append(unanswered, l.settleOld()...)
 	held, refused := l.held, l.refused
 	l.conn, l.pid, l.holding = conn, pid, false
 	l.unacked, l.unackedN, l.acked = nil, 0, 0
@@ -167,13 +223,19 @@ func (l *agentLink) attach(conn *wire.Conn, pid int) (unanswered []callKey) {
 // what the old agent did not acknowledge, and what is sent from now on, is
 // kept for it. Without, everything kept is dropped and returned, so that
 // the caller can log it and answer the calls among it. Either way the
-// calls the old agent left unanswered are returned, to be failed.
-func (l *agentLink) detach(hold bool) (dropped [][]byte, unanswered []callKey) {
+// calls the old agent left unanswered are returned, to be failed. An agent
+// being stopped (drain) is settled the same way once it has exited, that
+// is when oldAlive is false.
+func (l *agentLink) detach(hold, oldAlive bool) (dropped [][]byte, unanswered []callKey) {
 	l.mu.Lock()
 	requeued, had := 0, l.conn != nil
 	if had {
 		requeued = len(l.unacked)
 		unanswered = l.requeue()
+	}
+	if l.old != nil && !oldAlive {
+		requeued += len(l.old.unacked)
+		unanswered = append(unanswered, l.settleOld()...)
 	}
 	began := hold && !l.holding
 	l.holding = hold
@@ -192,13 +254,30 @@ func (l *agentLink) detach(hold bool) (dropped [][]byte, unanswered []callKey) {
 // front of the hold, since it may not have handled them, and returns the
 // calls it did not answer.
 func (l *agentLink) requeue() []callKey {
-	l.held = append(l.unacked[:len(l.unacked):len(l.unacked)], l.held...)
-	l.heldN += l.unackedN
-	unanswered := make([]callKey, 0, len(l.calls))
-	for k := range l.calls {
-		unanswered = append(unanswered, k)
-	}
+	unanswered := l.requeueFrom(l.unacked, l.unackedN, l.calls)
 	l.conn, l.pid = nil, 0
 	l.unacked, l.unackedN, l.acked, l.calls = nil, 0, 0, nil
+	return unanswered
+}
+
+// settleOld does requeue's work for the agent that was being stopped, now
+// gone: what it did not acknowledge goes to the front of the hold (it was
+// sent before anything held since), and its unanswered calls are returned.
+func (l *agentLink) settleOld() []callKey {
+	o := l.old
+	if o == nil {
+		return nil
+	}
+	l.old = nil
+	return l.requeueFrom(o.unacked, o.unackedN, o.calls)
+}
+
+func (l *agentLink) requeueFrom(unacked [][]byte, n int, calls map[callKey]bool) []callKey {
+	l.held = append(unacked[:len(unacked):len(unacked)], l.held...)
+	l.heldN += n
+	unanswered := make([]callKey, 0, len(calls))
+	for k := range calls {
+		unanswered = append(unanswered, k)
+	}
 	return unanswered
 }

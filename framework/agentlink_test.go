@@ -2,6 +2,7 @@ package framework
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -83,7 +84,7 @@ func TestAgentLinkHandsTheNextAgentWhatTheLastDidNotHandle(t *testing.T) {
 	l.ack(100, 2) // handled m0 and m1, then died
 	l.ack(555, 4) // an ack from someone else changes nothing
 
-	dropped, unanswered := l.detach(true)
+	dropped, unanswered := l.detach(true, false)
 	if len(dropped) != 0 || !slices.Equal(unanswered, []callKey{{7, 9}}) {
 		t.Fatalf("detach: dropped %d, unanswered %v; want nothing dropped and call 7/9 unanswered", len(dropped), unanswered)
 	}
@@ -99,7 +100,7 @@ func TestAgentLinkHandsTheNextAgentWhatTheLastDidNotHandle(t *testing.T) {
 	}
 	// The reply to c2 clears it; the next death leaves nothing to fail.
 	l.replied(200, 8, 1)
-	if _, unanswered := l.detach(true); len(unanswered) != 0 {
+	if _, unanswered := l.detach(true, false); len(unanswered) != 0 {
 		t.Errorf("answered call still counted as unanswered: %v", unanswered)
 	}
 }
@@ -109,7 +110,7 @@ func TestAgentLinkHoldIsBounded(t *testing.T) {
 	l := &agentLink{}
 	one := len(msg("m"))
 	l.setup(slog.New(slog.NewTextHandler(&logs, nil)), 3*one)
-	l.detach(true)
+	l.detach(true, false)
 	for i := range 3 {
 		if why := l.send(msg("m")); why != "" {
 			t.Fatalf("message %d within the bound refused: %s", i, why)
@@ -126,7 +127,7 @@ func TestAgentLinkHoldIsBounded(t *testing.T) {
 	}
 
 	// Nobody is coming back: what was held is dropped and returned.
-	dropped, _ := l.detach(false)
+	dropped, _ := l.detach(false, false)
 	if len(dropped) != 3 {
 		t.Errorf("dropped %d, want the 3 held", len(dropped))
 	}
@@ -149,5 +150,59 @@ func TestAgentLinkRefusesWhatTheAgentCannotKeepUpWith(t *testing.T) {
 	l.ack(100, 2)
 	if why := l.send(msg("m")); why != "" {
 		t.Errorf("after the ack: %q; want accepted", why)
+	}
+}
+
+// An agent being stopped gets nothing after drain, so the stop frame is
+// the last it reads; its answers and acknowledgements still count until it
+// exits, and what it left goes to the next agent first.
+func TestAgentLinkDrainsAStoppingAgent(t *testing.T) {
+	l := &agentLink{}
+	l.setup(slog.New(slog.NewTextHandler(io.Discard, nil)), 1<<20)
+	old, next := newAgentEnd(t), newAgentEnd(t)
+
+	l.attach(old.near, 100)
+	l.send(msg("m0"))
+	l.send(msg("m1"))
+	l.send(frame(wire.KindCall, "c", 7, 9))
+	l.drain(old.near, true)
+	old.near.Send(control("stop", nil).Encode()) // what stopChild sends next
+	l.send(msg("m2"))
+	l.send(frame(wire.KindCall, "c2", 8, 1))
+	if got := old.actions(t, 4); !slices.Equal(got, []string{"m0", "m1", "c", "stop"}) {
+		t.Fatalf("stopping agent got %v; want m0 m1 c and then its stop frame, nothing after", got)
+	}
+
+	// It handles m0 and answers c while stopping; its exit is not seen yet.
+	l.ack(100, 1)
+	l.replied(100, 7, 9)
+	if dropped, unanswered := l.detach(true, true); len(dropped)+len(unanswered) != 0 {
+		t.Fatalf("while the old agent is alive: dropped %d, unanswered %v; want nothing", len(dropped), unanswered)
+	}
+	// It exits without handling m1.
+	if _, unanswered := l.detach(true, false); len(unanswered) != 0 {
+		t.Errorf("answered call counted as unanswered: %v", unanswered)
+	}
+	l.attach(next.near, 200)
+	if got := next.actions(t, 3); !slices.Equal(got, []string{"m1", "m2", "c2"}) {
+		t.Errorf("next agent got %v; want m1 (unhandled by the old one), then m2 and c2 held for it", got)
+	}
+}
+
+// At the cluster's stop no agent is coming: after drain, calls fail at once
+// instead of waiting, and the stopping agent's unanswered calls are failed
+// when it exits.
+func TestAgentLinkDrainWithoutSuccessor(t *testing.T) {
+	l := &agentLink{}
+	l.setup(slog.New(slog.NewTextHandler(io.Discard, nil)), 1<<20)
+	old := newAgentEnd(t)
+	l.attach(old.near, 100)
+	l.send(frame(wire.KindCall, "c", 7, 9))
+	l.drain(old.near, false)
+	if why := l.send(frame(wire.KindCall, "c2", 8, 1)); why == "" {
+		t.Errorf("a call after drain without a successor was accepted")
+	}
+	if _, unanswered := l.detach(false, false); !slices.Equal(unanswered, []callKey{{7, 9}}) {
+		t.Errorf("unanswered %v, want the call the agent never answered", unanswered)
 	}
 }

@@ -74,7 +74,9 @@ func runAgent(c *config, log *slog.Logger, ch *channel, term chan os.Signal) err
 	}
 	stopCtx, stopCancel := stopContext(timeout)
 	defer stopCancel()
-	// Jobs stop before the OnStop hooks, which may close what they use.
+	// Calls and messages, then jobs, stop before the OnStop hooks, which
+	// may close what they use.
+	ch.drainMessenger(stopCtx)
 	if err := jobs.Stop(stopCtx); err != nil {
 		log.Warn("jobs still running at the shutdown timeout; leaving them", "err", err)
 	}

@@ -696,6 +696,13 @@ func (m *master) stopAgent() {
 
 func (m *master) stopChild(c *child, timeout, killAfter time.Duration) {
 	c.state = "draining"
+	if c.slot == agentSlot {
+		// Nothing more for this agent, so the stop frame is the last
+		// thing it reads and it answers every call it was sent before
+		// exiting; calls from now on wait for the next agent, if one is
+		// coming (agentlink.go).
+		m.router.agent.drain(c.conn, m.agentComing())
+	}
 	if err := c.conn.SendFrame(stopFrame(timeout)); err != nil {
 		// The channel is gone; a signal still reaches the child.
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)

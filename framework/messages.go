@@ -51,11 +51,13 @@ func (m *master) messagingChanged() {
 	r := &m.router
 	r.agent.setup(m.log, wire.QueueLimit(m.cfg.maxMessage)/2)
 	m.publishLive()
-	var agent *child
+	var agent, stopping *child
 	var apps []*child
 	for c := range m.live {
 		switch {
 		case !c.ready || c.exited:
+		case c.slot == agentSlot && c.state == "draining":
+			stopping = c // drained by stopChild; still answering
 		case c.slot == agentSlot:
 			agent = c
 		default:
@@ -67,7 +69,7 @@ func (m *master) messagingChanged() {
 		unanswered = r.agent.attach(agent.conn, agent.pid)
 	} else {
 		var dropped [][]byte
-		dropped, unanswered = r.agent.detach(m.agentComing())
+		dropped, unanswered = r.agent.detach(m.agentComing(), stopping != nil)
 		if len(dropped) > 0 {
 			m.dropHeld(dropped, m.phase >= phaseStoppingWorkers)
 		}
@@ -172,6 +174,15 @@ func (ch *channel) toMessenger(f wire.Frame) bool {
 		ch.msgs.ClusterReady()
 	}
 	return false
+}
+
+// drainMessenger, at the agent's stop, answers every call and handles every
+// message the agent was sent (the master sends it nothing after its stop
+// frame), before its OnStop hooks close what the handlers use.
+func (ch *channel) drainMessenger(ctx context.Context) {
+	if err := ch.msgs.Drain(ctx); err != nil {
+		ch.log.Warn("message handlers still running at stop", "err", err)
+	}
 }
 
 // closeMessenger, at stop, fails the calls still waiting and waits for

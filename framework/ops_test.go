@@ -1,24 +1,28 @@
 package framework
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/app"
 	ct "github.com/broodhq/brood/internal/clustertest"
+	"github.com/broodhq/brood/messenger"
 )
 
 func init() {
 	testApps["ops"] = func() error {
-		return Run(opsRouter(), withRestartMin(20*time.Millisecond), WithApp(func(a *app.App) error {
+		return Run(opsRouter(), withRestartMin(20*time.Millisecond), WithAgent(opsAgent), WithApp(func(a *app.App) error {
 			gen := os.Getenv(envGeneration)
 			if flag := os.Getenv("BROOD_TEST_FAIL_FLAG"); gen != "1" && flag != "" {
 				if _, err := os.Stat(flag); err == nil {
@@ -31,6 +35,17 @@ func init() {
 			return nil
 		}))
 	}
+}
+
+// opsAgent counts visits, slowly enough that calls are in flight whenever
+// the agent is told to stop.
+func opsAgent(a *agent.Agent) error {
+	var visits atomic.Int64
+	a.Messenger().Handle("visit", func(context.Context, messenger.Message) (any, error) {
+		time.Sleep(2 * time.Millisecond)
+		return visits.Add(1), nil
+	})
+	return nil
 }
 
 // world is the lock every request takes: /hang holds it forever, the way a
@@ -46,6 +61,14 @@ func opsRouter() http.Handler {
 	}
 	r.Get("/", hello)
 	r.Post("/", hello)
+	r.Post("/visit", func(w http.ResponseWriter, r *http.Request) {
+		var n int64
+		if err := app.FromContext(r.Context()).Messenger().CallAgent(r.Context(), "visit", nil, &n); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, n)
+	})
 	r.Get("/pid", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%d %d %s", os.Getpid(), app.FromContext(r.Context()).Slot(), os.Getenv(envGeneration))
 	})
@@ -135,6 +158,29 @@ func TestReloadUnderLoadDropsNothing(t *testing.T) {
 	}
 	if strings.Contains(c.Messages(), "exited unexpectedly") {
 		t.Errorf("a child died during the reloads")
+	}
+}
+
+// A reload replaces the agent too. Calls to it never fail on that account:
+// the old agent answers every call it was sent before its stop, and calls
+// made while no agent is there wait for the new one.
+func TestReloadFailsNoCallToTheAgent(t *testing.T) {
+	c := startOps(t)
+	ls := []*ct.Load{
+		ct.StartLoad(c.URL("/visit"), 8, true, 2*time.Minute),
+		ct.StartLoad(c.URL("/"), 2, true, 2*time.Minute),
+	}
+	at := 0
+	for i := range 3 {
+		time.Sleep(300 * time.Millisecond)
+		c.Signal(syscall.SIGHUP)
+		at = waitMsg(t, c, at, "reload complete", 60*time.Second) + 1
+		t.Logf("reload %d complete", i+1)
+	}
+	time.Sleep(300 * time.Millisecond)
+	stopLoads(t, ls)
+	if got := strings.Count(c.Messages(), "agent stopping: holding messages for the next one"); got != 3 {
+		t.Errorf("the agent was drained %d times, want 3 (once a reload)", got)
 	}
 }
 

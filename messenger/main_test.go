@@ -74,6 +74,7 @@ func runTestApp() error {
 	}
 	r := chi.NewRouter()
 	r.Get("/do", do)
+	r.Post("/do", do) // for what must not be retried (op=garbage)
 	return framework.Run(r, opts...)
 }
 

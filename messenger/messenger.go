@@ -224,6 +224,26 @@ func (e endpoint) ClusterReady() { e.m.out.flush(e.m.conn, e.m.log) }
 
 func (e endpoint) Close(ctx context.Context) error { return e.m.close(ctx) }
 
+func (e endpoint) Drain(ctx context.Context) error { return e.m.drain(ctx) }
+
+// drain closes the inbox and waits for what it took to be handled: the
+// dispatcher empties the inbox, then the handlers return.
+func (m *Messenger) drain(ctx context.Context) error {
+	m.in.close()
+	done := make(chan struct{})
+	go func() {
+		<-m.in.done
+		m.handlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("messenger: %d handlers still running: %w", m.running.Load(), context.Cause(ctx))
+	}
+}
+
 // close stops the Messenger: sends fail, pending calls fail, the inbox is
 // drained by the dispatcher, and running handlers get until ctx ends.
 func (m *Messenger) close(ctx context.Context) error {

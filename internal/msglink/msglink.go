@@ -32,6 +32,12 @@ type Endpoint interface {
 	// ClusterReady says the whole cluster is ready: messages queued until
 	// now are sent, in order.
 	ClusterReady()
+	// Drain stops taking calls and messages (a call delivered later is
+	// answered as by a stopping process) and waits, until ctx ends, for
+	// those taken to be handled; sends still work. The agent drains before
+	// its OnStop hooks run, so that calls it accepted are answered while
+	// what their handlers use is still open.
+	Drain(ctx context.Context) error
 	// Close fails pending calls, refuses further sends and waits, until ctx
 	// ends, for running handlers. It may be called more than once.
 	Close(ctx context.Context) error
