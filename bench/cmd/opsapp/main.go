@@ -1,6 +1,9 @@
 // Command opsapp is examples/hello (the default middleware chain, "/" and
-// "/whoami") built for cmd/opsbench, plus "/whoami?sleep=20ms" for slow
-// requests and one switch set at link time for the failed-deploy scenario:
+// "/whoami", the agent's visit counter) built for cmd/opsbench, plus
+// "/whoami?sleep=20ms" for slow requests and one switch set at link time
+// for the failed-deploy scenario. Every /whoami counts a visit with a
+// CallAgent, as hello's /visits does, so that the operations, which
+// replace the agent too, are measured with calls to it under way:
 //
 //	go build -ldflags '-X main.exitAtStart=yes' ./cmd/opsapp
 //
@@ -12,15 +15,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/app"
 	"github.com/broodhq/brood/framework"
+	"github.com/broodhq/brood/messenger"
 )
 
 // exitAtStart, set to "yes" with -ldflags -X, makes workers exit at startup.
@@ -37,10 +44,23 @@ func main() {
 			time.Sleep(min(d, time.Second))
 		}
 		a := app.FromContext(r.Context())
-		fmt.Fprintf(w, "worker %d, pid %d\n", a.Slot(), a.PID())
+		var n int64
+		if err := a.Messenger().CallAgent(r.Context(), "visit", nil, &n); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		// The pid last: cmd/opsbench reads it from the end.
+		fmt.Fprintf(w, "visit %d, worker %d, pid %d\n", n, a.Slot(), a.PID())
 	})
 
 	if err := framework.Run(r,
+		framework.WithAgent(func(a *agent.Agent) error {
+			var visits atomic.Int64 // calls are answered concurrently
+			a.Messenger().Handle("visit", func(context.Context, messenger.Message) (any, error) {
+				return visits.Add(1), nil
+			})
+			return nil
+		}),
 		framework.WithApp(func(a *app.App) error {
 			if exitAtStart == "yes" {
 				a.Logger().Error("opsapp built with exitAtStart=yes: exiting at startup")

@@ -291,7 +291,8 @@ func (c *client) drop() {
 	}
 }
 
-// pidOf reads the pid from a /whoami body: "worker 1, pid 4242\n".
+// pidOf reads the pid from a /whoami body, where it comes last:
+// "worker 1, pid 4242\n" (naivereload), "visit 9, worker 1, pid 4242\n" (opsapp).
 func pidOf(body []byte) int {
 	_, after, ok := bytes.Cut(body, []byte("pid "))
 	if !ok {
