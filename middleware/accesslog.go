@@ -29,7 +29,9 @@ import (
 //
 // A request aborted by a panic that nothing recovered (http.ErrAbortHandler
 // included) is still logged, with aborted=true and the status written so
-// far, and the panic goes on unchanged.
+// far, and the panic goes on unchanged. A connection the handler hijacked is
+// logged with hijacked=true and, since net/http wrote no status, 101 when
+// the request asked for an upgrade (a WebSocket), else 0.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	al := newAccessLogger(logger)
 	return func(next http.Handler) http.Handler {
@@ -78,7 +80,15 @@ func (h *accessHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ww; completed is false when the handler panicked.
 func (l *accessLogger) write(ww *responseWriter, r *http.Request, start time.Time, completed bool) {
 	status := ww.Status()
-	if status == 0 && completed {
+	switch {
+	case ww.hijacked && status == 0:
+		// net/http wrote nothing; what the handler wrote on the raw
+		// connection is unknown. For an upgrade (a WebSocket) it was 101,
+		// what nginx logs; otherwise 0 says that no HTTP status was sent.
+		if r.Header.Get("Upgrade") != "" {
+			status = http.StatusSwitchingProtocols
+		}
+	case status == 0 && completed:
 		status = http.StatusOK
 	}
 	level := slog.LevelInfo
@@ -99,7 +109,7 @@ func (l *accessLogger) write(ww *responseWriter, r *http.Request, start time.Tim
 		method: r.Method, path: requestURI(r),
 		status: status, bytes: ww.BytesWritten(),
 		remote: r.RemoteAddr, requestID: RequestIDFromContext(ctx),
-		aborted: !completed,
+		aborted: !completed, hijacked: ww.hijacked,
 	}
 	if l.jh != nil {
 		_ = l.jh.writeAccess(&rec)
@@ -120,6 +130,7 @@ type accessRecord struct {
 	remote    string
 	requestID string
 	aborted   bool
+	hijacked  bool
 }
 
 // slogRecord is rec as a slog.Record: what LogAttrs would build, minus
@@ -134,14 +145,16 @@ func (rec *accessRecord) slogRecord() slog.Record {
 		slog.Duration("duration", rec.duration),
 		slog.String("remote", rec.remote),
 		slog.String("request_id", rec.requestID),
-		slog.Bool("aborted", true),
-	}
-	n := len(attrs)
-	if !rec.aborted {
-		n-- // aborted is only worth its bytes when true
 	}
 	r := slog.NewRecord(rec.time, rec.level, "request", 0)
-	r.AddAttrs(attrs[:n]...)
+	r.AddAttrs(attrs[:]...)
+	// aborted and hijacked are only worth their bytes when true.
+	if rec.aborted {
+		r.AddAttrs(slog.Bool("aborted", true))
+	}
+	if rec.hijacked {
+		r.AddAttrs(slog.Bool("hijacked", true))
+	}
 	return r
 }
 

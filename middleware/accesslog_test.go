@@ -3,6 +3,8 @@ package middleware
 import (
 	"bufio"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -195,5 +197,61 @@ func TestAccessLogKeepsWriterInterfaces(t *testing.T) {
 	srv.Close()
 	if got := len(sink.waitRecords(t, 2)); got != 2 {
 		t.Fatalf("got %d records, want 2", got)
+	}
+}
+
+// A hijacked connection has no status net/http wrote: an upgrade is logged
+// as 101, anything else as 0, and both with hijacked=true, never as a 200.
+func TestAccessLogHijacked(t *testing.T) {
+	hijack := func(reply string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			conn, bufrw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("Hijack: %v", err)
+				return
+			}
+			defer conn.Close()
+			bufrw.WriteString(reply)
+			bufrw.Flush()
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", hijack("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+	mux.Handle("/raw", hijack("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"))
+	for _, tc := range []struct {
+		name  string
+		chain func(*slog.Logger, http.Handler) http.Handler
+	}{
+		{"AccessLog", func(l *slog.Logger, h http.Handler) http.Handler { return AccessLog(l)(h) }},
+		{"fused stack", func(l *slog.Logger, h http.Handler) http.Handler { return RequestID(AccessLog(l)(Recover(l)(h))) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logger, sink := newTestLogger()
+			srv := newServer(t, tc.chain(logger, mux))
+			for _, rq := range []struct {
+				path, upgrade string
+				status        float64
+			}{{"/ws", "websocket", 101}, {"/raw", "", 0}} {
+				conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				req := "GET " + rq.path + " HTTP/1.1\r\nHost: x\r\n"
+				if rq.upgrade != "" {
+					req += "Connection: Upgrade\r\nUpgrade: " + rq.upgrade + "\r\n"
+				}
+				conn.Write([]byte(req + "\r\n"))
+				io.Copy(io.Discard, conn) // the handler closes it
+				conn.Close()
+				recs := sink.waitRecords(t, 1)
+				if len(recs) != 1 {
+					t.Fatalf("%s: got %d records, want 1", rq.path, len(recs))
+				}
+				if recs[0]["status"] != rq.status || recs[0]["hijacked"] != true {
+					t.Errorf("%s: logged status %v hijacked %v; want %v and true", rq.path, recs[0]["status"], recs[0]["hijacked"], rq.status)
+				}
+				sink.clear()
+			}
+		})
 	}
 }

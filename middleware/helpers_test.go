@@ -21,6 +21,13 @@ type logSink struct {
 	buf bytes.Buffer
 }
 
+// clear forgets the records written so far.
+func (s *logSink) clear() {
+	s.mu.Lock()
+	s.buf.Reset()
+	s.mu.Unlock()
+}
+
 func (s *logSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

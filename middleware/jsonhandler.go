@@ -142,6 +142,9 @@ func (h *JSONHandler) appendAccess(b []byte, rec *accessRecord) []byte {
 	if rec.aborted {
 		b = append(b, `,"aborted":true`...)
 	}
+	if rec.hijacked {
+		b = append(b, `,"hijacked":true`...)
+	}
 	return append(b, "}\n"...)
 }
 

@@ -26,6 +26,8 @@ func TestJSONHandlerMatchesSlog(t *testing.T) {
 		{time: at, level: slog.LevelInfo, method: "GET", path: "/", status: 200, bytes: 14, duration: 12345 * time.Nanosecond, remote: "127.0.0.1:5555", requestID: "abc-1"},
 		{time: at.Truncate(time.Second), level: slog.LevelError, method: "POST", path: "/items?x=1&y=%20z", status: 502, bytes: 0, duration: 3 * time.Second, remote: "[::1]:80", requestID: ""},
 		{time: at, level: slog.LevelInfo, method: "GET", path: "/aborted", status: 0, aborted: true},
+		{time: at, level: slog.LevelInfo, method: "GET", path: "/ws", status: 101, hijacked: true},
+		{time: at, level: slog.LevelInfo, method: "GET", path: "/ws", status: 0, aborted: true, hijacked: true},
 		// Everything slog escapes, and what it leaves alone (HTML).
 		{time: at, level: slog.LevelInfo, method: "GET", path: "/q\"\\\n\r\t\x00\x1f\x7f<>&'", remote: "\xff\xfe bad utf-8", requestID: "\u2028\u2029é漢字🙂"},
 		{time: time.Unix(0, 0).UTC(), level: slog.LevelInfo, method: strings.Repeat("M", 300), path: strings.Repeat("/ü", 40000)},

@@ -20,6 +20,7 @@ type responseWriter struct {
 	bytes       int64
 	wroteHeader bool
 	discard     bool
+	hijacked    bool // the handler took the connection over
 }
 
 // wrapWriter returns w itself when an outer middleware already wrapped it,
@@ -84,7 +85,11 @@ func (w *responseWriter) Flush() {
 }
 
 func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+	}
+	return c, rw, err
 }
 
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
