@@ -43,7 +43,7 @@ type agentLink struct {
 
 	// old is an agent being stopped (a reload's swap, the cluster's stop):
 	// it gets nothing more, but answers and acknowledges what it was sent
-	// before its stop frame, so its accounts are kept until it exits.
+	// before its "drained" frame, so its accounts are kept until it exits.
 	old *agentAccount
 }
 
@@ -158,11 +158,17 @@ func forget(unacked [][]byte, n uint64) (k struct{ n, bytes int }) {
 	return k
 }
 
-// drain takes the agent conn out of the way before the master tells it to
-// stop: what is sent from now on is held for the next agent (with hold) or
-// refused, so that the stop frame the master sends next is the last thing
-// the agent gets, and everything before it the agent answers before it
-// exits. Its unanswered calls and unacknowledged messages are kept until
+// draining reports whether conn is the agent being stopped (drain).
+func (l *agentLink) draining(conn *wire.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.old != nil && l.old.conn == conn
+}
+
+// drain takes the agent conn out of the way when it asks, stopping: what
+// is sent from now on is held for the next agent (with hold) or refused, so
+// that the "drained" frame the master sends next is the last thing the
+// agent gets, and everything before it the agent answers before it exits. Its unanswered calls and unacknowledged messages are kept until
 // the link hears that it exited (detach). An agent that is not the current
 // one is left alone.
 func (l *agentLink) drain(conn *wire.Conn, hold bool) {

@@ -153,8 +153,8 @@ func TestAgentLinkRefusesWhatTheAgentCannotKeepUpWith(t *testing.T) {
 	}
 }
 
-// An agent being stopped gets nothing after drain, so the stop frame is
-// the last it reads; its answers and acknowledgements still count until it
+// An agent being stopped gets nothing after drain, so the "drained" frame
+// is the last it reads; its answers and acknowledgements still count until it
 // exits, and what it left goes to the next agent first.
 func TestAgentLinkDrainsAStoppingAgent(t *testing.T) {
 	l := &agentLink{}
@@ -166,11 +166,11 @@ func TestAgentLinkDrainsAStoppingAgent(t *testing.T) {
 	l.send(msg("m1"))
 	l.send(frame(wire.KindCall, "c", 7, 9))
 	l.drain(old.near, true)
-	old.near.Send(control("stop", nil).Encode()) // what stopChild sends next
+	old.near.Send(control(ctlDrained, nil).Encode()) // what agentDraining sends next
 	l.send(msg("m2"))
 	l.send(frame(wire.KindCall, "c2", 8, 1))
-	if got := old.actions(t, 4); !slices.Equal(got, []string{"m0", "m1", "c", "stop"}) {
-		t.Fatalf("stopping agent got %v; want m0 m1 c and then its stop frame, nothing after", got)
+	if got := old.actions(t, 4); !slices.Equal(got, []string{"m0", "m1", "c", ctlDrained}) {
+		t.Fatalf("stopping agent got %v; want m0 m1 c and then its drained frame, nothing after", got)
 	}
 
 	// It handles m0 and answers c while stopping; its exit is not seen yet.

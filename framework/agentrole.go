@@ -74,13 +74,16 @@ func runAgent(c *config, log *slog.Logger, ch *channel, term chan os.Signal) err
 	}
 	stopCtx, stopCancel := stopContext(timeout)
 	defer stopCancel()
-	// Calls and messages, then jobs, stop before the OnStop hooks, which
-	// may close what they use.
-	ch.drainMessenger(stopCtx)
+	// Jobs, then calls and messages, stop before the OnStop hooks, which
+	// may close what they use. Calls are answered while jobs finish; then
+	// the master stops sending (and holds what comes for the next agent),
+	// and the agent answers what it got.
 	if err := jobs.Stop(stopCtx); err != nil {
 		log.Warn("jobs still running at the shutdown timeout; leaving them", "err", err)
 	}
 	bg.Wait()
+	ch.leaveMessaging(stopCtx)
+	ch.drainMessenger(stopCtx)
 	if err := hooks.Stop(stopCtx); err != nil {
 		log.Error("OnStop hook failed", "err", err)
 	}

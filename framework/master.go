@@ -474,6 +474,8 @@ func (m *master) onControl(ch *child, f wire.Frame) {
 		ch.lastProgress = time.Now()
 		m.publishRoutes()
 		m.onReady(ch)
+	case ctlDraining:
+		m.agentDraining(ch)
 	case ctlHeartbeat:
 		m.onHeartbeat(ch, f.Data)
 	case ctlRecycle:
@@ -694,15 +696,23 @@ func (m *master) stopAgent() {
 	}
 }
 
+// agentDraining answers a stopping agent that has stopped its jobs and is
+// about to stop its handlers: from now on nothing is sent to it (calls and
+// messages wait for the next agent, if one is coming; agentlink.go), and
+// "drained" tells it that what it has received is all it will get. It then
+// answers all of that before its OnStop hooks run and exits, so a reload's
+// agent swap fails no call.
+func (m *master) agentDraining(c *child) {
+	if c.slot != agentSlot || c.exited || !c.ready {
+		return
+	}
+	c.state = "draining" // also when it was sent SIGTERM by someone else
+	m.router.agent.drain(c.conn, m.agentComing())
+	_ = c.conn.SendFrame(control(ctlDrained, nil))
+}
+
 func (m *master) stopChild(c *child, timeout, killAfter time.Duration) {
 	c.state = "draining"
-	if c.slot == agentSlot {
-		// Nothing more for this agent, so the stop frame is the last
-		// thing it reads and it answers every call it was sent before
-		// exiting; calls from now on wait for the next agent, if one is
-		// coming (agentlink.go).
-		m.router.agent.drain(c.conn, m.agentComing())
-	}
 	if err := c.conn.SendFrame(stopFrame(timeout)); err != nil {
 		// The channel is gone; a signal still reaches the child.
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)

@@ -51,13 +51,11 @@ func (m *master) messagingChanged() {
 	r := &m.router
 	r.agent.setup(m.log, wire.QueueLimit(m.cfg.maxMessage)/2)
 	m.publishLive()
-	var agent, stopping *child
+	var agent *child
 	var apps []*child
 	for c := range m.live {
 		switch {
 		case !c.ready || c.exited:
-		case c.slot == agentSlot && c.state == "draining":
-			stopping = c // drained by stopChild; still answering
 		case c.slot == agentSlot:
 			agent = c
 		default:
@@ -65,11 +63,13 @@ func (m *master) messagingChanged() {
 		}
 	}
 	var unanswered []callKey
-	if agent != nil {
+	if agent != nil && !r.agent.draining(agent.conn) {
 		unanswered = r.agent.attach(agent.conn, agent.pid)
 	} else {
+		// No agent, or one that is stopping and was sent its last frame
+		// (agentDraining): it is settled once it has exited.
 		var dropped [][]byte
-		dropped, unanswered = r.agent.detach(m.agentComing(), stopping != nil)
+		dropped, unanswered = r.agent.detach(m.agentComing(), agent != nil)
 		if len(dropped) > 0 {
 			m.dropHeld(dropped, m.phase >= phaseStoppingWorkers)
 		}
@@ -176,9 +176,29 @@ func (ch *channel) toMessenger(f wire.Frame) bool {
 	return false
 }
 
+// leaveMessaging, at the agent's stop, asks the master to send nothing more
+// and waits, until ctx ends or the master is gone, for its "drained": every
+// frame for this agent came before it.
+func (ch *channel) leaveMessaging(ctx context.Context) {
+	ch.send(control(ctlDraining, nil))
+	for {
+		select {
+		case f := <-ch.control:
+			if f.Action == ctlDrained {
+				return
+			}
+		case <-ch.closed:
+			return
+		case <-ctx.Done():
+			ch.log.Debug("the master did not confirm the drain before the stop timeout", "err", context.Cause(ctx))
+			return
+		}
+	}
+}
+
 // drainMessenger, at the agent's stop, answers every call and handles every
-// message the agent was sent (the master sends it nothing after its stop
-// frame), before its OnStop hooks close what the handlers use.
+// message the agent was sent (leaveMessaging made that a closed set),
+// before its OnStop hooks close what the handlers use.
 func (ch *channel) drainMessenger(ctx context.Context) {
 	if err := ch.msgs.Drain(ctx); err != nil {
 		ch.log.Warn("message handlers still running at stop", "err", err)

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -38,13 +39,23 @@ func init() {
 }
 
 // opsAgent counts visits, slowly enough that calls are in flight whenever
-// the agent is told to stop.
+// the agent is told to stop, and answers with its pid. With
+// BROOD_TEST_SLOW_JOB_STOP it also runs a job that takes 3s to wind down
+// when the agent stops.
 func opsAgent(a *agent.Agent) error {
 	var visits atomic.Int64
 	a.Messenger().Handle("visit", func(context.Context, messenger.Message) (any, error) {
 		time.Sleep(2 * time.Millisecond)
-		return visits.Add(1), nil
+		return [2]int64{visits.Add(1), int64(os.Getpid())}, nil
 	})
+	if os.Getenv("BROOD_TEST_SLOW_JOB_STOP") != "" {
+		a.Every(200*time.Millisecond, "winddown", func(ctx context.Context) error {
+			<-ctx.Done()
+			a.Logger().Info("job winding down")
+			time.Sleep(3 * time.Second)
+			return nil
+		})
+	}
 	return nil
 }
 
@@ -62,12 +73,12 @@ func opsRouter() http.Handler {
 	r.Get("/", hello)
 	r.Post("/", hello)
 	r.Post("/visit", func(w http.ResponseWriter, r *http.Request) {
-		var n int64
-		if err := app.FromContext(r.Context()).Messenger().CallAgent(r.Context(), "visit", nil, &n); err != nil {
+		var visit [2]int64 // count, agent pid
+		if err := app.FromContext(r.Context()).Messenger().CallAgent(r.Context(), "visit", nil, &visit); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprint(w, n)
+		fmt.Fprintf(w, "%d %d", visit[0], visit[1])
 	})
 	r.Get("/pid", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%d %d %s", os.Getpid(), app.FromContext(r.Context()).Slot(), os.Getenv(envGeneration))
@@ -162,8 +173,8 @@ func TestReloadUnderLoadDropsNothing(t *testing.T) {
 }
 
 // A reload replaces the agent too. Calls to it never fail on that account:
-// the old agent answers every call it was sent before its stop, and calls
-// made while no agent is there wait for the new one.
+// the old agent answers every call it was sent before the master stopped
+// sending to it, and calls made while no agent is there wait for the new one.
 func TestReloadFailsNoCallToTheAgent(t *testing.T) {
 	c := startOps(t)
 	ls := []*ct.Load{
@@ -181,6 +192,42 @@ func TestReloadFailsNoCallToTheAgent(t *testing.T) {
 	stopLoads(t, ls)
 	if got := strings.Count(c.Messages(), "agent stopping: holding messages for the next one"); got != 3 {
 		t.Errorf("the agent was drained %d times, want 3 (once a reload)", got)
+	}
+}
+
+// While a stopping agent waits for its jobs to end, it still answers
+// calls: only after that does the master hold them for the next agent.
+func TestStoppingAgentAnswersWhileItsJobsEnd(t *testing.T) {
+	c := startOps(t, "BROOD_TEST_SLOW_JOB_STOP=1")
+	cl := &http.Client{Timeout: 10 * time.Second}
+	visit := func() (agentPID string) {
+		t.Helper()
+		resp, err := cl.Post(c.URL("/visit"), "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST /visit: %d %s", resp.StatusCode, b)
+		}
+		_, pid, _ := strings.Cut(string(b), " ")
+		return pid
+	}
+	at := waitMsg(t, c, 0, "job starting", 30*time.Second)
+	old := visit()
+	c.Signal(syscall.SIGHUP)
+	// The workers are replaced first; then the agent is told to stop and
+	// its job takes 3s to end.
+	waitMsg(t, c, at, "job winding down", 60*time.Second)
+	for range 5 {
+		if got := visit(); got != old {
+			t.Fatalf("a call while the old agent's job winds down was answered by agent %s, want the old agent %s", got, old)
+		}
+	}
+	waitMsg(t, c, at, "reload complete", 60*time.Second)
+	if got := visit(); got == old {
+		t.Errorf("after the reload the old agent %s still answers", old)
 	}
 }
 

@@ -33,6 +33,8 @@ const (
 	ctlClusterReady = "cluster-ready" // master → child: every process is ready
 	ctlHeartbeat    = "heartbeat"     // worker → master: requests and progress
 	ctlRecycle      = "recycle"       // worker → master: max requests reached
+	ctlDraining     = "draining"      // agent → master: stopping; send me nothing more
+	ctlDrained      = "drained"       // master → agent: nothing more follows this
 )
 
 type stopMsg struct {

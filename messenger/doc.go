@@ -55,9 +55,10 @@
 // tells the caller at once), or the context's error at its deadline
 // (DefaultCallTimeout when it has none). A call the master held for a
 // restarting agent goes to the new agent. An agent stopped on purpose (a
-// reload replaces it) fails no call: the master sends it nothing after its
-// stop, it answers what it was sent before running its OnStop hooks, and
-// calls made meanwhile are held for the next agent.
+// reload replaces it) fails no call: it answers calls while its jobs
+// finish; then the master sends it nothing more, it answers what it got
+// before running its OnStop hooks, and calls made meanwhile are held for
+// the next agent.
 //
 // Failures: a panic in an On or Handle function is logged with its action
 // and the process carries on (a Call gets a *RemoteError). Data over the
