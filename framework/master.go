@@ -703,10 +703,12 @@ func (m *master) stopAgent() {
 // answers all of that before its OnStop hooks run and exits, so a reload's
 // agent swap fails no call.
 func (m *master) agentDraining(c *child) {
-	if c.slot != agentSlot || c.exited || !c.ready {
+	if c.slot != agentSlot || c.exited {
 		return
 	}
 	c.state = "draining" // also when it was sent SIGTERM by someone else
+	// A no-op unless c is the agent the link sends to; the agent waits for
+	// "drained" either way.
 	m.router.agent.drain(c.conn, m.agentComing())
 	_ = c.conn.SendFrame(control(ctlDrained, nil))
 }
