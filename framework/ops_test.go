@@ -145,18 +145,25 @@ func stopLoads(t *testing.T, ls []*ct.Load) {
 	t.Logf("served %d, failed %d", ok, failed)
 }
 
-func TestReloadUnderLoadDropsNothing(t *testing.T) {
-	c := startOps(t)
-	before := servers(t, c, 50)
-	ls := loads(c)
+// reloads sends n HUPs, each after 300ms of load and once the previous
+// reload completed, then lets the load run 300ms more.
+func reloads(t *testing.T, c *ct.Cluster, n int) {
+	t.Helper()
 	at := 0
-	for i := range 3 {
+	for i := range n {
 		time.Sleep(300 * time.Millisecond)
 		c.Signal(syscall.SIGHUP)
 		at = waitMsg(t, c, at, "reload complete", 60*time.Second) + 1
 		t.Logf("reload %d complete", i+1)
 	}
 	time.Sleep(300 * time.Millisecond)
+}
+
+func TestReloadUnderLoadDropsNothing(t *testing.T) {
+	c := startOps(t)
+	before := servers(t, c, 50)
+	ls := loads(c)
+	reloads(t, c, 3)
 	stopLoads(t, ls)
 	after := servers(t, c, 50)
 	for s := range after {
@@ -181,14 +188,7 @@ func TestReloadFailsNoCallToTheAgent(t *testing.T) {
 		ct.StartLoad(c.URL("/visit"), 8, true, 2*time.Minute),
 		ct.StartLoad(c.URL("/"), 2, true, 2*time.Minute),
 	}
-	at := 0
-	for i := range 3 {
-		time.Sleep(300 * time.Millisecond)
-		c.Signal(syscall.SIGHUP)
-		at = waitMsg(t, c, at, "reload complete", 60*time.Second) + 1
-		t.Logf("reload %d complete", i+1)
-	}
-	time.Sleep(300 * time.Millisecond)
+	reloads(t, c, 3)
 	stopLoads(t, ls)
 	if got := strings.Count(c.Messages(), "agent stopping: holding messages for the next one"); got != 3 {
 		t.Errorf("the agent was drained %d times, want 3 (once a reload)", got)
