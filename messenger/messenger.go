@@ -226,8 +226,8 @@ func (e endpoint) Close(ctx context.Context) error { return e.m.close(ctx) }
 
 func (e endpoint) Drain(ctx context.Context) error { return e.m.drain(ctx) }
 
-// drain closes the inbox and waits for what it took to be handled: the
-// dispatcher empties the inbox, then the handlers return.
+// drain closes the inbox and waits, until ctx ends, for what it took to be
+// handled: the dispatcher empties the inbox, then the handlers return.
 func (m *Messenger) drain(ctx context.Context) error {
 	m.in.close()
 	done := make(chan struct{})
@@ -240,7 +240,10 @@ func (m *Messenger) drain(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("messenger: %d handlers still running: %w", m.running.Load(), context.Cause(ctx))
+		if n := m.running.Load(); n > 0 {
+			return fmt.Errorf("messenger: %d call handlers still running: %w", n, context.Cause(ctx))
+		}
+		return nil
 	}
 }
 
@@ -249,21 +252,6 @@ func (m *Messenger) drain(ctx context.Context) error {
 func (m *Messenger) close(ctx context.Context) error {
 	m.out.close()
 	m.calls.failAll(fmt.Errorf("%w: the process is stopping or its master went away", ErrClosed))
-	m.in.close()
-	done := make(chan struct{})
-	go func() {
-		<-m.in.done
-		m.handlers.Wait()
-		close(done)
-	}()
 	defer m.cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		if n := m.running.Load(); n > 0 {
-			return fmt.Errorf("messenger: %d call handlers still running at close: %w", n, context.Cause(ctx))
-		}
-		return nil
-	}
+	return m.drain(ctx)
 }
