@@ -14,11 +14,12 @@ import (
 
 // App is one worker process's view of the cluster.
 type App struct {
-	slot  int
-	log   *slog.Logger
-	hooks *lifecycle.Hooks
-	msgr  *messenger.Messenger
-	jobs  *workerjobs.Registry
+	slot     int
+	log      *slog.Logger
+	hooks    *lifecycle.Hooks
+	msgr     *messenger.Messenger
+	jobs     *workerjobs.Registry
+	draining <-chan struct{}
 }
 
 // Config describes a worker to New.
@@ -32,6 +33,8 @@ type Config struct {
 	// Jobs holds the schedules added with Every and Cron; nil: a new one.
 	// framework.Run announces them to the agent, which drives them.
 	Jobs *workerjobs.Registry
+	// Draining is closed when the worker begins to stop; nil: never.
+	Draining <-chan struct{}
 }
 
 // New returns an App. framework.Run creates the real one; tests of handlers
@@ -49,7 +52,7 @@ func New(c Config) *App {
 	if c.Jobs == nil {
 		c.Jobs = workerjobs.New()
 	}
-	return &App{slot: c.Slot, log: c.Logger, hooks: c.Hooks, msgr: c.Messenger, jobs: c.Jobs}
+	return &App{slot: c.Slot, log: c.Logger, hooks: c.Hooks, msgr: c.Messenger, jobs: c.Jobs, draining: c.Draining}
 }
 
 // Slot is this worker's slot number, from 1 to the number of workers. A
@@ -74,6 +77,16 @@ func (a *App) Messenger() *messenger.Messenger { return a.msgr }
 // accepting requests and finished the ones in flight. ctx ends with the
 // shutdown timeout.
 func (a *App) OnStop(fn func(ctx context.Context) error) { a.hooks.OnStop(fn) }
+
+// Draining is closed when this worker begins to stop: a graceful stop, or
+// a reload, a scale-down or a recycle replacing it. It stops accepting
+// connections and finishes the requests it has, and it waits, up to the
+// shutdown timeout, for handlers that took their connection over with
+// Hijack (WebSockets) to return. Handlers of long-lived connections (a
+// WebSocket, a server-sent event stream) should watch Draining and end
+// the connection cleanly, so that the client reconnects to a worker that
+// stays; a stream that keeps going holds this worker until the timeout.
+func (a *App) Draining() <-chan struct{} { return a.draining }
 
 type ctxKey struct{}
 

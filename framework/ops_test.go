@@ -1,11 +1,14 @@
 package framework
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,6 +82,48 @@ func opsRouter() http.Handler {
 			return
 		}
 		fmt.Fprintf(w, "%d %d", visit[0], visit[1])
+	})
+	// A long-lived connection taken over with Hijack, as a WebSocket is:
+	// it greets, then echoes lines. The polite one says bye and closes when
+	// its worker starts draining; the stubborn one ignores that.
+	r.Get("/ws", func(w http.ResponseWriter, r *http.Request) {
+		a := app.FromContext(r.Context())
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhello %d\n", os.Getpid())
+		rw.Flush()
+		lines := make(chan string)
+		go func() {
+			defer close(lines)
+			for {
+				line, err := rw.ReadString('\n')
+				if err != nil {
+					return
+				}
+				lines <- line
+			}
+		}()
+		draining := a.Draining()
+		if r.URL.Query().Get("stubborn") != "" {
+			draining = nil
+		}
+		for {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					return
+				}
+				rw.WriteString(line)
+				rw.Flush()
+			case <-draining:
+				rw.WriteString("bye\n")
+				rw.Flush()
+				return
+			}
+		}
 	})
 	r.Get("/pid", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%d %d %s", os.Getpid(), app.FromContext(r.Context()).Slot(), os.Getenv(envGeneration))
@@ -228,6 +273,95 @@ func TestStoppingAgentAnswersWhileItsJobsEnd(t *testing.T) {
 	waitMsg(t, c, at, "reload complete", 60*time.Second)
 	if got := visit(); got == old {
 		t.Errorf("after the reload the old agent %s still answers", old)
+	}
+}
+
+// wsConn opens /ws (query q) and reads the greeting: the serving pid.
+func wsConn(t *testing.T, c *ct.Cluster, q string) (net.Conn, *bufio.Reader, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", c.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	fmt.Fprintf(conn, "GET /ws%s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n", q)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	hello, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, br, strings.TrimSpace(strings.TrimPrefix(hello, "hello "))
+}
+
+func echo(t *testing.T, conn net.Conn, br *bufio.Reader, line string) (string, error) {
+	t.Helper()
+	if _, err := fmt.Fprintln(conn, line); err != nil {
+		return "", err
+	}
+	got, err := br.ReadString('\n')
+	return strings.TrimSpace(got), err
+}
+
+// A reload leaves hijacked connections (WebSockets) to their handlers: the
+// worker being replaced tells them it is draining (app.Draining) and waits
+// for them, up to the shutdown timeout, before it exits.
+func TestReloadLeavesHijackedConnectionsToTheirHandlers(t *testing.T) {
+	c := startOps(t)
+	polite, politeR, _ := wsConn(t, c, "")
+	stubborn, stubbornR, oldPID := wsConn(t, c, "?stubborn=1")
+	if got, err := echo(t, stubborn, stubbornR, "ping"); got != "ping" || err != nil {
+		t.Fatalf("echo before the reload: %q, %v", got, err)
+	}
+	at := c.Lines()
+	c.Signal(syscall.SIGHUP)
+	waitMsg(t, c, at, "reload complete", 60*time.Second)
+
+	// The polite handler was told and said goodbye.
+	if got, err := politeR.ReadString('\n'); got != "bye\n" {
+		t.Errorf("polite connection got %q, %v at the reload; want bye", got, err)
+	}
+	polite.Close()
+	// The stubborn one still has its worker, after the reload completed.
+	time.Sleep(500 * time.Millisecond)
+	if got, err := echo(t, stubborn, stubbornR, "still there?"); got != "still there?" || err != nil {
+		t.Fatalf("hijacked connection after the reload: %q, %v; want its worker to keep serving it", got, err)
+	}
+	pid, _ := strconv.Atoi(oldPID)
+	if !ct.Alive(pid) {
+		t.Fatalf("the old worker %d exited under a hijacked connection", pid)
+	}
+	// Once the client leaves, the old worker finishes stopping.
+	stubborn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for ct.Alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ct.Alive(pid) {
+		t.Errorf("the old worker %d did not exit after its last hijacked connection closed", pid)
+	}
+}
+
+// A hijacked connection whose handler ignores Draining holds its worker
+// only until the shutdown timeout.
+func TestHijackedConnectionsEndAtTheShutdownTimeout(t *testing.T) {
+	c := startOps(t, "BROOD_SHUTDOWN_TIMEOUT=1s")
+	_, _, oldPID := wsConn(t, c, "?stubborn=1")
+	pid, _ := strconv.Atoi(oldPID)
+	at := c.Lines()
+	c.Signal(syscall.SIGHUP)
+	waitMsg(t, c, at, "reload complete", 60*time.Second)
+	waitMsg(t, c, at, "hijacked connections still open at the shutdown timeout", 20*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for ct.Alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ct.Alive(pid) {
+		t.Errorf("the old worker %d still runs after its shutdown timeout", pid)
 	}
 }
 

@@ -47,6 +47,7 @@ type tracker struct {
 	progress  atomic.Uint64 // completions and response writes
 	draining  atomic.Bool
 	conns     atomic.Int64 // open connections, from ConnState
+	hijacked  atomic.Int64 // handlers still running on a hijacked connection
 }
 
 func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -58,7 +59,9 @@ func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.inFlight.Add(1)
 	pw := &progressWriter{ResponseWriter: w, t: t}
 	defer func() {
-		if !pw.hijacked {
+		if pw.hijacked {
+			t.hijacked.Add(-1)
+		} else {
 			t.inFlight.Add(-1)
 		}
 		t.completed.Add(1)
@@ -100,8 +103,27 @@ func (w *progressWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err == nil && !w.hijacked {
 		w.hijacked = true
 		w.t.inFlight.Add(-1)
+		w.t.hijacked.Add(1)
 	}
 	return c, rw, err
+}
+
+// waitHijacked waits until every handler running on a hijacked connection
+// has returned, or ctx ends; it returns how many were left.
+func (t *tracker) waitHijacked(ctx context.Context) int64 {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := t.hijacked.Load()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-tick.C:
+		}
+	}
 }
 
 func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

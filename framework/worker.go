@@ -42,7 +42,8 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 
 	hooks := lifecycle.New(log)
 	schedules := workerjobs.New()
-	a := app.New(app.Config{Slot: slot, Logger: log, Hooks: hooks, Messenger: ch.msgr, Jobs: schedules})
+	draining := make(chan struct{})
+	a := app.New(app.Config{Slot: slot, Logger: log, Hooks: hooks, Messenger: ch.msgr, Jobs: schedules, Draining: draining})
 	for _, hook := range c.appHooks {
 		if err := callHook(func() error { return hook(a) }); err != nil {
 			closeAll()
@@ -86,6 +87,7 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 		return fmt.Errorf("worker %d: serve: %w", slot, err)
 	}
 	t.draining.Store(true)
+	close(draining) // app.Draining: long-lived connections may end now
 	ctx, cancel := stopContext(timeout)
 	defer cancel()
 	// Stop accepting first: the sockets stay open in the master, so what
@@ -104,6 +106,11 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 			log.Warn("requests still in flight at the shutdown timeout; closing them", "err", context.Cause(ctx))
 		}
 		srv.Close()
+	}
+	// Shutdown does not wait for hijacked connections; their handlers were
+	// told (Draining) and get until the timeout, as requests do.
+	if n := t.waitHijacked(ctx); n > 0 && timeout > 0 {
+		log.Warn("hijacked connections still open at the shutdown timeout; closing them", "count", n, "err", context.Cause(ctx))
 	}
 	jobs.stop(ctx) // before the OnStop hooks, which may close what jobs use
 	if err := hooks.Stop(ctx); err != nil {
