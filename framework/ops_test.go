@@ -337,13 +337,18 @@ func TestReloadLeavesHijackedConnectionsToTheirHandlers(t *testing.T) {
 	}
 	// Once the client leaves, the old worker finishes stopping.
 	stubborn.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	if !exits(pid, 10*time.Second) {
+		t.Errorf("the old worker %d did not exit after its last hijacked connection closed", pid)
+	}
+}
+
+// exits waits up to d for pid to be gone.
+func exits(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
 	for ct.Alive(pid) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if ct.Alive(pid) {
-		t.Errorf("the old worker %d did not exit after its last hijacked connection closed", pid)
-	}
+	return !ct.Alive(pid)
 }
 
 // A hijacked connection whose handler ignores Draining holds its worker
@@ -356,11 +361,7 @@ func TestHijackedConnectionsEndAtTheShutdownTimeout(t *testing.T) {
 	c.Signal(syscall.SIGHUP)
 	waitMsg(t, c, at, "reload complete", 60*time.Second)
 	waitMsg(t, c, at, "hijacked connections still open at the shutdown timeout", 20*time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for ct.Alive(pid) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if ct.Alive(pid) {
+	if !exits(pid, 10*time.Second) {
 		t.Errorf("the old worker %d still runs after its shutdown timeout", pid)
 	}
 }
