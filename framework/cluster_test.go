@@ -195,13 +195,7 @@ func TestGracefulStopFinishesInFlightRequest(t *testing.T) {
 			if r.err != nil || r.status != 200 || r.body != "done" {
 				t.Errorf("in-flight request during graceful stop: %d %q %v; want 200 done", r.status, r.body, r.err)
 			}
-			err, exited := c.Wait(20 * time.Second)
-			if !exited {
-				t.Fatal("master did not exit after the graceful stop")
-			}
-			if err != nil {
-				t.Errorf("master exit: %v; want status 0", err)
-			}
+			exitsCleanly(t, c, 20*time.Second)
 		})
 	}
 }
@@ -213,10 +207,7 @@ func TestCtrlCStopsOnceThroughTheMaster(t *testing.T) {
 	if err := syscall.Kill(-c.Cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	err, exited := c.Wait(20 * time.Second)
-	if !exited || err != nil {
-		t.Fatalf("master after Ctrl-C: exited=%v err=%v; want exit 0", exited, err)
-	}
+	exitsCleanly(t, c, 20*time.Second)
 	if strings.Contains(c.Output(), "exited unexpectedly") {
 		t.Errorf("a child died of the SIGINT instead of leaving it to the master:\n%s", c.Output())
 	}
@@ -294,13 +285,7 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
 			c := ct.Start(t, "basic", tt.env)
-			err, exited := c.Wait(20 * time.Second)
-			if !exited {
-				t.Fatal("master did not exit on bad configuration")
-			}
-			if err == nil {
-				t.Errorf("master exited 0 on %s; want non-zero", tt.env)
-			}
+			exitsFailing(t, c, 20*time.Second)
 			if out := c.Messages(); !strings.Contains(out, tt.want) {
 				t.Errorf("output does not name the problem %q:\n%s", tt.want, out)
 			}
@@ -318,10 +303,7 @@ func TestTakenPortFailsStartupCleanly(t *testing.T) {
 	}
 	defer ln.Close()
 	c := ct.Start(t, "basic", "BROOD_ADDR="+ln.Addr().String())
-	err, exited := c.Wait(20 * time.Second)
-	if !exited || err == nil {
-		t.Fatalf("exited=%v err=%v; want a non-zero exit", exited, err)
-	}
+	exitsFailing(t, c, 20*time.Second)
 	if out := c.Output(); !strings.Contains(out, "address already in use") || !strings.Contains(out, ln.Addr().String()) {
 		t.Errorf("error does not name the taken address:\n%s", out)
 	}
@@ -343,10 +325,7 @@ func TestStartupFailureNamesTheCauseAndLeavesNothing(t *testing.T) {
 				kids = c.Children()
 				time.Sleep(time.Millisecond)
 			}
-			err, exited := c.Wait(20 * time.Second)
-			if !exited || err == nil {
-				t.Fatalf("exited=%v err=%v; want a non-zero exit", exited, err)
-			}
+			exitsFailing(t, c, 20*time.Second)
 			if out := c.Output(); !strings.Contains(out, tt.want) {
 				t.Errorf("output does not say %q:\n%s", tt.want, out)
 			}
@@ -398,10 +377,7 @@ func TestAllWorkersInCrashLoopStopsTheMaster(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	err, exited := c.Wait(60 * time.Second)
-	if !exited || err == nil {
-		t.Fatalf("exited=%v err=%v; want the master to give up with a non-zero exit", exited, err)
-	}
+	exitsFailing(t, c, 60*time.Second)
 	if !strings.Contains(c.Output(), "every worker is in a crash loop") {
 		t.Errorf("exit does not say why")
 	}
@@ -418,10 +394,7 @@ func TestRoleWithoutMasterIsRefused(t *testing.T) {
 	for _, role := range []string{"worker", "agent", "janitor"} {
 		t.Run(role, func(t *testing.T) {
 			c := ct.Start(t, "basic", "BROOD_ROLE="+role, "BROOD_SLOT=1")
-			err, exited := c.Wait(20 * time.Second)
-			if !exited || err == nil {
-				t.Fatalf("exited=%v err=%v; want a non-zero exit", exited, err)
-			}
+			exitsFailing(t, c, 20*time.Second)
 			if out := c.Output(); !strings.Contains(out, "unset BROOD_ROLE to start a master") {
 				t.Errorf("refusal does not say what to do:\n%s", out)
 			}

@@ -136,10 +136,7 @@ func TestAgentStopWaitsForRunningJobs(t *testing.T) {
 
 func TestAgentEveryMisuseRefusesToStart(t *testing.T) {
 	c := ct.Start(t, "agent-bad-every", local, "BROOD_WORKERS=1")
-	err, exited := c.Wait(20 * time.Second)
-	if !exited || err == nil {
-		t.Fatalf("exited=%v err=%v; want a non-zero exit", exited, err)
-	}
+	exitsFailing(t, c, 20*time.Second)
 	want := `agent failed to start: agent: WithAgent hook: panic: agent.Every: schedule "flush": invalid schedule`
 	if !strings.Contains(c.Messages(), want) {
 		t.Errorf("output does not say %q:\n%s", want, c.Output())

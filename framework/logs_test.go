@@ -156,13 +156,7 @@ func head(s []int) []int { return s[:min(len(s), 5)] }
 func stopCluster(t *testing.T, c *ct.Cluster) {
 	t.Helper()
 	c.Signal(syscall.SIGTERM)
-	err, ok := c.Wait(60 * time.Second)
-	if !ok {
-		t.Fatal("master did not exit within 60s of SIGTERM")
-	}
-	if err != nil {
-		t.Fatalf("master exited with %v, want 0", err)
-	}
+	exitsCleanly(t, c, 60*time.Second)
 }
 
 func TestLogFilesRotateBySizeUnderLoad(t *testing.T) {

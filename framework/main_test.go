@@ -55,6 +55,22 @@ var testApps = map[string]func() error{
 	},
 }
 
+// exitsCleanly waits up to d for the master to exit 0.
+func exitsCleanly(t *testing.T, c *clustertest.Cluster, d time.Duration) {
+	t.Helper()
+	if err, exited := c.Wait(d); !exited || err != nil {
+		t.Fatalf("master: exited=%v err=%v within %s; want exit 0", exited, err, d)
+	}
+}
+
+// exitsFailing waits up to d for the master to exit non-zero.
+func exitsFailing(t *testing.T, c *clustertest.Cluster, d time.Duration) {
+	t.Helper()
+	if err, exited := c.Wait(d); !exited || err == nil {
+		t.Fatalf("master: exited=%v err=%v within %s; want a non-zero exit", exited, err, d)
+	}
+}
+
 func withRestartMin(d time.Duration) Option {
 	return func(c *config) { c.restartMin = d }
 }
