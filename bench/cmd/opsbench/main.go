@@ -270,6 +270,15 @@ func (s *session) drained(ctx context.Context, o options, n int) error {
 	return settle(ctx, o.settle)
 }
 
+// beginBrood puts the good build at the deployed path and starts a brood
+// session on it.
+func beginBrood(ctx context.Context, o options, r *result, b bins) (*session, error) {
+	if err := deploy(b.good, b.deployed); err != nil {
+		return nil, err
+	}
+	return begin(ctx, o, r, "brood", b.deployed, broodEnv())
+}
+
 func broodEnv() []string {
 	return []string{
 		"BROOD_ADDR=127.0.0.1:0",
@@ -284,10 +293,7 @@ func broodEnv() []string {
 // over the running one and a HUP, one after another, under load.
 func reloadBrood(ctx context.Context, o options, b bins) (*result, error) {
 	r := &result{Scenario: fmt.Sprintf("%d reloads", o.reloads), Server: "brood"}
-	if err := deploy(b.good, b.deployed); err != nil {
-		return nil, err
-	}
-	s, err := begin(ctx, o, r, "brood", b.deployed, broodEnv())
+	s, err := beginBrood(ctx, o, r, b)
 	if err != nil {
 		return nil, err
 	}
@@ -338,10 +344,7 @@ func reloadNaive(ctx context.Context, o options, b bins) (*result, error) {
 // scale: 2 → 3 → 4 (TTIN twice) → 3 → 2 → 1 (TTOU three times).
 func scale(ctx context.Context, o options, b bins) (*result, error) {
 	r := &result{Scenario: "scale 2→4→1", Server: "brood"}
-	if err := deploy(b.good, b.deployed); err != nil {
-		return nil, err
-	}
-	s, err := begin(ctx, o, r, "brood", b.deployed, broodEnv())
+	s, err := beginBrood(ctx, o, r, b)
 	if err != nil {
 		return nil, err
 	}
@@ -378,10 +381,7 @@ func scale(ctx context.Context, o options, b bins) (*result, error) {
 // the rollback, and check that the workers from before still serve.
 func badReload(ctx context.Context, o options, b bins) (*result, error) {
 	r := &result{Scenario: "bad deploy", Server: "brood"}
-	if err := deploy(b.good, b.deployed); err != nil {
-		return nil, err
-	}
-	s, err := begin(ctx, o, r, "brood", b.deployed, broodEnv())
+	s, err := beginBrood(ctx, o, r, b)
 	if err != nil {
 		return nil, err
 	}
