@@ -47,13 +47,9 @@ func main() {
 	// One benchmark at a time on this machine: Session takes the lock.
 	ctx, done := target.Session("startup")
 	defer done()
-	paths, err := target.Build(ctx, *bin, "hello", "plain")
+	specs, err := target.HelloAndPlain(ctx, *bin, *workers)
 	if err != nil {
 		fail(err)
-	}
-	specs := []target.Spec{
-		{Name: "brood", Path: paths["hello"], Env: []string{fmt.Sprintf("BROOD_WORKERS=%d", *workers), "BROOD_LOG_LEVEL=warn"}},
-		{Name: "plain", Path: paths["plain"]},
 	}
 
 	rep := report{Runs: *n, Workers: *workers, Poll: poll.String(), Ms: map[string]stats.Summary{}, Samples: map[string][]float64{}}

@@ -47,3 +47,17 @@ func Build(ctx context.Context, dir string, names ...string) (map[string]string,
 	}
 	return paths, nil
 }
+
+// HelloAndPlain builds examples/hello and the plain net/http server into
+// dir and returns them as the pair cmd/startup and cmd/rss compare: brood
+// with workers workers (warnings only, so logging costs nothing), and plain.
+func HelloAndPlain(ctx context.Context, dir string, workers int) ([]Spec, error) {
+	paths, err := Build(ctx, dir, "hello", "plain")
+	if err != nil {
+		return nil, err
+	}
+	return []Spec{
+		{Name: "brood", Path: paths["hello"], Env: []string{fmt.Sprintf("BROOD_WORKERS=%d", workers), "BROOD_LOG_LEVEL=warn"}},
+		{Name: "plain", Path: paths["plain"]},
+	}, nil
+}
