@@ -27,34 +27,29 @@ import (
 // Readers send through the link concurrently; the master's loop attaches
 // and detaches agents.
 type agentLink struct {
-	mu       sync.Mutex
-	log      *slog.Logger
-	limit    int        // bytes, for the hold and for the unacknowledged
-	conn     *wire.Conn // the ready agent, or nil
-	pid      int
-	holding  bool             // no agent, but one is coming
-	unacked  [][]byte         // messages sent to the agent, not yet acknowledged
-	unackedN int              // their bytes
-	acked    uint64           // the agent's count of handled messages at unacked[0]
-	held     [][]byte         // for the next agent
-	heldN    int              // their bytes
-	refused  int              // refused since the hold began, past its bound
-	calls    map[callKey]bool // calls the agent received and has not answered
+	mu      sync.Mutex
+	log     *slog.Logger
+	limit   int          // bytes, for the hold and for the unacknowledged
+	cur     agentAccount // the ready agent; conn nil when there is none
+	holding bool         // no agent, but one is coming
+	held    [][]byte     // for the next agent
+	heldN   int          // their bytes
+	refused int          // refused since the hold began, past its bound
 
 	// old is an agent being stopped (a reload's swap, the cluster's stop):
 	// it gets nothing more, but answers and acknowledges what it was sent
-	// before its "drained" frame, so its accounts are kept until it exits.
+	// before its "drained" frame, so its account is kept until it exits.
 	old *agentAccount
 }
 
-// agentAccount is what the link keeps about an agent it sent frames to.
+// agentAccount is what the link keeps about an agent it sends frames to.
 type agentAccount struct {
 	conn     *wire.Conn
 	pid      int
-	unacked  [][]byte
-	unackedN int
-	acked    uint64
-	calls    map[callKey]bool
+	unacked  [][]byte         // messages sent to the agent, not yet acknowledged
+	unackedN int              // their bytes
+	acked    uint64           // the agent's count of handled messages at unacked[0]
+	calls    map[callKey]bool // calls the agent received and has not answered
 }
 
 // callKey names a call: its caller and the caller's id for it.
@@ -76,17 +71,17 @@ func (l *agentLink) send(raw []byte) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
-	case l.conn != nil:
-		if msg && l.unackedN+len(raw) > l.limit {
-			return "the agent is not keeping up: " + strconv.Itoa(l.unackedN) + " bytes of messages not yet handled"
+	case l.cur.conn != nil:
+		if msg && l.cur.unackedN+len(raw) > l.limit {
+			return "the agent is not keeping up: " + strconv.Itoa(l.cur.unackedN) + " bytes of messages not yet handled"
 		}
-		if err := sendOn(l.conn, raw); err != nil && !errors.Is(err, wire.ErrClosed) {
+		if err := sendOn(l.cur.conn, raw); err != nil && !errors.Is(err, wire.ErrClosed) {
 			return err.Error()
 		}
 		// A closed channel means the agent has just died and the loop has
 		// not heard yet: like every unacknowledged message, this one goes
 		// to the next agent, and a call fails when the loop hears.
-		l.sent(raw)
+		l.cur.sent(raw)
 		return ""
 	case l.holding:
 		if l.heldN+len(raw) > l.limit {
@@ -104,29 +99,38 @@ func (l *agentLink) send(raw []byte) string {
 	return "there is no agent"
 }
 
-// sent records what the current agent was given.
-func (l *agentLink) sent(raw []byte) {
+// sent records what the agent was given.
+func (a *agentAccount) sent(raw []byte) {
 	switch wire.KindOf(raw) {
 	case wire.KindMessage:
-		l.unacked = append(l.unacked, raw)
-		l.unackedN += len(raw)
+		a.unacked = append(a.unacked, raw)
+		a.unackedN += len(raw)
 	case wire.KindCall:
-		if l.calls == nil {
-			l.calls = map[callKey]bool{}
+		if a.calls == nil {
+			a.calls = map[callKey]bool{}
 		}
-		l.calls[callKey{wire.FromPIDOf(raw), wire.CallIDOf(raw)}] = true
+		a.calls[callKey{wire.FromPIDOf(raw), wire.CallIDOf(raw)}] = true
 	}
+}
+
+// account is the account of the agent with pid, the current one or the one
+// being stopped, or nil.
+func (l *agentLink) account(pid int) *agentAccount {
+	switch {
+	case l.cur.conn != nil && pid == l.cur.pid:
+		return &l.cur
+	case l.old != nil && pid == l.old.pid:
+		return l.old
+	}
+	return nil
 }
 
 // replied forgets a call the agent, or the agent being stopped, has
 // answered.
 func (l *agentLink) replied(from, caller int, id uint64) {
 	l.mu.Lock()
-	switch {
-	case from == l.pid:
-		delete(l.calls, callKey{caller, id})
-	case l.old != nil && from == l.old.pid:
-		delete(l.old.calls, callKey{caller, id})
+	if a := l.account(from); a != nil {
+		delete(a.calls, callKey{caller, id})
 	}
 	l.mu.Unlock()
 }
@@ -136,26 +140,16 @@ func (l *agentLink) replied(from, caller int, id uint64) {
 func (l *agentLink) ack(pid int, n uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case pid == l.pid && l.conn != nil && n > l.acked:
-		k := forget(l.unacked, n-l.acked)
-		l.unacked, l.unackedN, l.acked = l.unacked[k.n:], l.unackedN-k.bytes, n
-	case l.old != nil && pid == l.old.pid && n > l.old.acked:
-		o := l.old
-		k := forget(o.unacked, n-o.acked)
-		o.unacked, o.unackedN, o.acked = o.unacked[k.n:], o.unackedN-k.bytes, n
+	a := l.account(pid)
+	if a == nil || n <= a.acked {
+		return
 	}
-}
-
-// forget releases the first n (at most) of unacked, and says how many
-// messages and bytes that was.
-func forget(unacked [][]byte, n uint64) (k struct{ n, bytes int }) {
-	k.n = int(min(n, uint64(len(unacked))))
-	for i := range k.n {
-		k.bytes += len(unacked[i])
-		unacked[i] = nil
+	k := int(min(n-a.acked, uint64(len(a.unacked))))
+	for i := range k {
+		a.unackedN -= len(a.unacked[i])
+		a.unacked[i] = nil
 	}
-	return k
+	a.unacked, a.acked = a.unacked[k:], n
 }
 
 // draining reports whether conn is the agent being stopped (drain).
@@ -168,19 +162,20 @@ func (l *agentLink) draining(conn *wire.Conn) bool {
 // drain takes the agent conn out of the way when it asks, stopping: what
 // is sent from now on is held for the next agent (with hold) or refused, so
 // that the "drained" frame the master sends next is the last thing the
-// agent gets, and everything before it the agent answers before it exits. Its unanswered calls and unacknowledged messages are kept until
-// the link hears that it exited (detach). An agent that is not the current
-// one is left alone.
-func (l *agentLink) drain(conn *wire.Conn, hold bool) {
+// agent gets, and everything before it the agent answers before it exits.
+// Its unanswered calls and unacknowledged messages are kept until the link
+// hears that it exited (detach). An agent that is not the current
+// one is left alone. It returns the calls an earlier stopping agent left
+// unanswered, if that one's exit was never seen.
+func (l *agentLink) drain(conn *wire.Conn, hold bool) (unanswered []callKey) {
 	l.mu.Lock()
-	if l.conn != conn || conn == nil {
+	if l.cur.conn != conn || conn == nil {
 		l.mu.Unlock()
-		return
+		return nil
 	}
-	l.settleOld() // an earlier agent still stopping: its exit was not seen
-	l.old = &agentAccount{conn: l.conn, pid: l.pid, unacked: l.unacked, unackedN: l.unackedN, acked: l.acked, calls: l.calls}
-	l.conn, l.pid = nil, 0
-	l.unacked, l.unackedN, l.acked, l.calls = nil, 0, 0, nil
+	unanswered = l.settle(l.old) // an earlier agent still stopping: its exit was not seen
+	old := l.cur
+	l.old, l.cur = &old, agentAccount{}
 	began := hold && !l.holding
 	l.holding = hold
 	pid := l.old.pid
@@ -188,6 +183,7 @@ func (l *agentLink) drain(conn *wire.Conn, hold bool) {
 	if began {
 		l.log.Info("agent stopping: holding messages for the next one", "agent_pid", pid, "limit_bytes", l.limit)
 	}
+	return unanswered
 }
 
 // attach makes a ready agent the destination, after handing it what was
@@ -195,17 +191,13 @@ func (l *agentLink) drain(conn *wire.Conn, hold bool) {
 // that one's exit was never seen.
 func (l *agentLink) attach(conn *wire.Conn, pid int) (unanswered []callKey) {
 	l.mu.Lock()
-	if l.conn == conn {
+	if l.cur.conn == conn {
 		l.mu.Unlock()
 		return nil
 	}
-	if l.conn != nil {
-		unanswered = l.requeue()
-	}
-	unanswered = append(unanswered, l.settleOld()...)
+	unanswered = append(l.settle(&l.cur), l.settle(l.old)...)
 	held, refused := l.held, l.refused
-	l.conn, l.pid, l.holding = conn, pid, false
-	l.unacked, l.unackedN, l.acked = nil, 0, 0
+	l.cur, l.holding = agentAccount{conn: conn, pid: pid}, false
 	l.held, l.heldN, l.refused = nil, 0, 0
 	lost := 0
 	for i, raw := range held {
@@ -213,7 +205,7 @@ func (l *agentLink) attach(conn *wire.Conn, pid int) (unanswered []callKey) {
 			lost = len(held) - i
 			break
 		}
-		l.sent(raw)
+		l.cur.sent(raw)
 	}
 	l.mu.Unlock()
 	switch {
@@ -234,14 +226,11 @@ func (l *agentLink) attach(conn *wire.Conn, pid int) (unanswered []callKey) {
 // is when oldAlive is false.
 func (l *agentLink) detach(hold, oldAlive bool) (dropped [][]byte, unanswered []callKey) {
 	l.mu.Lock()
-	requeued, had := 0, l.conn != nil
-	if had {
-		requeued = len(l.unacked)
-		unanswered = l.requeue()
-	}
+	requeued := len(l.cur.unacked)
+	unanswered = l.settle(&l.cur)
 	if l.old != nil && !oldAlive {
 		requeued += len(l.old.unacked)
-		unanswered = append(unanswered, l.settleOld()...)
+		unanswered = append(unanswered, l.settle(l.old)...)
 	}
 	began := hold && !l.holding
 	l.holding = hold
@@ -256,34 +245,24 @@ func (l *agentLink) detach(hold, oldAlive bool) (dropped [][]byte, unanswered []
 	return dropped, unanswered
 }
 
-// requeue moves the unacknowledged messages of the agent that left to the
-// front of the hold, since it may not have handled them, and returns the
-// calls it did not answer.
-func (l *agentLink) requeue() []callKey {
-	unanswered := l.requeueFrom(l.unacked, l.unackedN, l.calls)
-	l.conn, l.pid = nil, 0
-	l.unacked, l.unackedN, l.acked, l.calls = nil, 0, 0, nil
-	return unanswered
-}
-
-// settleOld does requeue's work for the agent that was being stopped, now
-// gone: what it did not acknowledge goes to the front of the hold (it was
-// sent before anything held since), and its unanswered calls are returned.
-func (l *agentLink) settleOld() []callKey {
-	o := l.old
-	if o == nil {
+// settle closes the account of an agent that left (the current one, or the
+// one that was being stopped): what it did not acknowledge goes to the front
+// of the hold, since it may not have handled it and it was sent before
+// anything held since, and the calls it did not answer are returned.
+func (l *agentLink) settle(a *agentAccount) []callKey {
+	if a == nil || a.conn == nil {
 		return nil
 	}
-	l.old = nil
-	return l.requeueFrom(o.unacked, o.unackedN, o.calls)
-}
-
-func (l *agentLink) requeueFrom(unacked [][]byte, n int, calls map[callKey]bool) []callKey {
-	l.held = append(unacked[:len(unacked):len(unacked)], l.held...)
-	l.heldN += n
-	unanswered := make([]callKey, 0, len(calls))
-	for k := range calls {
+	l.held = append(a.unacked[:len(a.unacked):len(a.unacked)], l.held...)
+	l.heldN += a.unackedN
+	unanswered := make([]callKey, 0, len(a.calls))
+	for k := range a.calls {
 		unanswered = append(unanswered, k)
+	}
+	if a == l.old {
+		l.old = nil
+	} else {
+		*a = agentAccount{}
 	}
 	return unanswered
 }

@@ -709,7 +709,9 @@ func (m *master) agentDraining(c *child) {
 	c.state = "draining" // also when it was sent SIGTERM by someone else
 	// A no-op unless c is the agent the link sends to; the agent waits for
 	// "drained" either way.
-	m.router.agent.drain(c.conn, m.agentComing())
+	for _, k := range m.router.agent.drain(c.conn, m.agentComing()) {
+		m.router.failCallTo(k, "the agent exited before it replied; the call may or may not have run")
+	}
 	_ = c.conn.SendFrame(control(ctlDrained, nil))
 }
 
