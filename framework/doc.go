@@ -20,36 +20,30 @@
 // Run plays that role. Code before Run runs in every process, so keep it
 // cheap.
 //
-// # The master
+// # Where the code runs
 //
-// One goroutine (the loop in master.go) owns every piece of state: the
-// children, the slots, the reload in progress. Everything else reaches it
-// through events: each child has a reader goroutine (which routes messages
-// itself, off the loop, and forwards control frames) and a waiter goroutine
-// (which reports the exit); timers and the control socket post events too.
+// This package holds what users call: Run, the options, their resolution
+// and validation, the exported errors and ServerLimits. Each process's
+// runtime lives in its own internal package, given a small config that Run
+// builds once from the resolved options:
 //
-// Each worker slot has a socket the master binds at startup and keeps until
-// it exits: closing a SO_REUSEPORT socket resets the connections in its
-// accept queue, so a slot's socket outlives its workers. A replacement, a
-// reloaded worker or a worker that took over a retired slot (scale.go)
-// inherits the socket; the one it replaces stops accepting, answers its
-// keep-alive clients with Connection: close, finishes its requests and
-// exits (worker.go, serving.go).
+//   - internal/master: the master's loop, children, slots, generations,
+//     reload and scaling, health checks, message routing, log-reopen
+//     rounds, the control socket, the pidfile and sd_notify;
+//   - internal/agentproc: the agent's hooks, scheduler, job status and log
+//     rotation;
+//   - internal/worker: a worker's socket takeover, http.Server, heartbeat,
+//     drain and middleware chain;
+//   - internal/child: a child's link to its master (fd 3), shared by both
+//     child roles;
+//   - internal/protocol: what master and children say to each other;
+//   - internal/proclog: every process's root logger and log files.
 //
-// Reloads, scaling, hang detection and recycling all go through one path,
-// replace and promote in rolling.go: start a successor, wait until it is
-// ready, then drain the old one.
-//
-// # Children
-//
-// A child inherits its channel to the master as fd 3 (a Unix socketpair,
-// framed by internal/wire) and, for workers, its sockets from fd 4 on. It
-// ignores SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU and SIGUSR1, which are
-// the master's to act on (Ctrl-C signals the whole process group); SIGTERM
-// to a child alone stops that child gracefully, and the master replaces it.
-// A child whose channel reaches end of file exits: its master is gone. On
-// Linux the kernel also kills it then (Pdeathsig), which is why children are
-// started from one locked OS thread (spawn.go).
+// A child ignores SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU and SIGUSR1,
+// which are the master's to act on (Ctrl-C signals the whole process
+// group); SIGTERM to a child alone stops that child gracefully, and the
+// master replaces it. A child whose channel reaches end of file exits: its
+// master is gone. On Linux the kernel also kills it then (Pdeathsig).
 //
 // # Known limits
 //

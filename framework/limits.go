@@ -6,6 +6,14 @@ import (
 	"time"
 )
 
+// Default server limits every worker applies (see ServerLimits); slow or
+// oversized request headers must not tie up a worker.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
 // ServerLimits bounds what one client can take of a worker: every worker's
 // http.Server gets them. A zero field means its default, so
 // ServerLimits{IdleTimeout: time.Minute} changes that one limit.

@@ -17,16 +17,7 @@ const (
 	logCheckInterval = time.Second // how often the agent looks at the files' sizes
 )
 
-// Names of the files in the log directory.
-const (
-	appLogName    = "app.log"
-	accessLogName = "access.log"
-)
-
-// logConfig is the log file part of config. files is not configuration but
-// this process's open files, set by Run once they are open (nil without a
-// log directory): it hangs here so that every role reaches it the way it
-// reaches the rest of its configuration.
+// logConfig is the log file part of config.
 type logConfig struct {
 	dir      string
 	maxSize  int64 // bytes; 0: no size-based rotation
@@ -34,8 +25,6 @@ type logConfig struct {
 	compress bool
 	daily    bool
 	check    time.Duration // size check interval; tests shorten it
-
-	files *procFiles
 }
 
 // WithLogDir makes every process write JSON lines to files in dir instead of

@@ -20,6 +20,7 @@ import (
 
 	"github.com/broodhq/brood/app"
 	ct "github.com/broodhq/brood/internal/clustertest"
+	"github.com/broodhq/brood/internal/proclog"
 )
 
 func init() {
@@ -178,7 +179,7 @@ func TestLogFilesRotateBySizeUnderLoad(t *testing.T) {
 	checkEveryIDOnce(t, ids, n)
 	var rotated, gz int
 	for _, name := range names {
-		if name != accessLogName {
+		if name != proclog.AccessLogName {
 			rotated++
 		}
 		if strings.HasSuffix(name, ".gz") {
@@ -242,7 +243,7 @@ func TestSIGUSR1ReopensEveryProcessUnderLoad(t *testing.T) {
 		}
 		// What logrotate does: rename, then signal the master.
 		name := fmt.Sprintf("access.log.%d", len(moved)+1)
-		if err := os.Rename(filepath.Join(dir, accessLogName), filepath.Join(dir, name)); err != nil {
+		if err := os.Rename(filepath.Join(dir, proclog.AccessLogName), filepath.Join(dir, name)); err != nil {
 			t.Error(err)
 			return
 		}

@@ -21,13 +21,14 @@ import (
 	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/app"
 	ct "github.com/broodhq/brood/internal/clustertest"
+	"github.com/broodhq/brood/internal/protocol"
 	"github.com/broodhq/brood/messenger"
 )
 
 func init() {
 	testApps["ops"] = func() error {
 		return Run(opsRouter(), withRestartMin(20*time.Millisecond), WithAgent(opsAgent), WithApp(func(a *app.App) error {
-			gen := os.Getenv(envGeneration)
+			gen := os.Getenv(protocol.EnvGeneration)
 			if flag := os.Getenv("BROOD_TEST_FAIL_FLAG"); gen != "1" && flag != "" {
 				if _, err := os.Stat(flag); err == nil {
 					only := os.Getenv("BROOD_TEST_FAIL_SLOT")
@@ -126,7 +127,7 @@ func opsRouter() http.Handler {
 		}
 	})
 	r.Get("/pid", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%d %d %s", os.Getpid(), app.FromContext(r.Context()).Slot(), os.Getenv(envGeneration))
+		fmt.Fprintf(w, "%d %d %s", os.Getpid(), app.FromContext(r.Context()).Slot(), os.Getenv(protocol.EnvGeneration))
 	})
 	r.Get("/hang", func(w http.ResponseWriter, r *http.Request) {
 		world.Lock()

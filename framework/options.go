@@ -13,6 +13,7 @@ import (
 
 	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/app"
+	"github.com/broodhq/brood/internal/master"
 	"github.com/broodhq/brood/internal/proc"
 	"github.com/broodhq/brood/middleware"
 )
@@ -20,7 +21,7 @@ import (
 // Limits on configuration values; a value outside them is refused before
 // anything starts.
 const (
-	MaxWorkers         = 512
+	MaxWorkers         = master.MaxWorkers
 	MaxShutdownTimeout = 24 * time.Hour
 	MaxStartTimeout    = time.Hour
 )
@@ -133,7 +134,7 @@ func defaults() *config {
 		logFormat:       "auto",
 		logLevel:        slog.LevelInfo,
 		name:            name,
-		restartMin:      restartMin,
+		restartMin:      master.DefaultRestartMin,
 		logs:            defaultLogConfig(),
 		ops:             defaultOpsConfig(),
 		source: map[string]string{

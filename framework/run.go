@@ -3,10 +3,14 @@ package framework
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
+
+	"github.com/broodhq/brood/internal/agentproc"
+	"github.com/broodhq/brood/internal/child"
+	"github.com/broodhq/brood/internal/master"
+	"github.com/broodhq/brood/internal/proclog"
+	"github.com/broodhq/brood/internal/worker"
 )
 
 // Run runs the application: in the process the user started it is the
@@ -18,60 +22,63 @@ import (
 // Run logs its own errors, so main may simply exit non-zero when it returns
 // one. A graceful stop returns nil.
 func Run(h http.Handler, opts ...Option) error {
-	role := os.Getenv(envRole)
+	env := child.FromEnv(os.Getenv)
 	c, err := resolve(opts, os.Getenv)
 	if err != nil {
-		slog.New(consoleHandler(os.Stderr, "auto", slog.LevelInfo)).Error(err.Error())
+		proclog.Console().Error(err.Error())
 		return err
 	}
-	slot, _ := strconv.Atoi(os.Getenv(envSlot))
-	switch role {
+	switch env.Role {
 	case "":
-		log, err := openLogs(c, "master", 0)
-		if err != nil {
-			newLogger(c, "master", 0).Error(err.Error())
-			return err
-		}
-		if h == nil {
-			err = errors.New("framework.Run: the handler is nil: pass the application's router")
-		} else {
-			err = runMaster(c, log)
-		}
-		if err != nil {
-			log.Error(err.Error())
-		}
-		return err
+		return runMaster(h, c)
 	case "agent", "worker":
-		if err := checkMaster(role); err != nil {
-			newLogger(c, role, slot).Error(err.Error())
-			return err
-		}
-		log, err := openLogs(c, role, slot)
-		if err != nil {
-			newLogger(c, role, slot).Error(err.Error())
-			return err
-		}
-		err = runChild(role, h, c, log)
-		if err != nil && !errors.Is(err, ErrMasterGone) {
-			log.Error(err.Error())
-		}
-		flushLogs(c, log)
-		return err
+		return runChild(h, c, env)
 	default:
-		err := fmt.Errorf("%w: BROOD_ROLE=%q is not a role brood sets (agent, worker): unset BROOD_ROLE to start a master", ErrNoMaster, role)
-		slog.New(consoleHandler(os.Stderr, "auto", slog.LevelInfo)).Error(err.Error())
+		err := fmt.Errorf("%w: BROOD_ROLE=%q is not a role brood sets (agent, worker): unset BROOD_ROLE to start a master", ErrNoMaster, env.Role)
+		proclog.Console().Error(err.Error())
 		return err
 	}
 }
 
-func runChild(role string, h http.Handler, c *config, log *slog.Logger) error {
-	term := childSignals()
-	ch, err := openChannel(c, log)
+func runMaster(h http.Handler, c *config) error {
+	p, err := proclog.Open(c.logSettings(), "master", 0)
 	if err != nil {
+		proclog.New(c.logSettings(), "master", 0).Error(err.Error())
 		return err
 	}
-	if role == "agent" {
-		return runAgent(c, log, ch, term)
+	if h == nil {
+		err = errors.New("framework.Run: the handler is nil: pass the application's router")
+	} else {
+		err = master.Run(c.masterConfig(p))
 	}
-	return runWorker(h, c, log, ch, term)
+	if err != nil {
+		p.Log.Error(err.Error())
+	}
+	return err
+}
+
+func runChild(h http.Handler, c *config, env child.Env) error {
+	if err := env.CheckMaster(); err != nil {
+		proclog.New(c.logSettings(), env.Role, env.Slot).Error(err.Error())
+		return err
+	}
+	p, err := proclog.Open(c.logSettings(), env.Role, env.Slot)
+	if err != nil {
+		proclog.New(c.logSettings(), env.Role, env.Slot).Error(err.Error())
+		return err
+	}
+	term := child.Signals()
+	link, err := child.Open(child.Config{Env: env, Log: p.Log, MaxMessage: c.maxMessage, ReopenLogs: p.Reopener()})
+	if err == nil {
+		if env.Role == "agent" {
+			err = agentproc.Run(c.agentConfig(p), link, term)
+		} else {
+			err = worker.Run(c.workerConfig(h, p, env), link, term)
+		}
+	}
+	if err != nil && !errors.Is(err, ErrMasterGone) {
+		p.Log.Error(err.Error())
+	}
+	p.Flush()
+	return err
 }

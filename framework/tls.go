@@ -4,8 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 )
 
@@ -105,18 +103,4 @@ func (c *config) scheme() string {
 		return "https"
 	}
 	return "http"
-}
-
-// serve runs srv on ln until it stops: HTTPS when WithTLS is configured
-// (srv.TLSConfig, from serverTLSConfig, holds the certificate), else plain HTTP.
-// ServeTLS keeps h2 and http/1.1 in NextProtos, so HTTP/2 is negotiated.
-func (c *config) serve(srv *http.Server, ln net.Listener) error {
-	// Decided by the configuration, not by srv.TLSConfig: net/http fills
-	// TLSConfig in when it sets up HTTP/2, so a second listener served on
-	// the same server (a worker that took over a retired slot's socket)
-	// would see one and try TLS without certificates.
-	if c.tls.enabled() {
-		return srv.ServeTLS(ln, "", "")
-	}
-	return srv.Serve(ln)
 }

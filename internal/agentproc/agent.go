@@ -1,0 +1,120 @@
+package agentproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/broodhq/brood/agent"
+	"github.com/broodhq/brood/internal/child"
+	"github.com/broodhq/brood/internal/lifecycle"
+	"github.com/broodhq/brood/internal/protocol"
+	"github.com/broodhq/brood/internal/wire"
+	"github.com/broodhq/brood/schedule"
+)
+
+// Config is the agent's runtime configuration, built once by framework.Run
+// from the resolved options.
+type Config struct {
+	Log             *slog.Logger
+	Hooks           []func(*agent.Agent) error // WithAgent
+	ShutdownTimeout time.Duration              // when stopped by a signal
+	Rotation        *RotationConfig            // nil without a log directory
+	// Start, if set, runs after the built-in services and before the
+	// WithAgent hooks: the place for framework glue that the agent hosts
+	// for the workers (stores, metrics). An error fails the agent's start.
+	Start []func(*agent.Agent) error
+}
+
+// errAgentStopping ends the context of the agent's background work.
+var errAgentStopping = errors.New("agent stopping")
+
+// Run plays the agent: it runs the hooks, tells the master it is ready,
+// starts its jobs and the log rotation once the cluster is ready, and stops
+// in order when told to.
+func Run(c Config, link *child.Link, term chan os.Signal) error {
+	log := c.Log
+	hooks := lifecycle.New(log)
+	jobs := schedule.New(schedule.Options{Logger: log})
+	msgr := link.Messenger()
+	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: msgr, Scheduler: jobs})
+	serveAppSchedules(log, msgr, jobs) // before the hooks: "brood." actions are ours
+	for _, start := range c.Start {
+		if err := child.CallHook(func() error { return start(a) }); err != nil {
+			return link.BootFailed(fmt.Errorf("agent: %w", err))
+		}
+	}
+	for _, hook := range c.Hooks {
+		if err := child.CallHook(func() error { return hook(a) }); err != nil {
+			return link.BootFailed(fmt.Errorf("agent: WithAgent hook: %w", err))
+		}
+	}
+	link.Handle(protocol.Jobs, func(f wire.Frame) {
+		var msg protocol.JobsMsg
+		if err := protocol.Decode(f, &msg); err != nil {
+			log.Warn("jobs query from the master", "err", err)
+			return
+		}
+		link.Send(protocol.Control(protocol.Jobs, protocol.JobsMsg{ID: msg.ID, Jobs: jobs.Status()}))
+	})
+	var rotation *logRotation
+	if c.Rotation != nil {
+		rotation = newLogRotation(*c.Rotation, log, link.ReopenEverywhere)
+	}
+
+	// Jobs and rotation start when the cluster is ready, not when the agent
+	// is: a job's first run may count on the workers being there.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(errAgentStopping)
+	var (
+		mu      sync.Mutex
+		stopped bool
+		bg      sync.WaitGroup
+	)
+	onReady := sync.OnceFunc(func() {
+		mu.Lock()
+		if !stopped {
+			if err := jobs.Start(ctx); err != nil {
+				log.Error("start jobs", "err", err)
+			}
+			if rotation != nil {
+				bg.Add(1)
+				go func() { defer bg.Done(); rotation.run(ctx) }()
+			}
+		}
+		mu.Unlock()
+		hooks.Ready()
+	})
+	link.Ready()
+
+	timeout, err := link.WaitStop(c.ShutdownTimeout, term, onReady, nil)
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	cancel(errAgentStopping)
+	if err != nil {
+		return err
+	}
+	stopCtx, stopCancel := child.StopContext(timeout)
+	defer stopCancel()
+	// Jobs, then calls and messages, stop before the OnStop hooks, which
+	// may close what they use. Calls are answered while jobs finish; then
+	// the master stops sending (and holds what comes for the next agent),
+	// and the agent answers what it got.
+	if err := jobs.Stop(stopCtx); err != nil {
+		log.Warn("jobs still running at the shutdown timeout; leaving them", "err", err)
+	}
+	bg.Wait()
+	link.LeaveMessaging(stopCtx)
+	link.DrainMessenger(stopCtx)
+	if err := hooks.Stop(stopCtx); err != nil {
+		log.Error("OnStop hook failed", "err", err)
+	}
+	link.CloseMessenger(stopCtx)
+	link.Close()
+	return nil
+}

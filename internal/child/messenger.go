@@ -1,0 +1,91 @@
+package child
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/broodhq/brood/internal/msglink"
+	"github.com/broodhq/brood/internal/protocol"
+	"github.com/broodhq/brood/internal/wire"
+	"github.com/broodhq/brood/messenger"
+)
+
+// openMessenger makes this child's Messenger, before the reader starts so
+// that no frame arrives without one.
+func (l *Link) openMessenger(role string) {
+	r := wire.RoleApp
+	if role == "agent" {
+		r = wire.RoleAgent
+	}
+	link := &msglink.Link{Conn: l.conn, Role: r}
+	l.msgr = messenger.New(messenger.Config{Logger: l.log, Link: link})
+	l.msgs = link.Endpoint
+}
+
+// toMessenger gives the messenger what is its own, from the reader: every
+// frame that is not control, and the membership. It reports whether it
+// took f; cluster-ready it only looks at, because the role's loop needs it
+// too.
+func (l *Link) toMessenger(f wire.Frame) bool {
+	switch {
+	case f.Kind != wire.KindControl:
+		l.msgs.Deliver(f)
+		return true
+	case f.Action == msglink.CtlMembers:
+		var mem msglink.Members
+		if err := json.Unmarshal(f.Data, &mem); err != nil {
+			l.log.Error("bad membership from the master", "err", err)
+		} else {
+			l.msgs.Members(mem)
+		}
+		return true
+	case f.Action == protocol.ClusterReady:
+		l.msgs.ClusterReady()
+	}
+	return false
+}
+
+// LeaveMessaging, at the agent's stop, asks the master to send nothing more
+// and waits, until ctx ends or the master is gone, for its "drained": every
+// frame for this agent came before it.
+func (l *Link) LeaveMessaging(ctx context.Context) {
+	l.Send(protocol.Control(protocol.Draining, nil))
+	for {
+		select {
+		case f := <-l.control:
+			if f.Action == protocol.Drained {
+				return
+			}
+		case <-l.closed:
+			return
+		case <-ctx.Done():
+			l.log.Debug("the master did not confirm the drain before the stop timeout", "err", context.Cause(ctx))
+			return
+		}
+	}
+}
+
+// DrainMessenger, at the agent's stop, answers every call and handles every
+// message the agent was sent (LeaveMessaging made that a closed set),
+// before its OnStop hooks close what the handlers use.
+func (l *Link) DrainMessenger(ctx context.Context) {
+	if err := l.msgs.Drain(ctx); err != nil {
+		l.log.Warn("message handlers still running at stop", "err", err)
+	}
+}
+
+// CloseMessenger, at stop, fails the calls still waiting and waits for
+// running handlers until ctx ends.
+func (l *Link) CloseMessenger(ctx context.Context) {
+	if err := l.msgs.Close(ctx); err != nil {
+		l.log.Warn("message handlers still running at stop", "err", err)
+	}
+}
+
+// disconnectMessenger, when the reader ends, fails the calls still waiting:
+// no reply can come any more.
+func (l *Link) disconnectMessenger() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = l.msgs.Close(ctx)
+}

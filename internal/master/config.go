@@ -1,0 +1,35 @@
+package master
+
+import (
+	"log/slog"
+	"time"
+)
+
+// MaxWorkers bounds the number of workers, at start and when scaling.
+const MaxWorkers = 512
+
+// Config is the master's runtime configuration, built once by framework.Run
+// from the resolved options.
+type Config struct {
+	Log             *slog.Logger
+	Addr            string // host:port the workers serve
+	Workers         int
+	ShutdownTimeout time.Duration
+	StartTimeout    time.Duration
+	Name            string // processes' titles: "NAME: worker 2"
+	MaxMessage      int    // bytes of one frame's data
+	RestartMin      time.Duration
+	HangTimeout     time.Duration // 0: no hang detection
+	MaxRSS          int64         // bytes; 0: no limit
+	Housekeeping    time.Duration // how often hangs and memory are checked
+	ControlSocket   string        // "": the default path; "-": none
+	PIDFile         string        // "": none
+	Scheme          string        // http or https, for the ready line
+
+	// ReopenLogs reopens the master's own log files; nil when it writes
+	// none.
+	ReopenLogs func() error
+	// Describe is the effective configuration, as slog attributes, for the
+	// "configuration" line.
+	Describe []any
+}

@@ -1,0 +1,137 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/broodhq/brood/internal/wire"
+	"github.com/broodhq/brood/schedule"
+)
+
+// Environment of a child process, set by the master.
+const (
+	EnvRole   = "BROOD_ROLE"       // "agent" or "worker"; unset in the master
+	EnvSlot   = "BROOD_SLOT"       // worker slot, from 1
+	EnvMaster = "BROOD_MASTER_PID" // so a child can tell it was started by its master
+	// EnvSockets lists the slot sockets a worker serves, its own first, as
+	// inherited from FDSlot on; more than one after a scale-down.
+	EnvSockets    = "BROOD_SOCKETS"
+	EnvGeneration = "BROOD_GENERATION"
+)
+
+// Descriptors a child inherits (exec.Cmd.ExtraFiles start at 3).
+const (
+	FDChannel = 3 // the socketpair to the master
+	FDSlot    = 4 // a worker's first slot socket; more follow
+)
+
+// Control actions between the master and a child.
+const (
+	Ready        = "ready"         // child → master: hooks ran, serving
+	BootFailed   = "boot-failed"   // child → master: why it cannot start (BootFailedMsg)
+	Stop         = "stop"          // master → child: stop within the timeout (StopMsg)
+	ClusterReady = "cluster-ready" // master → child: every process is ready
+	Heartbeat    = "heartbeat"     // worker → master: requests and progress (HeartbeatMsg)
+	Recycle      = "recycle"       // worker → master: max requests reached (RecycleMsg)
+	Draining     = "draining"      // agent → master: stopping; send me nothing more
+	Drained      = "drained"       // master → agent: nothing more follows this
+
+	// ReopenLogs: agent → master: have every process reopen its log files
+	// (ReopenMsg); master → child: reopen yours now (ReopenMsg, the
+	// master's round id).
+	ReopenLogs = "reopen-logs"
+	// LogsReopened: child → master: reopened (ReopenedMsg, Error set if it
+	// failed); master → agent: every process has, or Missing names who did
+	// not.
+	LogsReopened = "logs-reopened"
+	// Jobs: master → agent: report the jobs (JobsMsg); agent → master:
+	// JobsMsg with Jobs filled in.
+	Jobs = "jobs"
+)
+
+// ReopenTimeout bounds how long the master waits for every process to
+// confirm that it reopened its log files. A process that has not confirmed
+// by then may still be appending to a rotated file, so the agent leaves that
+// file uncompressed (the next rotation finishes it).
+const ReopenTimeout = 10 * time.Second
+
+// StopMsg is the data of Stop.
+type StopMsg struct {
+	TimeoutMS int64 `json:"timeout_ms"`
+}
+
+// BootFailedMsg is the data of BootFailed.
+type BootFailedMsg struct {
+	Error string `json:"error"`
+}
+
+// ReopenMsg is the data of ReopenLogs.
+type ReopenMsg struct {
+	ID uint64 `json:"id"`
+}
+
+// ReopenedMsg is the data of LogsReopened.
+type ReopenedMsg struct {
+	ID      uint64   `json:"id"`
+	Error   string   `json:"error,omitempty"`
+	Missing []string `json:"missing,omitempty"`
+}
+
+// JobsMsg is the data of Jobs.
+type JobsMsg struct {
+	ID   uint64               `json:"id"`
+	Jobs []schedule.JobStatus `json:"jobs,omitempty"`
+}
+
+// HeartbeatMsg is what a worker reports every heartbeat. Progress counts
+// responses written and requests completed: a worker whose in-flight
+// requests make no progress for the hang timeout is hung, however busy its
+// other goroutines are.
+type HeartbeatMsg struct {
+	Requests uint64 `json:"requests"`
+	InFlight int64  `json:"in_flight"`
+	Progress uint64 `json:"progress"`
+}
+
+// RecycleMsg is the data of Recycle.
+type RecycleMsg struct {
+	Requests uint64 `json:"requests"`
+}
+
+// Control returns the control frame for action with v, JSON-encoded, as its
+// data (none when v is nil).
+func Control(action string, v any) *wire.Frame {
+	f := &wire.Frame{Kind: wire.KindControl, Action: action}
+	if v != nil {
+		f.Data, _ = json.Marshal(v)
+	}
+	return f
+}
+
+// StopFrame tells a child to stop within timeout.
+func StopFrame(timeout time.Duration) *wire.Frame {
+	return Control(Stop, StopMsg{TimeoutMS: timeout.Milliseconds()})
+}
+
+// ErrMalformed is wrapped by Decode's errors.
+var ErrMalformed = errors.New("malformed control frame")
+
+// Decode is the one decoding policy for control data: a frame with no data
+// decodes to v's zero value; data that is not v's JSON is an error naming
+// the action, wrapping ErrMalformed, which the receiver logs and drops the
+// frame for. Nothing is half-applied: v is only written on success.
+func Decode[T any](f wire.Frame, v *T) error {
+	if len(f.Data) == 0 {
+		var zero T
+		*v = zero
+		return nil
+	}
+	var out T
+	if err := json.Unmarshal(f.Data, &out); err != nil {
+		return fmt.Errorf("%w %q: %w", ErrMalformed, f.Action, err)
+	}
+	*v = out
+	return nil
+}
