@@ -1,0 +1,88 @@
+package framework
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	ct "github.com/broodhq/brood/internal/clustertest"
+)
+
+func init() {
+	// A replacement worker that takes a while before it takes over its
+	// sockets: the window in which the master has started a child that
+	// holds them and nobody but the old worker accepts.
+	testApps["slow-boot"] = func() error {
+		if os.Getenv(envRole) == "worker" && os.Getenv(envGeneration) != "1" {
+			time.Sleep(1500 * time.Millisecond)
+		}
+		return Run(testRouter())
+	}
+}
+
+// socketFlags reads the flags of every socket descriptor of pid from
+// /proc/pid/fdinfo, by descriptor.
+func socketFlags(t *testing.T, pid int) map[string]int64 {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := map[string]int64{}
+	for _, e := range ents {
+		link, err := os.Readlink(dir + "/" + e.Name())
+		if err != nil || !strings.HasPrefix(link, "socket:") {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, e.Name()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "flags:"); ok {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
+				flags[e.Name()] = n
+			}
+		}
+	}
+	return flags
+}
+
+// Starting a worker must not make the sockets it inherits blocking for the
+// workers that already accept on them: one whose accept4 then blocks in the
+// kernel cannot close its listener, and drains until it is killed at the
+// shutdown timeout.
+func TestReplacedWorkerDrainsWhileItsSuccessorBoots(t *testing.T) {
+	c := ct.Start(t, "slow-boot", local, "BROOD_WORKERS=1", "BROOD_SHUTDOWN_TIMEOUT=30s")
+	c.WaitReady(30 * time.Second)
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	_, body, err := ct.Get(cl, c.URL("/pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := strconv.Atoi(strings.Fields(body)[0])
+	at := c.Lines()
+	c.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond) // the successor is started and sleeps
+	for fd, fl := range socketFlags(t, old) {
+		if fl&syscall.O_NONBLOCK == 0 {
+			t.Errorf("socket fd %s of the old worker is blocking (flags %o) while its successor boots", fd, fl)
+		}
+	}
+	// Served by the old worker, whose accept loop then accepts again.
+	for range 3 {
+		if _, _, err := ct.Get(cl, c.URL("/")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitMsg(t, c, at, "reload complete", 60*time.Second)
+	if !exits(old, 10*time.Second) {
+		t.Errorf("the old worker %d still drains 10s after the reload, with nothing to serve", old)
+	}
+}
