@@ -36,6 +36,8 @@ type channel struct {
 	msgr    *messenger.Messenger // this process's messenger: messages.go
 	msgs    msglink.Endpoint     // the framework's side of msgr
 	ctl     ctlHandlers          // frames answered by the reader: childctl.go
+
+	handedOver bool // the stop waitStop returned hands this child's sockets on
 }
 
 // checkMaster refuses to run a child role in a process that a master did
@@ -131,6 +133,7 @@ func (ch *channel) waitStop(c *config, term <-chan os.Signal, onReady func(), fa
 				if err := json.Unmarshal(f.Data, &msg); err != nil {
 					return c.shutdownTimeout, nil
 				}
+				ch.handedOver = msg.HandedOver
 				return time.Duration(msg.TimeoutMS) * time.Millisecond, nil
 			case ctlClusterReady:
 				go onReady()

@@ -39,6 +39,10 @@ const (
 
 type stopMsg struct {
 	TimeoutMS int64 `json:"timeout_ms"`
+	// HandedOver says another worker takes over the child's sockets (a
+	// reload, a scale-down, a replacement), so its idle keep-alive
+	// connections are worth keeping for their clients' next request.
+	HandedOver bool `json:"handed_over,omitempty"`
 }
 
 type bootFailedMsg struct {
@@ -82,6 +86,6 @@ func control(action string, v any) *wire.Frame {
 	return f
 }
 
-func stopFrame(timeout time.Duration) *wire.Frame {
-	return control(ctlStop, stopMsg{TimeoutMS: timeout.Milliseconds()})
+func stopFrame(timeout time.Duration, handedOver bool) *wire.Frame {
+	return control(ctlStop, stopMsg{TimeoutMS: timeout.Milliseconds(), HandedOver: handedOver})
 }

@@ -23,9 +23,15 @@ const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 64 << 10
-	// drainIdleGrace bounds how long a draining worker waits for its
-	// keep-alive clients to come back for a last response.
+	// drainIdleGrace bounds how long a worker that stops with the cluster
+	// waits for its keep-alive clients to come back for a last response.
+	// A worker whose sockets are handed over waits on the clients'
+	// timescale instead (see runWorker).
 	drainIdleGrace = 2 * time.Second
+	// stopHooksReserve is the part of the shutdown timeout (at most a
+	// quarter) that waiting for idle clients leaves to the jobs and the
+	// OnStop hooks.
+	stopHooksReserve = 5 * time.Second
 )
 
 func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term chan os.Signal) error {
@@ -100,7 +106,17 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 	for range lns {
 		<-served
 	}
-	t.drainIdle(ctx, min(timeout, drainIdleGrace))
+	// Closing an idle keep-alive connection races its client's next
+	// request, which then fails. When another worker takes over, keep each
+	// one until that request comes (answered with Connection: close) or
+	// until net/http's own IdleTimeout closes it, exactly as it would
+	// without a reload; only the shutdown timeout cuts that short, less
+	// what is kept for the jobs and OnStop hooks.
+	grace := min(timeout, drainIdleGrace)
+	if ch.handedOver {
+		grace = timeout - min(timeout/4, stopHooksReserve)
+	}
+	t.drainIdle(ctx, grace)
 	if err := srv.Shutdown(ctx); err != nil {
 		if ctx.Err() != nil && timeout > 0 {
 			log.Warn("requests still in flight at the shutdown timeout; closing them", "err", context.Cause(ctx))
