@@ -96,7 +96,7 @@ func (g *Group) Add(ctx context.Context, slot int) (*os.File, error) {
 	}
 	// The file is a duplicate descriptor of the same socket: closing the
 	// listener leaves the socket open, held by the file alone.
-	f, err := ln.File()
+	f, err := fileOf(ln, fmt.Sprintf("brood-socket-%d", slot))
 	ln.Close()
 	if err != nil {
 		return nil, fmt.Errorf("bind slot %d: %w", slot, err)
@@ -105,7 +105,9 @@ func (g *Group) Add(ctx context.Context, slot int) (*os.File, error) {
 	return f, nil
 }
 
-// File returns the socket of slot, or nil.
+// File returns the socket of slot, or nil. Its Fd method (which os/exec
+// calls on ExtraFiles) leaves the socket non-blocking for every process
+// that shares it.
 func (g *Group) File(slot int) *os.File {
 	g.mu.Lock()
 	defer g.mu.Unlock()

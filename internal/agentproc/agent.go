@@ -91,7 +91,7 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	})
 	link.Ready()
 
-	timeout, err := link.WaitStop(c.ShutdownTimeout, term, onReady, nil)
+	stop, err := link.WaitStop(c.ShutdownTimeout, term, onReady, nil)
 	mu.Lock()
 	stopped = true
 	mu.Unlock()
@@ -99,7 +99,7 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	if err != nil {
 		return err
 	}
-	stopCtx, stopCancel := child.StopContext(timeout)
+	stopCtx, stopCancel := child.StopContext(stop.Timeout)
 	defer stopCancel()
 	// Jobs, then calls and messages, stop before the OnStop hooks, which
 	// may close what they use. Calls are answered while jobs finish; then

@@ -130,10 +130,18 @@ func Signals() chan os.Signal {
 	return term
 }
 
-// WaitStop blocks until this child should stop and says how long it may
-// take (def when the child was signalled, or the master's word garbled);
-// onReady runs when the master reports the cluster ready.
-func (l *Link) WaitStop(def time.Duration, term <-chan os.Signal, onReady func(), failed <-chan error) (time.Duration, error) {
+// Stop is how a child is to stop.
+type Stop struct {
+	Timeout time.Duration
+	// HandedOver: another worker takes over this child's sockets
+	// (protocol.StopMsg.HandedOver).
+	HandedOver bool
+}
+
+// WaitStop blocks until this child should stop and says how (within def
+// when the child was signalled, or the master's word garbled); onReady runs
+// when the master reports the cluster ready.
+func (l *Link) WaitStop(def time.Duration, term <-chan os.Signal, onReady func(), failed <-chan error) (Stop, error) {
 	for {
 		select {
 		case f := <-l.control:
@@ -142,18 +150,18 @@ func (l *Link) WaitStop(def time.Duration, term <-chan os.Signal, onReady func()
 				var msg protocol.StopMsg
 				if err := protocol.Decode(f, &msg); err != nil {
 					l.log.Warn("stop with a timeout that does not decode; using the shutdown timeout", "err", err)
-					return def, nil
+					return Stop{Timeout: def}, nil
 				}
-				return time.Duration(msg.TimeoutMS) * time.Millisecond, nil
+				return Stop{Timeout: time.Duration(msg.TimeoutMS) * time.Millisecond, HandedOver: msg.HandedOver}, nil
 			case protocol.ClusterReady:
 				go onReady()
 			}
 		case <-term:
-			return def, nil
+			return Stop{Timeout: def}, nil
 		case <-l.closed:
-			return 0, ErrMasterGone
+			return Stop{}, ErrMasterGone
 		case err := <-failed:
-			return 0, err
+			return Stop{}, err
 		}
 	}
 }

@@ -714,7 +714,8 @@ func (m *master) agentDraining(c *child) {
 
 func (m *master) stopChild(c *child, timeout, killAfter time.Duration) {
 	c.state = "draining"
-	if err := c.conn.SendFrame(protocol.StopFrame(timeout)); err != nil {
+	// Until the cluster stops, what a child leaves is taken over.
+	if err := c.conn.SendFrame(protocol.StopFrame(timeout, m.phase < phaseStoppingWorkers)); err != nil {
 		// The channel is gone; a signal still reaches the child.
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	}

@@ -60,6 +60,10 @@ const ReopenTimeout = 10 * time.Second
 // StopMsg is the data of Stop.
 type StopMsg struct {
 	TimeoutMS int64 `json:"timeout_ms"`
+	// HandedOver says another worker takes over the child's sockets (a
+	// reload, a scale-down, a replacement), so its idle keep-alive
+	// connections are worth keeping for their clients' next request.
+	HandedOver bool `json:"handed_over,omitempty"`
 }
 
 // BootFailedMsg is the data of BootFailed.
@@ -110,9 +114,10 @@ func Control(action string, v any) *wire.Frame {
 	return f
 }
 
-// StopFrame tells a child to stop within timeout.
-func StopFrame(timeout time.Duration) *wire.Frame {
-	return Control(Stop, StopMsg{TimeoutMS: timeout.Milliseconds()})
+// StopFrame tells a child to stop within timeout; handedOver says whether
+// another worker takes over what it leaves (StopMsg.HandedOver).
+func StopFrame(timeout time.Duration, handedOver bool) *wire.Frame {
+	return Control(Stop, StopMsg{TimeoutMS: timeout.Milliseconds(), HandedOver: handedOver})
 }
 
 // ErrMalformed is wrapped by Decode's errors.

@@ -55,9 +55,17 @@ type Limits struct {
 	MaxHeaderBytes                                            int
 }
 
-// drainIdleGrace bounds how long a draining worker waits for its
-// keep-alive clients to come back for a last response.
-const drainIdleGrace = 2 * time.Second
+const (
+	// drainIdleGrace bounds how long a worker that stops with the cluster
+	// waits for its keep-alive clients to come back for a last response.
+	// A worker whose sockets are handed over waits on the clients'
+	// timescale instead (see Run).
+	drainIdleGrace = 2 * time.Second
+	// stopHooksReserve is the part of the shutdown timeout (at most a
+	// quarter) that waiting for idle clients leaves to the jobs and the
+	// OnStop hooks.
+	stopHooksReserve = 5 * time.Second
+)
 
 // Run plays a worker: it takes over its slot sockets, runs the hooks,
 // serves, and drains when told to stop.
@@ -109,7 +117,8 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	defer func() { stopHeartbeat(); <-hbDone }()
 	link.Ready()
 
-	timeout, err := link.WaitStop(c.ShutdownTimeout, term, hooks.Ready, served)
+	stop, err := link.WaitStop(c.ShutdownTimeout, term, hooks.Ready, served)
+	timeout := stop.Timeout
 	if err != nil {
 		srv.Close()
 		if errors.Is(err, child.ErrMasterGone) {
@@ -131,7 +140,17 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	for range lns {
 		<-served
 	}
-	t.drainIdle(ctx, min(timeout, drainIdleGrace))
+	// Closing an idle keep-alive connection races its client's next
+	// request, which then fails. When another worker takes over, keep each
+	// one until that request comes (answered with Connection: close) or
+	// until net/http's own IdleTimeout closes it, exactly as it would
+	// without a reload; only the shutdown timeout cuts that short, less
+	// what is kept for the jobs and OnStop hooks.
+	grace := min(timeout, drainIdleGrace)
+	if stop.HandedOver {
+		grace = timeout - min(timeout/4, stopHooksReserve)
+	}
+	t.drainIdle(ctx, grace)
 	if err := srv.Shutdown(ctx); err != nil {
 		if ctx.Err() != nil && timeout > 0 {
 			log.Warn("requests still in flight at the shutdown timeout; closing them", "err", context.Cause(ctx))
