@@ -66,7 +66,7 @@ func Open(s Settings, role string, slot int) (*Process, error) {
 	}
 	var h slog.Handler = handlers[0]
 	if len(handlers) > 1 {
-		h = slog.NewMultiHandler(handlers...)
+		h = multiHandler(handlers)
 	}
 	log := tagLogger(slog.New(h), role, slot)
 	if files.access != nil {
