@@ -72,4 +72,12 @@
 //   - Only one process may rotate a given file; renames are not coordinated
 //     between rotators (on Linux a colliding name is still never overwritten).
 //   - Reopen opens the path; it does not create the directory.
+//
+// # Why it is public
+//
+// An application that writes a log file of its own from every worker (an
+// audit trail, say) needs the same guarantees brood's files have: [Open]
+// and [NewJSONHandler] give it whole lines from every process, and
+// [Rotator] with the rotation protocol above lets it, or an external
+// logrotate, rotate that file without losing a line.
 package logfile

@@ -17,4 +17,13 @@
 // SO_REUSEPORT would otherwise let a second brood (or any program of the same
 // user that set the option) share the port silently, and the kernel would
 // split traffic between two unrelated applications.
+//
+// # Why it is public
+//
+// brood's master is its main user, but [Listen] and [Claim] are useful to an
+// application on their own: a worker that serves a second port of its own
+// (a gRPC or admin listener every worker opens) gets a SO_REUSEPORT socket
+// with the same no-stranger check, so that the kernel spreads that port's
+// connections across the workers too. [Group] is the master's per-slot set
+// and is exported for that one importer.
 package reuseport
