@@ -38,10 +38,7 @@ func openLogs(c *config, role string, slot int) (*slog.Logger, error) {
 			return nil, fmt.Errorf("create log directory: %w (set WithLogDir or $BROOD_LOG_DIR to a directory brood may write to)", err)
 		}
 	}
-	files, err := openProcFiles(c.logs.dir, role == "worker")
-	if err != nil {
-		return nil, err
-	}
+	files := openProcFiles(c, role, slot)
 	c.logs.files = files
 
 	opts := &slog.HandlerOptions{Level: c.logLevel}
@@ -70,28 +67,21 @@ func openLogs(c *config, role string, slot int) (*slog.Logger, error) {
 	return log, nil
 }
 
-func openProcFiles(dir string, access bool) (*procFiles, error) {
-	app, err := logfile.Open(filepath.Join(dir, appLogName))
-	if err != nil {
-		return nil, logDirError(dir, err)
+// openProcFiles opens this process's log files. Trouble with them never
+// stops it: a file that cannot be opened (the directory was deleted and
+// cannot be recreated) writes to stderr until it can, and what happens is
+// said once on the console logger, not in the files in trouble.
+func openProcFiles(c *config, role string, slot int) *procFiles {
+	o := logfile.Options{Fallback: os.Stderr, Logger: newLogger(c, role, slot)}
+	app := o
+	if role == "master" || c.logger != nil {
+		app.Fallback = nil // its records reach the console or WithLogger's logger too
 	}
-	files := &procFiles{dir: dir, app: app}
-	if access {
-		files.access, err = logfile.Open(filepath.Join(dir, accessLogName))
-		if err != nil {
-			app.Close()
-			return nil, logDirError(dir, err)
-		}
+	files := &procFiles{dir: c.logs.dir, app: logfile.OpenWith(filepath.Join(c.logs.dir, appLogName), app)}
+	if role == "worker" {
+		files.access = logfile.OpenWith(filepath.Join(c.logs.dir, accessLogName), o)
 	}
-	return files, nil
-}
-
-func logDirError(dir string, err error) error {
-	hint := "set WithLogDir or $BROOD_LOG_DIR to a directory brood may write to"
-	if errors.Is(err, fs.ErrNotExist) {
-		hint = "the directory is gone; recreate it or set WithLogDir / $BROOD_LOG_DIR"
-	}
-	return fmt.Errorf("open log files in %s: %w (%s)", dir, err, hint)
+	return files
 }
 
 // reopen makes this process write to files freshly opened at the paths, so
