@@ -29,8 +29,10 @@ func (m *master) reopenLogs(by *child, reqID uint64) {
 		m.log.Info("no log files to reopen: they are written only with WithLogDir or $BROOD_LOG_DIR")
 		return
 	}
+	var failed []string // processes that could not reopen: they write to the old files
 	if err := m.cfg.ReopenLogs(); err != nil {
 		m.log.Error("reopen log files", "err", err)
+		failed = append(failed, "master")
 	}
 	// The loop starts rounds; the readers' confirmations reach them
 	// through onLogsControl.
@@ -49,15 +51,22 @@ func (m *master) reopenLogs(by *child, reqID uint64) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		missing := m.awaitReopen(confirms, pending)
+		missing, failedChildren := m.awaitReopen(confirms, pending)
 		endRound()
-		if len(missing) == 0 {
+		failed := append(failed, failedChildren...)
+		switch {
+		case len(missing) == 0 && len(failed) == 0:
 			m.log.Info("log files reopened by every process", "reason", reopenReason(by))
-		} else {
+		case len(failed) == 0:
 			m.log.Warn("log files: some processes did not confirm they reopened", "missing", missing, "timeout", protocol.ReopenTimeout.String())
+		default:
+			m.log.Warn("log files: some processes could not reopen them and still write to the old files; see their errors above",
+				"failed", failed, "missing", missing, "reason", reopenReason(by))
 		}
 		if by != nil {
-			_ = by.conn.SendFrame(protocol.Control(protocol.LogsReopened, protocol.ReopenedMsg{ID: reqID, Missing: missing}))
+			// Whoever still writes to the renamed file keeps it from
+			// being compressed, whatever the reason.
+			_ = by.conn.SendFrame(protocol.Control(protocol.LogsReopened, protocol.ReopenedMsg{ID: reqID, Missing: append(missing, failed...)}))
 		}
 	}()
 }
@@ -70,10 +79,11 @@ func reopenReason(by *child) string {
 }
 
 // awaitReopen waits for the pending children to confirm or exit, and
-// returns the names of those that did neither in time. It reads only the
+// returns the names of those that did neither in time, and of those that
+// answered that they could not reopen. It reads only the
 // children's immutable fields and their connections, which are safe to use
 // off the loop.
-func (m *master) awaitReopen(confirms <-chan confirmation, pending map[int]*child) []string {
+func (m *master) awaitReopen(confirms <-chan confirmation, pending map[int]*child) (missing, failed []string) {
 	deadline := time.NewTimer(protocol.ReopenTimeout)
 	defer deadline.Stop()
 	// Exits are noticed by polling the channels: a child's connection is
@@ -85,6 +95,7 @@ func (m *master) awaitReopen(confirms <-chan confirmation, pending map[int]*chil
 		case c := <-confirms:
 			if ch := pending[c.pid]; ch != nil && c.err != "" {
 				ch.log.Error("could not reopen its log files; it keeps writing to the old ones", "err", c.err)
+				failed = append(failed, ch.name())
 			}
 			delete(pending, c.pid)
 		case <-poll.C:
@@ -101,12 +112,14 @@ func (m *master) awaitReopen(confirms <-chan confirmation, pending map[int]*chil
 				names = append(names, c.name())
 			}
 			slices.Sort(names)
-			return names
+			slices.Sort(failed)
+			return names, failed
 		case <-m.quit:
-			return nil
+			return nil, failed
 		}
 	}
-	return nil
+	slices.Sort(failed)
+	return nil, failed
 }
 
 // onLogsControl handles the log file control frames a child sends; it runs

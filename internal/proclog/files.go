@@ -51,10 +51,7 @@ func Open(s Settings, role string, slot int) (*Process, error) {
 			return nil, fmt.Errorf("create log directory: %w (set WithLogDir or $BROOD_LOG_DIR to a directory brood may write to)", err)
 		}
 	}
-	files, err := openFiles(s.Dir, role == "worker")
-	if err != nil {
-		return nil, err
-	}
+	files := openFiles(s, role, slot)
 
 	opts := &slog.HandlerOptions{Level: s.Level}
 	handlers := []slog.Handler{logfile.NewJSONHandler(files.app, opts)}
@@ -82,28 +79,21 @@ func Open(s Settings, role string, slot int) (*Process, error) {
 	return &Process{Log: log, Files: files}, nil
 }
 
-func openFiles(dir string, access bool) (*Files, error) {
-	app, err := logfile.Open(filepath.Join(dir, AppLogName))
-	if err != nil {
-		return nil, logDirError(dir, err)
+// openFiles opens this process's log files. Trouble with them never
+// stops it: a file that cannot be opened (the directory was deleted and
+// cannot be recreated) writes to stderr until it can, and what happens is
+// said once on the console logger, not in the files in trouble.
+func openFiles(s Settings, role string, slot int) *Files {
+	o := logfile.Options{Fallback: os.Stderr, Logger: New(s, role, slot)}
+	app := o
+	if role == "master" || s.Logger != nil {
+		app.Fallback = nil // its records reach the console or WithLogger's logger too
 	}
-	files := &Files{dir: dir, app: app}
-	if access {
-		files.access, err = logfile.Open(filepath.Join(dir, AccessLogName))
-		if err != nil {
-			app.Close()
-			return nil, logDirError(dir, err)
-		}
+	files := &Files{dir: s.Dir, app: logfile.OpenWith(filepath.Join(s.Dir, AppLogName), app)}
+	if role == "worker" {
+		files.access = logfile.OpenWith(filepath.Join(s.Dir, AccessLogName), o)
 	}
-	return files, nil
-}
-
-func logDirError(dir string, err error) error {
-	hint := "set WithLogDir or $BROOD_LOG_DIR to a directory brood may write to"
-	if errors.Is(err, fs.ErrNotExist) {
-		hint = "the directory is gone; recreate it or set WithLogDir / $BROOD_LOG_DIR"
-	}
-	return fmt.Errorf("open log files in %s: %w (%s)", dir, err, hint)
+	return files
 }
 
 // Reopen makes this process write to files freshly opened at the paths, so
