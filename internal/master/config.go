@@ -25,6 +25,7 @@ type Config struct {
 	ControlSocket   string        // "": the default path; "-": none
 	PIDFile         string        // "": none
 	Scheme          string        // http or https, for the ready line
+	CPUs            int           // shared among the workers; 0: the CPUs this process may use
 
 	// ReopenLogs reopens the master's own log files; nil when it writes
 	// none.

@@ -17,7 +17,7 @@ func (m *master) onHeartbeat(ch *child, data []byte) {
 	}
 	ch.requests = hb.Requests
 	if hb.InFlight == 0 || hb.Progress != ch.progressSeq {
-		ch.lastProgress = time.Now()
+		ch.lastProgress = m.clock.Now()
 	}
 	ch.progressSeq = hb.Progress
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"slices"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/broodhq/brood/internal/protocol"
 	"github.com/broodhq/brood/internal/wire"
 	"github.com/broodhq/brood/reuseport"
+	"github.com/broodhq/brood/schedule"
 )
 
 // ErrStart is wrapped by the error Run returns when the cluster could not
@@ -63,8 +63,8 @@ type child struct {
 	slot    int // agentSlot for the agent
 	pid     int
 	gen     *generation
-	sockets []int // the slot sockets a worker serves, its own first
-	cmd     *exec.Cmd
+	sockets []int   // the slot sockets a worker serves, its own first
+	proc    Process // nil for a child whose start failed
 	conn    *wire.Conn
 	started time.Time
 	ready   bool
@@ -113,6 +113,7 @@ const (
 	evKill
 	evStartTimeout
 	evRequest // an operation asked for by the control socket
+	evTick    // housekeeping is due
 )
 
 type event struct {
@@ -128,8 +129,13 @@ type master struct {
 	cfg   *Config
 	log   *slog.Logger
 	group *reuseport.Group
-	spawn *spawner
 	start time.Time
+
+	// The seams: how children start, what time it is, where signals come
+	// from. Run sets the real ones; tests of the supervisor set fakes.
+	starter Starter
+	clock   schedule.Clock
+	signals <-chan os.Signal
 
 	events chan event
 	quit   chan struct{}
@@ -163,15 +169,37 @@ func Run(c *Config) error {
 	if err != nil {
 		return fmt.Errorf("%w: find own executable to start children: %w", ErrStart, err)
 	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
+		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	spawn := startSpawner()
+	// After the last child has exited: the spawner's thread must outlive
+	// every child it started (spawn.go).
+	defer spawn.stop()
+	m, err := newMaster(c, exe, execStarter{spawn}, schedule.SystemClock{}, sigs)
+	if err != nil {
+		return err
+	}
+	proc.SetName(c.Name + ": master")
+	defer m.closeGenerations()
+	return m.run()
+}
+
+// newMaster makes a master with the given seams.
+func newMaster(c *Config, exe string, st Starter, clock schedule.Clock, sigs <-chan os.Signal) (*master, error) {
 	gen, err := newGeneration(exe, 1)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrStart, err)
+		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
 	m := &master{
 		cfg:     c,
 		log:     c.Log,
 		gen:     gen,
-		start:   time.Now(),
+		starter: st,
+		clock:   clock,
+		signals: sigs,
+		start:   clock.Now(),
 		events:  make(chan event, 64),
 		quit:    make(chan struct{}),
 		slots:   map[int]*slotState{},
@@ -179,19 +207,29 @@ func Run(c *Config) error {
 		desired: c.Workers,
 	}
 	m.router.log = c.Log
-	proc.SetName(c.Name + ": master")
-	defer m.closeGenerations()
-	return m.run()
+	return m, nil
+}
+
+// procsPerChild is the GOMAXPROCS a child gets: its share of the CPUs
+// among the workers wanted.
+func (m *master) procsPerChild() int {
+	cpus := m.cfg.CPUs
+	if cpus <= 0 {
+		cpus = proc.CPUs()
+	}
+	return max(1, cpus/max(1, m.desired))
+}
+
+func (m *master) since(t time.Time) time.Duration { return m.clock.Now().Sub(t) }
+
+// armTick schedules the next housekeeping.
+func (m *master) armTick() {
+	m.clock.AfterFunc(m.cfg.Housekeeping, func() { m.post(event{kind: evTick}) })
 }
 
 func (m *master) run() error {
 	c := m.cfg
 	m.log.Info("configuration", append(slices.Clone(c.Describe), "executable", m.gen.exe.Path)...)
-
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
-		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.StartTimeout)
 	group, err := reuseport.Bind(ctx, c.Addr, c.Workers)
@@ -215,9 +253,6 @@ func (m *master) run() error {
 		defer ctl.Close()
 	}
 
-	m.spawn = startSpawner()
-	defer m.spawn.stop()
-
 	m.slots[agentSlot] = &slotState{backoff: c.RestartMin}
 	for slot := 1; slot <= c.Workers; slot++ {
 		m.slots[slot] = &slotState{backoff: c.RestartMin, sockets: []int{slot}}
@@ -225,16 +260,13 @@ func (m *master) run() error {
 	m.phase = phaseStartingAgent
 	m.startSlot(agentSlot)
 
-	tick := time.NewTicker(c.Housekeeping)
-	defer tick.Stop()
+	m.armTick()
 	for m.phase < phaseStoppingWorkers || len(m.live) > 0 {
 		select {
 		case ev := <-m.events:
 			m.handle(ev)
-		case sig := <-sigs:
+		case sig := <-m.signals:
 			m.onSignal(sig)
-		case now := <-tick.C:
-			m.housekeep(now)
 		}
 	}
 	close(m.quit)
@@ -272,16 +304,19 @@ func (m *master) handle(ev event) {
 	case evKill:
 		if !ev.child.exited {
 			ev.child.log.Warn("did not stop in time; killing it")
-			_ = ev.child.cmd.Process.Kill()
+			_ = ev.child.proc.Kill()
 		}
 	case evStartTimeout:
 		if ch := ev.child; !ch.exited && !ch.ready {
 			ch.bootErr = fmt.Sprintf("not ready within the start timeout of %s (WithStartTimeout, $BROOD_START_TIMEOUT)", m.cfg.StartTimeout)
 			ch.log.Error("start timed out; killing it", "timeout", m.cfg.StartTimeout.String())
-			_ = ch.cmd.Process.Kill()
+			_ = ch.proc.Kill()
 		}
 	case evRequest:
 		ev.fn()
+	case evTick:
+		m.housekeep(m.clock.Now())
+		m.armTick()
 	}
 }
 
@@ -341,7 +376,7 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 		// a second thread that competes with the workers for a core
 		// (bench/messenger: CallAgent p50 81 -> 65 us on 2 busy cores).
 		if os.Getenv("GOMAXPROCS") == "" {
-			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
+			env = append(env, "GOMAXPROCS="+strconv.Itoa(m.procsPerChild()))
 		}
 	} else {
 		ids := make([]string, len(st.sockets))
@@ -358,7 +393,7 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 		// N workers that each schedule on every core fight one another's
 		// schedulers and collectors.
 		if os.Getenv("GOMAXPROCS") == "" {
-			env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, proc.CPUs()/m.desired)))
+			env = append(env, "GOMAXPROCS="+strconv.Itoa(m.procsPerChild()))
 		}
 	}
 	path := gen.exe.Path
@@ -369,30 +404,22 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 		files = append(files, gen.exe.File())
 		path = "/proc/self/fd/" + strconv.Itoa(protocol.FDChannel+len(files)-1)
 	}
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        append([]string{title}, os.Args[1:]...),
-		Env:         env,
-		Stdout:      os.Stdout,
-		Stderr:      os.Stderr,
-		ExtraFiles:  files,
-		SysProcAttr: proc.ChildAttr(),
-	}
-	if err := m.spawn.start(cmd); err != nil {
+	p, err := m.starter.Start(Spec{Path: path, Args: append([]string{title}, os.Args[1:]...), Env: env, Files: files})
+	if err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start %s: %w", role, err)
 	}
 	ch := &child{
 		slot:         slot,
-		pid:          cmd.Process.Pid,
+		pid:          p.PID(),
 		gen:          gen,
 		sockets:      slices.Clone(st.sockets),
-		cmd:          cmd,
+		proc:         p,
 		conn:         wire.NewConn(parent, m.cfg.MaxMessage),
-		started:      time.Now(),
+		started:      m.clock.Now(),
 		readDone:     make(chan struct{}),
 		state:        "starting",
-		lastProgress: time.Now(),
+		lastProgress: m.clock.Now(),
 	}
 	ch.log = m.log.With("child", ch.name(), "child_pid", ch.pid)
 	ch.log.Debug("started", "generation", gen.n)
@@ -401,7 +428,7 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 	m.wg.Add(2)
 	go m.readLoop(ch)
 	go m.waitLoop(ch)
-	time.AfterFunc(m.cfg.StartTimeout, func() { m.post(event{kind: evStartTimeout, child: ch}) })
+	m.clock.AfterFunc(m.cfg.StartTimeout, func() { m.post(event{kind: evStartTimeout, child: ch}) })
 	return ch, nil
 }
 
@@ -416,7 +443,7 @@ func childEnv() []string {
 
 func (m *master) waitLoop(ch *child) {
 	defer m.wg.Done()
-	err := ch.cmd.Wait()
+	err := ch.proc.Wait()
 	// What the child said before it exited (why it could not boot, above
 	// all) must reach the loop before its exit does: the reader ends at the
 	// end of file that the exit brings, unless a grandchild kept the
@@ -468,7 +495,7 @@ func (m *master) onControl(ch *child, f wire.Frame) {
 		}
 		ch.ready = true
 		ch.state = "ready"
-		ch.lastProgress = time.Now()
+		ch.lastProgress = m.clock.Now()
 		m.publishRoutes()
 		m.onReady(ch)
 	case protocol.Draining:
@@ -488,7 +515,7 @@ func (m *master) onReady(ch *child) {
 	st := m.slots[ch.slot]
 	switch {
 	case m.phase == phaseStartingAgent && ch.slot == agentSlot:
-		ch.log.Info("agent ready", "ms", time.Since(ch.started).Milliseconds())
+		ch.log.Info("agent ready", "ms", m.since(ch.started).Milliseconds())
 		m.phase = phaseStartingWorkers
 		for slot := 1; slot <= m.cfg.Workers; slot++ {
 			m.startSlot(slot)
@@ -504,7 +531,7 @@ func (m *master) onReady(ch *child) {
 		}
 		m.phase = phaseRunning
 		m.log.Info(fmt.Sprintf("ready on %s://%s (%d workers, %d ms)", m.cfg.Scheme,
-			displayAddr(m.group.Addr()), m.cfg.Workers, time.Since(m.start).Milliseconds()))
+			displayAddr(m.group.Addr()), m.cfg.Workers, m.since(m.start).Milliseconds()))
 		for c := range m.live {
 			_ = c.conn.SendFrame(protocol.Control(protocol.ClusterReady, nil))
 		}
@@ -513,7 +540,7 @@ func (m *master) onReady(ch *child) {
 		_ = ch.conn.SendFrame(protocol.Control(protocol.ClusterReady, nil))
 		m.promote(ch.slot)
 	case m.phase == phaseRunning:
-		ch.log.Info("replacement ready", "ms", time.Since(ch.started).Milliseconds())
+		ch.log.Info("replacement ready", "ms", m.since(ch.started).Milliseconds())
 		_ = ch.conn.SendFrame(protocol.Control(protocol.ClusterReady, nil))
 	}
 }
@@ -585,8 +612,8 @@ func (m *master) onExit(ch *child, err error) {
 }
 
 func (m *master) scheduleRestart(ch *child, st *slotState, why string) {
-	now := time.Now()
-	if ch.cmd != nil && now.Sub(ch.started) >= healthyAfter {
+	now := m.clock.Now()
+	if ch.proc != nil && now.Sub(ch.started) >= healthyAfter {
 		st.backoff = m.cfg.RestartMin
 	}
 	st.exits = append(st.exits, now)
@@ -620,7 +647,7 @@ func (m *master) scheduleRestart(ch *child, st *slotState, why string) {
 	st.restarts++
 	ch.log.Warn("exited unexpectedly; restarting", "status", why, "restart_in", delay.String())
 	slot := ch.slot
-	time.AfterFunc(delay, func() { m.post(event{kind: evRestart, slot: slot}) })
+	m.clock.AfterFunc(delay, func() { m.post(event{kind: evRestart, slot: slot}) })
 }
 
 func exitReason(ch *child, err error) string {
@@ -717,9 +744,9 @@ func (m *master) stopChild(c *child, timeout, killAfter time.Duration) {
 	// Until the cluster stops, what a child leaves is taken over.
 	if err := c.conn.SendFrame(protocol.StopFrame(timeout, m.phase < phaseStoppingWorkers)); err != nil {
 		// The channel is gone; a signal still reaches the child.
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		_ = c.proc.Signal(syscall.SIGTERM)
 	}
-	time.AfterFunc(killAfter, func() { m.post(event{kind: evKill, child: c}) })
+	m.clock.AfterFunc(killAfter, func() { m.post(event{kind: evKill, child: c}) })
 }
 
 // publishRoutes gives the readers a new snapshot of who receives what.

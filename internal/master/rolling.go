@@ -105,7 +105,7 @@ func (m *master) promote(slot int) {
 	st.cur, st.next = ch, nil
 	done := st.onNext
 	st.onNext = nil
-	ch.log.Info("replacement ready", "ms", time.Since(ch.started).Milliseconds(), "generation", ch.gen.n)
+	ch.log.Info("replacement ready", "ms", m.since(ch.started).Milliseconds(), "generation", ch.gen.n)
 	if old != nil && !old.exited && old.state != "draining" {
 		drain := st.drain
 		if drain <= 0 {
