@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -56,6 +57,18 @@ func (l *Link) logControl(reopen func() error) {
 			}
 		}
 		l.Send(protocol.Control(protocol.LogsReopened, reply))
+	})
+	// The master's word on this process's share of the CPUs after a scale
+	// (it sends it only when it set GOMAXPROCS itself).
+	l.ctl.set(protocol.Procs, func(f wire.Frame) {
+		var msg protocol.ProcsMsg
+		if err := protocol.Decode(f, &msg); err != nil || msg.N < 1 {
+			l.log.Warn("procs from the master", "err", err, "n", msg.N)
+			return
+		}
+		if prev := runtime.GOMAXPROCS(msg.N); prev != msg.N {
+			l.log.Debug("GOMAXPROCS follows the worker count", "from", prev, "to", msg.N)
+		}
 	})
 	l.ctl.set(protocol.LogsReopened, func(f wire.Frame) {
 		var msg protocol.ReopenedMsg

@@ -112,7 +112,7 @@ func (m *master) status() *ctlsock.Status {
 		Addr:       displayAddr(m.group.Addr()),
 		Started:    m.start,
 		Generation: m.gen.n,
-		Workers:    m.desired,
+		Workers:    len(m.workerSlots()), // what runs, or is restarting
 		Processes: []ctlsock.Process{{
 			Role: "master", PID: os.Getpid(), State: state, Started: m.start, RSS: rss, Generation: m.gen.n,
 		}},
@@ -130,6 +130,15 @@ func (m *master) status() *ctlsock.Status {
 		}
 		p.RSS, _ = proc.RSS(c.pid)
 		s.Processes = append(s.Processes, p)
+	}
+	for slot, st := range m.slots {
+		if st.givenUp && !st.retired && st.cur == nil && st.next == nil {
+			p := ctlsock.Process{Role: "worker", Slot: slot, State: "given-up", Restarts: st.restarts}
+			if slot == agentSlot {
+				p.Role = "agent"
+			}
+			s.Processes = append(s.Processes, p)
+		}
 	}
 	slices.SortFunc(s.Processes[1:], func(a, b ctlsock.Process) int {
 		if a.Slot != b.Slot {

@@ -397,3 +397,21 @@ func (p *fakeProc) stopOnStop() {
 		}
 	}()
 }
+
+// advanceToStart moves the fake clock on in small steps until the master
+// starts a child (a restart's backoff ran out), and returns it.
+func (h *harness) advanceToStart() *fakeProc {
+	h.t.Helper()
+	for range 2000 {
+		select {
+		case p := <-h.st.started:
+			return p
+		default:
+		}
+		h.clk.Advance(10 * time.Millisecond)
+		// Let the loop handle the timer's event before looking again.
+		h.onLoop(func(*master) {})
+	}
+	h.t.Fatal("no child started within 20s of fake time")
+	return nil
+}

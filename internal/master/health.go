@@ -29,7 +29,10 @@ func (m *master) onRecycle(ch *child, data []byte) {
 		return
 	}
 	ch.recycling = true
-	m.replace(ch.slot, fmt.Sprintf("served %d requests (max requests)", msg.Requests), 0, nil)
+	if err := m.replace(ch.slot, fmt.Sprintf("served %d requests (max requests)", msg.Requests), 0, nil); err != nil {
+		ch.recycling = false // it keeps serving; the next heartbeat asks again
+		ch.log.Error("could not start a replacement; it keeps serving", "err", err)
+	}
 }
 
 // housekeep replaces hung workers and workers over the memory limit. It
@@ -53,13 +56,20 @@ func (m *master) housekeep(now time.Time) {
 			// Its requests will not finish: a short drain, then KILL.
 			drain := min(m.cfg.ShutdownTimeout, hangDrain)
 			m.stopChild(ch, drain, drain+hangKillGrace)
-			m.replace(slot, "hung", drain, nil)
+			if err := m.replace(slot, "hung", drain, nil); err != nil {
+				// It is stopping: its exit hands the slot to the
+				// restart policy.
+				ch.log.Error("could not start a replacement", "err", err)
+			}
 			continue
 		}
 		if m.cfg.MaxRSS > 0 {
 			if rss, err := proc.RSS(ch.pid); err == nil && rss > m.cfg.MaxRSS {
 				ch.recycling = true
-				m.replace(slot, fmt.Sprintf("resident memory %d bytes over the limit of %d (WithMaxRSS)", rss, m.cfg.MaxRSS), 0, nil)
+				if err := m.replace(slot, fmt.Sprintf("resident memory %d bytes over the limit of %d (WithMaxRSS)", rss, m.cfg.MaxRSS), 0, nil); err != nil {
+					ch.recycling = false // it keeps serving; checked again next time
+					ch.log.Error("could not start a replacement; it keeps serving", "err", err)
+				}
 			}
 		}
 	}

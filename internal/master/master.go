@@ -350,11 +350,45 @@ func (m *master) onSignal(sig os.Signal) {
 func (m *master) startSlot(slot int) {
 	ch, err := m.startChild(slot, m.gen)
 	if err != nil {
-		m.log.Error("could not start child", "slot", slot, "err", err)
-		m.onExit(&child{slot: slot, log: m.log, bootErr: err.Error(), exited: true}, err)
+		m.startFailed(slot, err)
 		return
 	}
 	m.slots[slot].cur = ch
+}
+
+// startFailed applies the restart policy to a slot whose child could not
+// even be started (fork or exec failed: too many open files, a binary that
+// is not executable for a moment): as for a child that died, a restart
+// after the backoff, and the crash-loop breaker if it keeps failing. Before
+// the cluster is running it fails the start, as a child dying then does.
+func (m *master) startFailed(slot int, err error) {
+	st := m.slots[slot]
+	c := &child{slot: slot, started: m.clock.Now(), exited: true}
+	c.log = m.log.With("child", c.name())
+	why := "could not start: " + err.Error()
+	switch {
+	case m.phase >= phaseStoppingWorkers || st == nil || st.retired || st.givenUp || st.pending:
+		c.log.Debug("not started", "err", why)
+	case m.phase < phaseRunning:
+		c.log.Error("failed to start", "err", why)
+		if m.err == nil {
+			m.err = fmt.Errorf("%w: %s failed to start: %s", ErrStart, c.name(), why)
+		}
+		m.stop(false)
+	default:
+		m.scheduleRestart(c, st, why)
+		if slot == agentSlot {
+			m.messagingChanged() // the agent is coming, or given up: hold or drop
+		}
+	}
+}
+
+// orphaned is called when a slot's replacement could not be started: if
+// nothing serves the slot any more, the restart policy takes it over.
+func (m *master) orphaned(slot int, err error) {
+	if st := m.slots[slot]; st != nil && st.cur == nil && st.next == nil && m.phase == phaseRunning {
+		m.startFailed(slot, err)
+	}
 }
 
 func (m *master) startChild(slot int, gen *generation) (*child, error) {
@@ -555,6 +589,25 @@ func (m *master) onExit(ch *child, err error) {
 	why := exitReason(ch, err)
 	st := m.slots[ch.slot]
 
+	if m.phase >= phaseStoppingWorkers {
+		// Stopping: whatever exits was told to (a reload's successor or a
+		// scale-up's new worker included), and nothing is restarted or
+		// rolled back. The operation in progress was cleared by stop.
+		if st != nil {
+			if st.next == ch {
+				st.next, st.onNext = nil, nil
+			}
+			if st.cur == ch {
+				st.cur = nil
+			}
+		}
+		ch.log.Debug("stopped", "status", why)
+		if m.phase == phaseStoppingWorkers && m.graceful && m.workersLeft() == 0 {
+			m.stopAgent()
+		}
+		return
+	}
+
 	switch {
 	case st != nil && st.next == ch:
 		// A successor died before it was ready: the worker it was to
@@ -632,8 +685,12 @@ func (m *master) scheduleRestart(ch *child, st *slotState, why string) {
 					ch.log.Warn("close slot socket", "err", err)
 				}
 			}
+			// It is no worker any more: status and scaling count what
+			// runs, and a scale to any size drops the slot (scale.go).
+			st.sockets = nil
+			m.desired--
 		}
-		ch.log.Error(fmt.Sprintf("%s exited %d times within %s: not restarting it; fix the cause and restart brood",
+		ch.log.Error(fmt.Sprintf("%s exited %d times within %s: not restarting it; fix the cause, then restart brood or scale (broodctl scale N) to start a worker in its place",
 			ch.name(), len(st.exits), crashLoopWindow), "last_exit", why)
 		if m.workersLeft() == 0 && m.restartsPending() == 0 {
 			m.err = fmt.Errorf("%w: last exit of %s: %s", ErrCrashLoop, ch.name(), why)
@@ -713,10 +770,14 @@ func (m *master) stop(graceful bool) {
 	}
 }
 
+// stopAgent stops every agent still running: the current one, and during
+// a reload's swap the successor starting (the one stopping already was).
 func (m *master) stopAgent() {
 	m.phase = phaseStoppingAgent
-	if a := m.slots[agentSlot].cur; a != nil && !a.exited {
-		m.stopChild(a, m.cfg.ShutdownTimeout, m.cfg.ShutdownTimeout+killGrace)
+	for c := range m.live {
+		if c.slot == agentSlot && !c.exited && c.state != "draining" {
+			m.stopChild(c, m.cfg.ShutdownTimeout, m.cfg.ShutdownTimeout+killGrace)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -41,13 +42,13 @@ func (m *master) closeGenerations() {
 // done, if not nil, learns whether the successor became ready. The agent is
 // a singleton: its replacement stops the old agent first and starts the new
 // one when the old has exited, the messages for it held meanwhile.
-func (m *master) replace(slot int, reason string, drain time.Duration, done func(ok bool, why string)) {
+//
+// An error says the successor could not be started at all; done is not
+// called then, and whatever served the slot still does.
+func (m *master) replace(slot int, reason string, drain time.Duration, done func(ok bool, why string)) error {
 	st := m.slots[slot]
 	if st.next != nil {
-		if done != nil {
-			done(false, "a replacement is already starting")
-		}
-		return
+		return errors.New("a replacement is already starting")
 	}
 	old := st.cur
 	if old != nil {
@@ -57,14 +58,11 @@ func (m *master) replace(slot int, reason string, drain time.Duration, done func
 		st.onNext = done
 		m.stopChild(old, m.cfg.ShutdownTimeout, m.cfg.ShutdownTimeout+killGrace)
 		m.agentSwap = true
-		return
+		return nil
 	}
 	ch, err := m.startChild(slot, m.gen)
 	if err != nil {
-		if done != nil {
-			done(false, err.Error())
-		}
-		return
+		return err
 	}
 	if old == nil {
 		st.cur = ch
@@ -72,10 +70,11 @@ func (m *master) replace(slot int, reason string, drain time.Duration, done func
 			st.next, st.cur = ch, nil
 			st.onNext = done
 		}
-		return
+		return nil
 	}
 	st.next, st.onNext = ch, done
 	st.drain = drain
+	return nil
 }
 
 // startSuccessorAgent starts the new agent once the old one has exited.
@@ -91,6 +90,7 @@ func (m *master) startSuccessorAgent(st *slotState) {
 		if done != nil {
 			done(false, err.Error())
 		}
+		m.orphaned(agentSlot, err) // unless the rollback started one
 		return
 	}
 	st.next = ch
@@ -225,12 +225,12 @@ func (m *master) converge() {
 			return // one at a time
 		}
 		if st.cur != nil && st.cur.gen != m.gen {
-			m.replace(slot, "reload", 0, m.reloadStep(slot))
+			m.replaceForReload(slot)
 			return
 		}
 	}
-	if a := m.slots[agentSlot]; (a.cur == nil || a.cur.gen != m.gen) && a.next == nil && !m.agentSwap {
-		m.replace(agentSlot, "reload", 0, m.reloadStep(agentSlot))
+	if a := m.slots[agentSlot]; (a.cur == nil || a.cur.gen != m.gen) && a.next == nil && !m.agentSwap && !a.pending && !a.givenUp {
+		m.replaceForReload(agentSlot)
 		return
 	}
 	if m.agentSwap {
@@ -244,6 +244,17 @@ func (m *master) converge() {
 	m.ops.reloading = false
 	m.notifyReady()
 	m.opDone()
+}
+
+// replaceForReload replaces slot's process with one of the current
+// generation; a successor that cannot even be started fails the step as
+// one that died does.
+func (m *master) replaceForReload(slot int) {
+	step := m.reloadStep(slot)
+	if err := m.replace(slot, "reload", 0, step); err != nil {
+		step(false, err.Error())
+		m.orphaned(slot, err)
+	}
 }
 
 func (m *master) reloadStep(slot int) func(ok bool, why string) {
@@ -272,11 +283,12 @@ func (m *master) reloadStep(slot int) func(ok bool, why string) {
 	}
 }
 
-// workerSlots lists the slots that have a worker, in order.
+// workerSlots lists the slots that have a worker, or will once it has
+// restarted, in order: not the retired ones nor those given up.
 func (m *master) workerSlots() []int {
 	var out []int
 	for slot, st := range m.slots {
-		if slot != agentSlot && !st.retired {
+		if slot != agentSlot && !st.retired && !st.givenUp {
 			out = append(out, slot)
 		}
 	}

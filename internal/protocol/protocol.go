@@ -49,7 +49,15 @@ const (
 	// Jobs: master → agent: report the jobs (JobsMsg); agent → master:
 	// JobsMsg with Jobs filled in.
 	Jobs = "jobs"
+	// Procs: master → child: the number of workers changed; set
+	// GOMAXPROCS to your new share of the CPUs (ProcsMsg).
+	Procs = "procs"
 )
+
+// ProcsMsg is the data of Procs.
+type ProcsMsg struct {
+	N int `json:"n"`
+}
 
 // ReopenTimeout bounds how long the master waits for every process to
 // confirm that it reopened its log files. A process that has not confirmed
