@@ -1,0 +1,231 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/broodhq/brood/app"
+	ct "github.com/broodhq/brood/internal/clustertest"
+	ctlsock "github.com/broodhq/brood/internal/control"
+	"github.com/broodhq/brood/internal/protocol"
+)
+
+// Real-process tests of issue 11's supervisor faults (items 1, 4, 8, 12);
+// internal/master's in-process tests cover the same decisions through the
+// Starter seam.
+
+func init() {
+	// slow-boot: with BROOD_TEST_SLOW_BOOT set, a worker of a reloaded
+	// generation, or of a slot a scale-up added, takes 2s in its hook, so
+	// that a stop can come while it starts.
+	testApps["slow-boot"] = func() error {
+		return Run(procsRouter(), WithApp(func(a *app.App) error {
+			if os.Getenv("BROOD_TEST_SLOW_BOOT") != "" && (os.Getenv(protocol.EnvGeneration) != "1" || a.Slot() > 2) {
+				time.Sleep(2 * time.Second)
+			}
+			return nil
+		}))
+	}
+}
+
+// procsRouter answers /procs with the worker's pid, slot and GOMAXPROCS.
+func procsRouter() http.Handler {
+	r := chi.NewRouter()
+	r.Get("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "Hello, World!") })
+	r.Get("/procs", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d %d %d", os.Getpid(), app.FromContext(r.Context()).Slot(), runtime.GOMAXPROCS(0))
+	})
+	return r
+}
+
+// Item 1: TERM while a reload's successor (or a scale-up's new worker) is
+// starting used to leave the agent and the master running forever.
+func TestStopDuringReloadOrScaleUpEndsTheMaster(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTTIN} {
+		t.Run(sig.String(), func(t *testing.T) {
+			c := startBasicApp(t, "slow-boot", "BROOD_TEST_SLOW_BOOT=1", "BROOD_SHUTDOWN_TIMEOUT=5s")
+			c.Signal(sig)
+			// The successor or the new worker is in its slow hook.
+			time.Sleep(300 * time.Millisecond)
+			c.Signal(syscall.SIGTERM)
+			exitsCleanly(t, c, 20*time.Second)
+			if n := len(c.Children()); n != 0 {
+				t.Errorf("%d children left after the master exited", n)
+			}
+		})
+	}
+}
+
+// status asks the master's control socket.
+func status(t *testing.T, path string) *ctlsock.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := ctlsock.Do(ctx, path, ctlsock.Request{Cmd: ctlsock.CmdStatus})
+	if err != nil || r.Status == nil {
+		t.Fatalf("status: %v %+v", err, r)
+	}
+	return r.Status
+}
+
+func scale(t *testing.T, path string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r, err := ctlsock.Do(ctx, path, ctlsock.Request{Cmd: ctlsock.CmdScale, N: n}); err != nil || r.Err() != nil {
+		t.Fatalf("scale %d: %v %v", n, err, r.Err())
+	}
+}
+
+// workerPIDs counts the worker processes status lists.
+func workerPIDs(st *ctlsock.Status) int {
+	n := 0
+	for _, p := range st.Processes {
+		if p.Role == "worker" && p.PID != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// waitWorkers waits until status says want workers, and that many run.
+func waitWorkers(t *testing.T, path string, want int, d time.Duration) *ctlsock.Status {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		st := status(t, path)
+		if st.Workers == want && workerPIDs(st) == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status says %d workers with %d processes; want %d and %d", st.Workers, workerPIDs(st), want, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// killWorker SIGKILLs the worker of slot.
+func killWorker(t *testing.T, c *ct.Cluster, slot int) {
+	t.Helper()
+	for _, pid := range c.Children() {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.Contains(string(cmdline), "worker "+strconv.Itoa(slot)) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			return
+		}
+	}
+	t.Fatalf("no worker %d among %v", slot, c.Children())
+}
+
+// Item 4: a worker whose restart cannot exec (the binary briefly not
+// executable, as during some deploys) is retried with backoff, and is back
+// once exec works again.
+func TestFailedExecIsRetried(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "app")
+	copyFile(t, os.Args[0], exe)
+	sock := filepath.Join(dir, "ctl.sock")
+	c := ct.StartExe(t, exe, "slow-boot", local, "BROOD_WORKERS=2", "BROOD_CONTROL_SOCKET="+sock)
+	c.WaitReady(30 * time.Second)
+	if err := os.Chmod(exe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	killWorker(t, c, 2)
+	if _, _, err := c.WaitLog(10*time.Second, 0, func(r map[string]any) bool {
+		s, _ := r["status"].(string)
+		e, _ := r["err"].(string)
+		return strings.Contains(s+e, "permission denied")
+	}); err != nil {
+		t.Fatalf("no failed start of worker 2 reported: %v", err)
+	}
+	if err := os.Chmod(exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The backoff is at most a few seconds by now.
+	waitWorkers(t, sock, 2, 30*time.Second)
+}
+
+// Item 8: a given-up slot can be scaled away, and status matches what runs
+// before and after.
+func TestGivenUpSlotIsScaledAway(t *testing.T) {
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "crash")
+	sock := filepath.Join(dir, "ctl.sock")
+	c := startBasicApp(t, "crash-loop", "BROOD_TEST_CRASH_FLAG="+flag, "BROOD_CONTROL_SOCKET="+sock)
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	killWorker(t, c, 2)
+	if _, _, err := c.WaitLog(60*time.Second, 0, ct.Msg("worker 2 exited 10 times")); err != nil {
+		t.Fatalf("crash loop not detected: %v", err)
+	}
+	waitWorkers(t, sock, 1, 10*time.Second)
+	at := c.Lines()
+	scale(t, sock, 1)
+	if _, _, err := c.WaitLog(20*time.Second, at, ct.Msg("scaled")); err != nil {
+		t.Fatalf("scale 1 did not finish: %v", err)
+	}
+	if strings.Contains(c.Messages(), "scale down failed") {
+		t.Errorf("scale 1 failed:\n%s", c.Messages())
+	}
+	os.Remove(flag)
+	at = c.Lines()
+	scale(t, sock, 3)
+	if _, _, err := c.WaitLog(30*time.Second, at, ct.Msg("scaled")); err != nil {
+		t.Fatalf("scale 3 did not finish: %v", err)
+	}
+	waitWorkers(t, sock, 3, 10*time.Second)
+}
+
+// Item 12: after 1 → 2 → 1 workers the one left has every CPU again, the
+// running workers included.
+func TestGOMAXPROCSFollowsTheWorkerCount(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS is set: brood leaves it alone")
+	}
+	cpus := runtimeCPUs()
+	if cpus < 2 {
+		t.Skip("one CPU: every share is 1")
+	}
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	c := ct.Start(t, "slow-boot", local, "BROOD_WORKERS=1", "BROOD_CONTROL_SOCKET="+sock)
+	c.WaitReady(30 * time.Second)
+	procs := func() map[string]string { // pid → GOMAXPROCS of every answering worker
+		out := map[string]string{}
+		cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		for range 40 {
+			_, body, err := ct.Get(cl, c.URL("/procs"))
+			if err != nil {
+				t.Fatalf("GET /procs: %v", err)
+			}
+			f := strings.Fields(body)
+			out[f[0]] = f[2]
+		}
+		return out
+	}
+	for _, n := range []int{2, 1} {
+		at := c.Lines()
+		scale(t, sock, n)
+		if _, _, err := c.WaitLog(30*time.Second, at, ct.Msg("scaled")); err != nil {
+			t.Fatalf("scale %d did not finish: %v", n, err)
+		}
+		time.Sleep(500 * time.Millisecond) // replaced workers drain
+		want := strconv.Itoa(max(1, cpus/n))
+		for pid, got := range procs() {
+			if got != want {
+				t.Errorf("with %d workers, worker pid %s has GOMAXPROCS %s; want %s", n, pid, got, want)
+			}
+		}
+	}
+}
