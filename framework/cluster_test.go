@@ -280,7 +280,8 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{"BROOD_SHUTDOWN_TIMEOUT=-1s", "$BROOD_SHUTDOWN_TIMEOUT -1s: want a duration from 0s"},
 		{"BROOD_SHUTDOWN_TIMEOUT=soon", `want a duration such as "30s"`},
 		{"BROOD_LOG_LEVEL=loud", "want debug, info, warn or error"},
-		{"BROOD_TRUSTED_PROXIES=10.0.0.0/99", "WithTrustedProxies"},
+		{"BROOD_TRUSTED_PROXIES=10.0.0.0/99", `$BROOD_TRUSTED_PROXIES "10.0.0.0/99"`},
+		{"BROOD_MAX_RSS=1", "$BROOD_MAX_RSS 1: want 0 (no limit) or at least 16777216 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {

@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/broodhq/brood/logfile"
 )
 
 // Limits and defaults of the log file options.
@@ -77,27 +75,6 @@ func defaultLogConfig() logConfig {
 	return logConfig{keep: defaultLogKeep, daily: true, check: logCheckInterval}
 }
 
-// resolveLogEnv applies the $BROOD_LOG_* variables.
-func (c *config) resolveLogEnv(getenv func(string) string) []error {
-	var errs []error
-	if v := getenv("BROOD_LOG_DIR"); v != "" {
-		c.logs.dir, c.source["log_dir"] = v, "$BROOD_LOG_DIR"
-	}
-	if v := getenv("BROOD_LOG_MAX_SIZE"); v != "" {
-		if strings.TrimSpace(v) == "0" {
-			c.logs.maxSize, c.source["log_max_size"] = 0, "$BROOD_LOG_MAX_SIZE"
-		} else if n, err := logfile.ParseSize(v); err != nil {
-			errs = append(errs, &ConfigError{"$BROOD_LOG_MAX_SIZE", strconv.Quote(v), `want a size such as "100MB" or "1GiB", or 0 to rotate by date only`, err})
-		} else {
-			c.logs.maxSize, c.source["log_max_size"] = n, "$BROOD_LOG_MAX_SIZE"
-		}
-	}
-	envInt(getenv, "BROOD_LOG_KEEP", &c.logs.keep, c.source, "log_keep", &errs)
-	envBool(getenv, "BROOD_LOG_COMPRESS", &c.logs.compress, c.source, "log_compress", &errs)
-	envBool(getenv, "BROOD_LOG_DAILY", &c.logs.daily, c.source, "log_daily", &errs)
-	return errs
-}
-
 func (c *config) validateLogs(name func(key, opt string) string) []error {
 	var errs []error
 	if m := c.logs.maxSize; m != 0 && m < minLogMaxSize {
@@ -112,17 +89,4 @@ func (c *config) validateLogs(name func(key, opt string) string) []error {
 		errs = append(errs, &ConfigError{name("log_dir", "WithLogDir"), strconv.Quote(c.logs.dir), "want a directory path", nil})
 	}
 	return errs
-}
-
-func envBool(getenv func(string) string, key string, dst *bool, src map[string]string, name string, errs *[]error) {
-	v := getenv(key)
-	if v == "" {
-		return
-	}
-	b, err := strconv.ParseBool(strings.TrimSpace(v))
-	if err != nil {
-		*errs = append(*errs, &ConfigError{"$" + key, strconv.Quote(v), "want true or false", nil})
-		return
-	}
-	*dst, src[name] = b, "$"+key
 }

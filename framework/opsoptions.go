@@ -3,10 +3,7 @@ package framework
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/broodhq/brood/logfile"
 )
 
 // opsConfig holds the options of zero-downtime operations: hang detection,
@@ -17,12 +14,15 @@ type opsConfig struct {
 	maxJitter     uint64
 	maxRSS        int64 // bytes; 0: no limit
 	controlSocket string
-	noControl     bool
 	pidFile       string
 }
 
 // MaxHangTimeout bounds WithHangTimeout.
 const MaxHangTimeout = 24 * time.Hour
+
+// MinMaxRSS is the lowest memory limit WithMaxRSS and $BROOD_MAX_RSS
+// accept: an idle worker of examples/hello uses about 9 MB.
+const MinMaxRSS = 16 << 20
 
 func defaultOpsConfig() opsConfig { return opsConfig{hangTimeout: 30 * time.Second} }
 
@@ -40,14 +40,18 @@ func WithHangTimeout(d time.Duration) Option {
 // to jitter, so that workers do not recycle together. 0 (the default) never
 // recycles. Overridden by $BROOD_MAX_REQUESTS and $BROOD_MAX_REQUESTS_JITTER.
 func WithMaxRequests(n, jitter uint64) Option {
-	return func(c *config) { c.ops.maxRequests, c.ops.maxJitter = n, jitter }
+	return func(c *config) {
+		c.ops.maxRequests, c.ops.maxJitter = n, jitter
+		c.source["max_requests"], c.source["max_requests_jitter"] = "code", "code"
+	}
 }
 
 // WithMaxRSS replaces a worker whose resident memory exceeds bytes (checked
-// every second; Linux only). 0, the default, sets no limit. Overridden by
+// every second; Linux only). 0, the default, sets no limit; a limit below
+// MinMaxRSS is refused, since no worker could stay under it. Overridden by
 // $BROOD_MAX_RSS, which takes units: "512MB".
 func WithMaxRSS(bytes int64) Option {
-	return func(c *config) { c.ops.maxRSS = bytes }
+	return func(c *config) { c.ops.maxRSS = bytes; c.source["max_rss"] = "code" }
 }
 
 // WithControlSocket sets the path of the master's control socket, which
@@ -55,46 +59,13 @@ func WithMaxRSS(bytes int64) Option {
 // directory, named after the application and port; "-" turns it off.
 // Overridden by $BROOD_CONTROL_SOCKET.
 func WithControlSocket(path string) Option {
-	return func(c *config) { c.ops.controlSocket = path }
+	return func(c *config) { c.ops.controlSocket = path; c.source["control_socket"] = "code" }
 }
 
 // WithPIDFile makes the master write its pid to path while it runs.
 // Overridden by $BROOD_PIDFILE.
 func WithPIDFile(path string) Option {
-	return func(c *config) { c.ops.pidFile = path }
-}
-
-func (c *config) resolveOpsEnv(getenv func(string) string) []error {
-	var errs []error
-	envDuration(getenv, "BROOD_HANG_TIMEOUT", &c.ops.hangTimeout, c.source, "hang_timeout", &errs)
-	for _, e := range []struct {
-		key string
-		dst *uint64
-	}{{"BROOD_MAX_REQUESTS", &c.ops.maxRequests}, {"BROOD_MAX_REQUESTS_JITTER", &c.ops.maxJitter}} {
-		if v := getenv(e.key); v != "" {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			if err != nil {
-				errs = append(errs, &ConfigError{"$" + e.key, strconv.Quote(v), "want a whole number, 0 or more", nil})
-				continue
-			}
-			*e.dst = n
-		}
-	}
-	if v := getenv("BROOD_MAX_RSS"); v != "" {
-		n, err := logfile.ParseSize(v)
-		if err != nil {
-			errs = append(errs, &ConfigError{"$BROOD_MAX_RSS", strconv.Quote(v), `want a size such as "512MB" or "1GiB"`, err})
-		} else {
-			c.ops.maxRSS = n
-		}
-	}
-	if v := getenv("BROOD_CONTROL_SOCKET"); v != "" {
-		c.ops.controlSocket = v
-	}
-	if v := getenv("BROOD_PIDFILE"); v != "" {
-		c.ops.pidFile = v
-	}
-	return errs
+	return func(c *config) { c.ops.pidFile = path; c.source["pid_file"] = "code" }
 }
 
 func (c *config) validateOps(name func(key, opt string) string) []error {
@@ -104,8 +75,9 @@ func (c *config) validateOps(name func(key, opt string) string) []error {
 	} else if t > 0 && t < 100*time.Millisecond {
 		errs = append(errs, &ConfigError{name("hang_timeout", "WithHangTimeout"), t.String(), "want 0s (off) or at least 100ms: heartbeats come every few hundred milliseconds", nil})
 	}
-	if c.ops.maxRSS < 0 {
-		errs = append(errs, &ConfigError{"WithMaxRSS", strconv.FormatInt(c.ops.maxRSS, 10), "want 0 (no limit) or a number of bytes", nil})
+	if m := c.ops.maxRSS; m < 0 || (m > 0 && m < MinMaxRSS) {
+		errs = append(errs, &ConfigError{name("max_rss", "WithMaxRSS"), strconv.FormatInt(m, 10),
+			fmt.Sprintf("want 0 (no limit) or at least %d bytes (16 MiB): an idle worker already uses about 9 MB, so a lower limit would replace every worker every second", MinMaxRSS), nil})
 	}
 	return errs
 }

@@ -102,7 +102,7 @@ func WithApp(fn func(*app.App) error) Option {
 // WithName sets the name processes carry in ps ("NAME: worker 2"); the
 // default is the executable's base name.
 func WithName(name string) Option {
-	return func(c *config) { c.name = name }
+	return func(c *config) { c.name = name; c.source["name"] = "code" }
 }
 
 // WithMiddleware replaces the chain of middleware that wraps the router in
@@ -118,7 +118,7 @@ func WithMiddleware(mw ...func(http.Handler) http.Handler) Option {
 // other peer those headers are ignored. Overridden by $BROOD_TRUSTED_PROXIES
 // (comma-separated).
 func WithTrustedProxies(cidrs ...string) Option {
-	return func(c *config) { c.trusted = cidrs }
+	return func(c *config) { c.trusted = cidrs; c.source["trusted_proxies"] = "code" }
 }
 
 func defaults() *config {
@@ -139,7 +139,7 @@ func defaults() *config {
 		ops:             defaultOpsConfig(),
 		source: map[string]string{
 			"addr": "default", "workers": "default",
-			"shutdown_timeout": "default", "start_timeout": "default",
+			"shutdown_timeout": "default", "start_timeout": "default", "name": "default",
 		},
 	}
 }
@@ -178,36 +178,7 @@ func resolve(opts []Option, getenv func(string) string) (*config, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	var errs []error
-	if v := getenv("PORT"); v != "" {
-		host, _, err := net.SplitHostPort(c.addr)
-		if p, perr := strconv.Atoi(v); err != nil || perr != nil || p < 0 || p > 65535 {
-			errs = append(errs, &ConfigError{"$PORT", strconv.Quote(v), "want a port number from 0 to 65535", perr})
-		} else {
-			c.addr, c.source["addr"] = net.JoinHostPort(host, v), "$PORT"
-		}
-	}
-	if v := getenv("BROOD_ADDR"); v != "" {
-		c.addr, c.source["addr"] = v, "$BROOD_ADDR"
-	}
-	envInt(getenv, "BROOD_WORKERS", &c.workers, c.source, "workers", &errs)
-	envDuration(getenv, "BROOD_SHUTDOWN_TIMEOUT", &c.shutdownTimeout, c.source, "shutdown_timeout", &errs)
-	envDuration(getenv, "BROOD_START_TIMEOUT", &c.startTimeout, c.source, "start_timeout", &errs)
-	if v := getenv("BROOD_TRUSTED_PROXIES"); v != "" {
-		c.trusted = strings.Split(v, ",")
-	}
-	if v := getenv("BROOD_LOG_FORMAT"); v != "" {
-		c.logFormat = v
-	}
-	if v := getenv("BROOD_LOG_LEVEL"); v != "" {
-		if err := c.logLevel.UnmarshalText([]byte(v)); err != nil {
-			errs = append(errs, &ConfigError{"$BROOD_LOG_LEVEL", strconv.Quote(v), "want debug, info, warn or error", nil})
-		}
-	}
-	c.tls.fromEnv(getenv)
-	errs = append(errs, c.resolveLogEnv(getenv)...)
-	errs = append(errs, c.resolveOpsEnv(getenv)...)
-	errs = append(errs, c.resolveLogEnv(getenv)...)
+	errs := c.fromEnv(getenv)
 	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
@@ -238,7 +209,7 @@ func (c *config) validate() []error {
 		errs = append(errs, &ConfigError{name("start_timeout", "WithStartTimeout"), c.startTimeout.String(), fmt.Sprintf("want a duration above 0s and at most %s", MaxStartTimeout), nil})
 	}
 	if _, err := middleware.ParsePrefixes(c.trusted...); err != nil {
-		errs = append(errs, &ConfigError{"WithTrustedProxies", strconv.Quote(strings.Join(c.trusted, ",")), `want IP addresses or CIDR prefixes such as "10.0.0.0/8"`, err})
+		errs = append(errs, &ConfigError{name("trusted_proxies", "WithTrustedProxies"), strconv.Quote(strings.Join(c.trusted, ",")), `want IP addresses or CIDR prefixes such as "10.0.0.0/8"`, err})
 	}
 	if err := c.limits.validate(); err != nil {
 		errs = append(errs, err)
@@ -248,38 +219,11 @@ func (c *config) validate() []error {
 	}
 	errs = append(errs, c.validateLogs(name)...)
 	errs = append(errs, c.validateOps(name)...)
-	errs = append(errs, c.validateLogs(name)...)
 	errs = append(errs, c.validateMessaging()...)
 	switch c.logFormat {
 	case "auto", "text", "json":
 	default:
-		errs = append(errs, &ConfigError{"$BROOD_LOG_FORMAT", strconv.Quote(c.logFormat), "want auto, text or json", nil})
+		errs = append(errs, &ConfigError{name("log_format", "$BROOD_LOG_FORMAT"), strconv.Quote(c.logFormat), "want auto, text or json", nil})
 	}
 	return errs
-}
-
-func envInt(getenv func(string) string, key string, dst *int, src map[string]string, name string, errs *[]error) {
-	v := getenv(key)
-	if v == "" {
-		return
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil {
-		*errs = append(*errs, &ConfigError{"$" + key, strconv.Quote(v), "want a whole number", nil})
-		return
-	}
-	*dst, src[name] = n, "$"+key
-}
-
-func envDuration(getenv func(string) string, key string, dst *time.Duration, src map[string]string, name string, errs *[]error) {
-	v := getenv(key)
-	if v == "" {
-		return
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(v))
-	if err != nil {
-		*errs = append(*errs, &ConfigError{"$" + key, strconv.Quote(v), `want a duration such as "30s" or "1m"`, nil})
-		return
-	}
-	*dst, src[name] = d, "$"+key
 }
