@@ -121,3 +121,47 @@ func TestReopenLogsReportsWhoFailed(t *testing.T) {
 		t.Errorf("got %v %q failed=%s; want a warning naming the master, the agent and worker 1", rec["level"], rec["msg"], failed)
 	}
 }
+
+// Access lines that cannot be written (a full disk: here /dev/full) are
+// counted and reported, once at first and then as they resume, and
+// serving goes on.
+func TestFullDiskDropsAccessLinesCounted(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	dir := t.TempDir()
+	access := filepath.Join(dir, proclog.AccessLogName)
+	if err := os.Symlink("/dev/full", access); err != nil {
+		t.Fatal(err)
+	}
+	c := ct.Start(t, "logs", local, "BROOD_WORKERS=1", "BROOD_LOG_DIR="+dir)
+	c.WaitReady(30 * time.Second)
+	cl := ct.Client(5 * time.Second)
+	for i := range 50 {
+		if _, _, err := ct.Get(cl, c.URL("/?id="+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitMsg(t, c, 0, "cannot write to the log file", 10*time.Second)
+	if err := os.Remove(access); err != nil { // room on the disk again
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // logfile.Options.CheckEvery
+	if _, _, err := ct.Get(cl, c.URL("/?id=resumed")); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := c.WaitLog(10*time.Second, 0, ct.Msg("log file writable again"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The 50 requests' lines, and whatever the readiness checks logged.
+	if lost, _ := rec["lost_lines"].(float64); lost < 50 {
+		t.Errorf("lost_lines %v, want at least 50", rec["lost_lines"])
+	}
+	if got := strings.Count(c.Messages(), "cannot write to the log file"); got != 1 {
+		t.Errorf("the loss was reported %d times at its start, want once", got)
+	}
+	if !waitFile(access, "id=resumed", 5*time.Second) {
+		t.Errorf("no access line after the disk had room again")
+	}
+}

@@ -25,6 +25,18 @@
 //   - [File.Close] may be called more than once; writes after it fail with
 //     an error wrapping [io/fs.ErrClosed].
 //
+// # Trouble
+//
+// A server must not stop because of its logs, and lines it cannot keep must
+// not vanish unnoticed. Files opened with [OpenWith] (brood opens every
+// process's files so) recreate a deleted directory, write to a fallback
+// (stderr) while the path cannot be opened, notice within
+// [Options.CheckEvery] that their file was deleted or replaced, and count
+// the lines a failing write (a full disk) drops: the first loss is reported
+// at once, then every [Options.ReportEvery] while it lasts, and its end with
+// the total. Lines written between a deletion and the next check go to the
+// deleted file and are lost uncounted.
+//
 // # Rotation protocol
 //
 // Rotation happens in three steps, and the third must wait for the second:
@@ -71,7 +83,8 @@
 //     guarantee.
 //   - Only one process may rotate a given file; renames are not coordinated
 //     between rotators (on Linux a colliding name is still never overwritten).
-//   - Reopen opens the path; it does not create the directory.
+//   - Reopen of a File from [Open] opens the path; it does not create the
+//     directory. One from [OpenWith] does.
 //
 // # Why it is public
 //

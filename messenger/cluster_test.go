@@ -69,7 +69,9 @@ func q(kv ...any) string {
 // the master's children.
 func clusterPIDs(t *testing.T, c *ct.Cluster) members {
 	t.Helper()
-	r := get(t, ct.Client(30*time.Second), c, q("op", "call", "action", "members"))
+	cl := ct.Client(30 * time.Second)
+	defer cl.CloseIdleConnections() // nothing left to keep a replaced worker waiting
+	r := get(t, cl, c, q("op", "call", "action", "members"))
 	var mem members
 	if r.Err != "" || json.Unmarshal(r.Reply, &mem) != nil {
 		t.Fatalf("members: %+v", r)
@@ -393,9 +395,12 @@ func TestAgentKilledWithMessagesInFlight(t *testing.T) {
 // agent, and each agent sees them in order, without gaps.
 func TestReloadLosesNoMessageForTheAgent(t *testing.T) {
 	seqFile := filepath.Join(t.TempDir(), "seq")
-	c := start(t, "BROOD_TEST_SEQ_FILE="+seqFile)
+	c := start(t, "BROOD_TEST_SEQ_FILE="+seqFile, "BROOD_SHUTDOWN_TIMEOUT=4s")
 	mem := clusterPIDs(t, c)
 	const n = 1_000_000 // more than can be sent before the reload ends it
+	// The pinned connection, idle, keeps the replaced sender for its next
+	// request (up to the shutdown timeout less a second for the OnStop
+	// hooks), so it still sends while the agent is replaced after it.
 	get(t, pinned(t, c, mem.Apps[0]), c, q("op", "seqsend", "route", "agent", "n", n, "pace", 10))
 	for lines(t, seqFile) < 2000 {
 		time.Sleep(5 * time.Millisecond)

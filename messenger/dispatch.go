@@ -3,9 +3,11 @@ package messenger
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 
+	"github.com/broodhq/brood/internal/losslog"
 	"github.com/broodhq/brood/internal/msglink"
 	"github.com/broodhq/brood/internal/wire"
 )
@@ -20,19 +22,20 @@ const ackEvery = 1024
 // dispatcher: the reader must never wait for a handler, because replies to
 // the calls those handlers make arrive through it.
 type inbox struct {
-	mu      sync.Mutex
-	q       []wire.Frame
-	bytes   int
-	limit   int  // bytes queued at most; past it, messages are dropped
-	idle    bool // the dispatcher waits for wake
-	closed  bool
-	dropped uint64
-	wake    chan struct{}
-	done    chan struct{} // the dispatcher has returned
+	mu     sync.Mutex
+	q      []wire.Frame
+	bytes  int
+	limit  int  // bytes queued at most; past it, messages are dropped
+	idle   bool // the dispatcher waits for wake
+	closed bool
+	lost   losslog.Log // what was dropped: first at once, the rest a second later
+	wake   chan struct{}
+	done   chan struct{} // the dispatcher has returned
 }
 
 func (b *inbox) init() {
 	b.wake = make(chan struct{}, 1)
+	b.lost.Msg, b.lost.Level = "messages dropped", slog.LevelError
 	b.done = make(chan struct{})
 }
 
@@ -53,13 +56,9 @@ func (b *inbox) push(f wire.Frame, m *Messenger) {
 		// Handlers are not keeping up and the queue is at its bound. For
 		// the agent this cannot happen: the master stops sending it more
 		// than it has acknowledged long before.
-		b.dropped++
-		d := b.dropped
+		limit := b.limit
 		b.mu.Unlock()
-		if d == 1 || d%10000 == 0 {
-			m.log.Error("message dropped: handlers are not keeping up and the inbox is full",
-				"action", f.Action, "limit_bytes", b.limit, "dropped", d)
-		}
+		b.lost.Add(m.log, fmt.Sprintf("handlers are not keeping up and the inbox is full (%d bytes)", limit), f.Action)
 		return
 	}
 	b.q = append(b.q, f)
@@ -103,6 +102,7 @@ func (b *inbox) close() {
 // the inbox is closed and empty.
 func (m *Messenger) dispatch() {
 	defer close(m.in.done)
+	defer m.in.lost.Flush()
 	b := &m.in
 	var batch []wire.Frame
 	for {

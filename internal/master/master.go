@@ -271,6 +271,7 @@ func (m *master) run() error {
 	}
 	close(m.quit)
 	m.wg.Wait()
+	m.router.lost.Flush()
 	if m.err == nil {
 		m.log.Info("stopped")
 	}

@@ -6,8 +6,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
-	"time"
 
+	"github.com/broodhq/brood/internal/losslog"
 	"github.com/broodhq/brood/internal/msglink"
 	"github.com/broodhq/brood/internal/wire"
 )
@@ -34,7 +34,7 @@ type router struct {
 	live atomic.Pointer[map[int]*wire.Conn]
 
 	members msglink.Members // last announced; owned by the master's loop
-	lost    lossLog
+	lost    losslog.Log     // first loss at once, the rest a second later, by reason
 }
 
 func (r *router) route(raw []byte) {
@@ -110,17 +110,15 @@ func sendOn(c *wire.Conn, raw []byte) error {
 }
 
 // undeliverable drops a frame. A call gets an answer at once, so that its
-// caller does not wait for its deadline; a message is counted and logged at
-// most once a second, so that a child that stopped reading cannot flood the
-// log.
+// caller does not wait for its deadline; a message is counted and logged
+// (the first of a burst at once, the rest summed by reason a second later),
+// so that a child that stopped reading cannot flood the log.
 func (r *router) undeliverable(raw []byte, why string) {
 	if wire.KindOf(raw) == wire.KindCall {
 		r.failCall(raw, why)
 		return
 	}
-	if n := r.lost.add(); n > 0 {
-		r.log.Warn("messages not delivered", "count", n, "last_reason", why, "last_action", actionOf(raw))
-	}
+	r.lost.Add(r.log, why, actionOf(raw))
 }
 
 // reply passes a reply to its caller directly, even to the agent: a
@@ -151,21 +149,4 @@ func actionOf(raw []byte) string {
 		return f.Action
 	}
 	return ""
-}
-
-// lossLog counts dropped messages and lets one log line through a second.
-type lossLog struct {
-	count atomic.Int64
-	last  atomic.Int64 // unix nanoseconds of the last line
-}
-
-// add counts a loss and returns how many to report now, or 0.
-func (l *lossLog) add() int64 {
-	l.count.Add(1)
-	now := time.Now().UnixNano()
-	last := l.last.Load()
-	if now-last < int64(time.Second) || !l.last.CompareAndSwap(last, now) {
-		return 0
-	}
-	return l.count.Swap(0)
 }
