@@ -26,10 +26,10 @@ import (
 // Starter seam.
 
 func init() {
-	// slow-boot: with BROOD_TEST_SLOW_BOOT set, a worker of a reloaded
+	// slow-successor: with BROOD_TEST_SLOW_BOOT set, a worker of a reloaded
 	// generation, or of a slot a scale-up added, takes 2s in its hook, so
 	// that a stop can come while it starts.
-	testApps["slow-boot"] = func() error {
+	testApps["slow-successor"] = func() error {
 		return Run(procsRouter(), WithApp(func(a *app.App) error {
 			if os.Getenv("BROOD_TEST_SLOW_BOOT") != "" && (os.Getenv(protocol.EnvGeneration) != "1" || a.Slot() > 2) {
 				time.Sleep(2 * time.Second)
@@ -54,7 +54,7 @@ func procsRouter() http.Handler {
 func TestStopDuringReloadOrScaleUpEndsTheMaster(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTTIN} {
 		t.Run(sig.String(), func(t *testing.T) {
-			c := startBasicApp(t, "slow-boot", "BROOD_TEST_SLOW_BOOT=1", "BROOD_SHUTDOWN_TIMEOUT=5s")
+			c := startBasicApp(t, "slow-successor", "BROOD_TEST_SLOW_BOOT=1", "BROOD_SHUTDOWN_TIMEOUT=5s")
 			c.Signal(sig)
 			// The successor or the new worker is in its slow hook.
 			time.Sleep(300 * time.Millisecond)
@@ -136,7 +136,7 @@ func TestFailedExecIsRetried(t *testing.T) {
 	exe := filepath.Join(dir, "app")
 	copyFile(t, os.Args[0], exe)
 	sock := filepath.Join(dir, "ctl.sock")
-	c := ct.StartExe(t, exe, "slow-boot", local, "BROOD_WORKERS=2", "BROOD_CONTROL_SOCKET="+sock)
+	c := ct.StartExe(t, exe, "slow-successor", local, "BROOD_WORKERS=2", "BROOD_CONTROL_SOCKET="+sock)
 	c.WaitReady(30 * time.Second)
 	if err := os.Chmod(exe, 0o644); err != nil {
 		t.Fatal(err)
@@ -199,7 +199,7 @@ func TestGOMAXPROCSFollowsTheWorkerCount(t *testing.T) {
 		t.Skip("one CPU: every share is 1")
 	}
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
-	c := ct.Start(t, "slow-boot", local, "BROOD_WORKERS=1", "BROOD_CONTROL_SOCKET="+sock)
+	c := ct.Start(t, "slow-successor", local, "BROOD_WORKERS=1", "BROOD_CONTROL_SOCKET="+sock)
 	c.WaitReady(30 * time.Second)
 	procs := func() map[string]string { // pid → GOMAXPROCS of every answering worker
 		out := map[string]string{}

@@ -101,9 +101,9 @@ func (m *master) status() *ctlsock.Status {
 		phaseStartingAgent: "starting", phaseStartingWorkers: "starting", phaseRunning: "running",
 		phaseStoppingWorkers: "stopping", phaseStoppingAgent: "stopping",
 	}[m.phase]
-	if m.ops.busy {
+	if o := m.ops.running; o != nil {
 		state = "reloading"
-		if !m.ops.reloading {
+		if o.kind == opScale {
 			state = "scaling"
 		}
 	}
@@ -119,7 +119,7 @@ func (m *master) status() *ctlsock.Status {
 	}
 	for c := range m.live {
 		p := ctlsock.Process{
-			Role: "worker", Slot: c.slot, PID: c.pid, State: c.state, Started: c.started,
+			Role: "worker", Slot: c.slot, PID: c.pid, State: c.state.String(), Started: c.started,
 			Requests: c.requests, Generation: c.gen.n,
 		}
 		if c.slot == agentSlot {
@@ -132,8 +132,8 @@ func (m *master) status() *ctlsock.Status {
 		s.Processes = append(s.Processes, p)
 	}
 	for slot, st := range m.slots {
-		if st.givenUp && !st.retired && st.cur == nil && st.next == nil {
-			p := ctlsock.Process{Role: "worker", Slot: slot, State: "given-up", Restarts: st.restarts}
+		if st.state == slotGivenUp && st.cur == nil && st.next == nil {
+			p := ctlsock.Process{Role: "worker", Slot: slot, State: st.state.String(), Restarts: st.restarts}
 			if slot == agentSlot {
 				p.Role = "agent"
 			}

@@ -112,11 +112,11 @@ func TestInProcessFailedStartIsRetried(t *testing.T) {
 	failSlot(h, 2)
 	ws[1].exit(errors.New("exit status 2"))
 	for _, delay := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
-		h.eventually("a restart of worker 2 is scheduled", func(m *master) bool { return m.slots[2].pending })
+		h.eventually("a restart of worker 2 is scheduled", func(m *master) bool { return (m.slots[2].state == slotRestarting) })
 		h.clk.Advance(delay) // the restart runs, and its exec fails
-		h.eventually("the failed start went through", func(m *master) bool { return !m.slots[2].pending || m.slots[2].restarts > 0 })
+		h.eventually("the failed start went through", func(m *master) bool { return !(m.slots[2].state == slotRestarting) || m.slots[2].restarts > 0 })
 	}
-	h.eventually("a restart of worker 2 is scheduled", func(m *master) bool { return m.slots[2].pending })
+	h.eventually("a restart of worker 2 is scheduled", func(m *master) bool { return (m.slots[2].state == slotRestarting) })
 	h.st.setFail(nil) // chmod +x
 	h.clk.Advance(restartMax)
 	if w := h.next(); w.slot != 2 {
@@ -130,9 +130,9 @@ func TestInProcessFailedAgentStartIsRetried(t *testing.T) {
 	agent, _ := h.running(1)
 	failSlot(h, agentSlot)
 	agent.exit(errors.New("exit status 2"))
-	h.eventually("a restart of the agent is scheduled", func(m *master) bool { return m.slots[agentSlot].pending })
+	h.eventually("a restart of the agent is scheduled", func(m *master) bool { return (m.slots[agentSlot].state == slotRestarting) })
 	h.clk.Advance(100 * time.Millisecond) // fails
-	h.eventually("another restart of the agent is scheduled", func(m *master) bool { return m.slots[agentSlot].pending })
+	h.eventually("another restart of the agent is scheduled", func(m *master) bool { return (m.slots[agentSlot].state == slotRestarting) })
 	h.st.setFail(nil)
 	h.clk.Advance(restartMax)
 	if a := h.next(); a.role != "agent" {
@@ -147,10 +147,10 @@ func TestInProcessFailingStartsEndInTheCrashLoopBreaker(t *testing.T) {
 	_, ws := h.running(2)
 	failSlot(h, 2)
 	ws[1].exit(errors.New("exit status 2"))
-	h.eventually("a restart of worker 2 is scheduled", func(m *master) bool { return m.slots[2].pending })
+	h.eventually("a restart of worker 2 is scheduled", func(m *master) bool { return (m.slots[2].state == slotRestarting) })
 	given := false
 	for range 240 { // two minutes of fake time, in half seconds
-		h.onLoop(func(m *master) { given = m.slots[2].givenUp })
+		h.onLoop(func(m *master) { given = (m.slots[2].state == slotGivenUp) })
 		if given {
 			break
 		}
@@ -173,7 +173,7 @@ func TestInProcessScaleUpWhoseStartFailsIsUndone(t *testing.T) {
 	h.running(2)
 	failSlot(h, 3)
 	h.sigs <- syscall.SIGTTIN
-	h.eventually("the scale-up is over", func(m *master) bool { return !m.ops.busy })
+	h.eventually("the scale-up is over", func(m *master) bool { return (m.ops.running == nil) })
 	h.onLoop(func(m *master) {
 		if f := m.group.File(3); f != nil {
 			t.Error("slot 3's socket is bound with no worker to accept on it")
@@ -195,7 +195,7 @@ func TestInProcessGivenUpSlotIsScaledAway(t *testing.T) {
 		}
 	})
 	h.onLoop(func(m *master) { m.enqueue(op{kind: opScale, n: 1}) })
-	h.eventually("the scale-down is over", func(m *master) bool { return !m.ops.busy })
+	h.eventually("the scale-down is over", func(m *master) bool { return (m.ops.running == nil) })
 	h.noStart() // nothing to take over: the given-up slot serves nothing
 	h.onLoop(func(m *master) {
 		if got := m.workerSlots(); !slices.Equal(got, []int{1}) {
@@ -207,7 +207,7 @@ func TestInProcessGivenUpSlotIsScaledAway(t *testing.T) {
 		w := h.next()
 		w.ready(t)
 	}
-	h.eventually("the scale-up is over", func(m *master) bool { return !m.ops.busy })
+	h.eventually("the scale-up is over", func(m *master) bool { return (m.ops.running == nil) })
 	h.onLoop(func(m *master) {
 		st := m.status()
 		workers := 0
@@ -230,8 +230,8 @@ func giveUp(t *testing.T, h *harness, w *fakeProc) {
 		w.exit(errors.New("exit status 9"))
 		given := false
 		h.eventually("the exit was handled", func(m *master) bool {
-			given = m.slots[slot].givenUp
-			return given || m.slots[slot].pending
+			given = (m.slots[slot].state == slotGivenUp)
+			return given || (m.slots[slot].state == slotRestarting)
 		})
 		if given {
 			return
@@ -260,7 +260,7 @@ func TestInProcessGOMAXPROCSFollowsTheWorkerCount(t *testing.T) {
 		t.Errorf("second worker: GOMAXPROCS=%s; want 2", got)
 	}
 	w2.ready(t)
-	h.eventually("the scale-up is over", func(m *master) bool { return !m.ops.busy })
+	h.eventually("the scale-up is over", func(m *master) bool { return (m.ops.running == nil) })
 	h.onLoop(func(m *master) { m.enqueue(op{kind: opScale, n: 1}) })
 	adopter := h.next() // worker 1's successor, taking over slot 2's socket
 	if got := envOf(adopter.spec, "GOMAXPROCS"); got != "4" {

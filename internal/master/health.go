@@ -1,7 +1,6 @@
 package master
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -9,12 +8,7 @@ import (
 	"github.com/broodhq/brood/internal/protocol"
 )
 
-func (m *master) onHeartbeat(ch *child, data []byte) {
-	var hb protocol.HeartbeatMsg
-	if err := json.Unmarshal(data, &hb); err != nil {
-		ch.log.Warn("bad heartbeat", "err", err)
-		return
-	}
+func (m *master) onHeartbeat(ch *child, hb protocol.HeartbeatMsg) {
 	ch.requests = hb.Requests
 	if hb.InFlight == 0 || hb.Progress != ch.progressSeq {
 		ch.lastProgress = m.clock.Now()
@@ -22,21 +16,21 @@ func (m *master) onHeartbeat(ch *child, data []byte) {
 	ch.progressSeq = hb.Progress
 }
 
-func (m *master) onRecycle(ch *child, data []byte) {
-	var msg protocol.RecycleMsg
-	_ = json.Unmarshal(data, &msg)
-	if ch.recycling || m.phase != phaseRunning || m.slots[ch.slot].cur != ch {
+// onRecycle replaces a worker that served its maximum number of requests,
+// unless a replacement is already on the way; a worker whose replacement
+// cannot start keeps serving and asks again.
+func (m *master) onRecycle(ch *child, msg protocol.RecycleMsg) {
+	st := m.slots[ch.slot]
+	if m.phase != phaseRunning || st.cur != ch || st.next != nil || ch.state != childReady {
 		return
 	}
-	ch.recycling = true
 	if err := m.replace(ch.slot, fmt.Sprintf("served %d requests (max requests)", msg.Requests), 0, nil); err != nil {
-		ch.recycling = false // it keeps serving; the next heartbeat asks again
 		ch.log.Error("could not start a replacement; it keeps serving", "err", err)
 	}
 }
 
 // housekeep replaces hung workers and workers over the memory limit. It
-// runs on the loop every housekeepingEvery.
+// runs on the loop every Config.Housekeeping.
 func (m *master) housekeep(now time.Time) {
 	if m.phase != phaseRunning {
 		return
@@ -44,11 +38,10 @@ func (m *master) housekeep(now time.Time) {
 	for _, slot := range m.workerSlots() {
 		st := m.slots[slot]
 		ch := st.cur
-		if ch == nil || !ch.ready || ch.exited || ch.recycling || st.next != nil {
+		if ch == nil || ch.state != childReady || st.next != nil {
 			continue
 		}
 		if t := m.cfg.HangTimeout; t > 0 && now.Sub(ch.lastProgress) > t {
-			ch.recycling = true
 			ch.log.Error("hung: no progress on its requests; replacing it", "silent_for", now.Sub(ch.lastProgress).Round(time.Millisecond).String(), "hang_timeout", t.String())
 			// Stop it accepting now rather than once its successor is
 			// ready: whatever it accepts meanwhile would hang with it, while
@@ -65,9 +58,7 @@ func (m *master) housekeep(now time.Time) {
 		}
 		if m.cfg.MaxRSS > 0 {
 			if rss, err := proc.RSS(ch.pid); err == nil && rss > m.cfg.MaxRSS {
-				ch.recycling = true
 				if err := m.replace(slot, fmt.Sprintf("resident memory %d bytes over the limit of %d (WithMaxRSS)", rss, m.cfg.MaxRSS), 0, nil); err != nil {
-					ch.recycling = false // it keeps serving; checked again next time
 					ch.log.Error("could not start a replacement; it keeps serving", "err", err)
 				}
 			}

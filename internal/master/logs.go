@@ -40,7 +40,7 @@ func (m *master) reopenLogs(by *child, reqID uint64) {
 
 	pending := map[int]*child{}
 	for c := range m.live {
-		if c.exited || c.conn == nil {
+		if c.exited() || c.conn == nil {
 			continue
 		}
 		if err := c.conn.SendFrame(protocol.Control(protocol.ReopenLogs, protocol.ReopenMsg{ID: id})); err != nil {

@@ -2,7 +2,6 @@ package master
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,9 +66,8 @@ type child struct {
 	proc    Process // nil for a child whose start failed
 	conn    *wire.Conn
 	started time.Time
-	ready   bool
-	exited  bool
-	state   string // starting, ready, draining
+	readyAt time.Time // when it said it was ready; zero before
+	state   childState
 	bootErr string
 	log     *slog.Logger
 
@@ -79,8 +77,14 @@ type child struct {
 	requests     uint64
 	progressSeq  uint64
 	lastProgress time.Time
-	recycling    bool
 }
+
+// exited reports whether the child has been reaped.
+func (c *child) exited() bool { return c.state == childExited }
+
+// routable reports whether messages may go to the child: it has been ready
+// and has not exited (a draining child still answers).
+func (c *child) routable() bool { return !c.readyAt.IsZero() && c.state != childExited }
 
 func (c *child) name() string {
 	if c.slot == agentSlot {
@@ -91,17 +95,31 @@ func (c *child) name() string {
 
 // slotState is the history of one slot across the children that filled it.
 type slotState struct {
-	cur      *child
-	next     *child // a successor starting while cur still serves
-	onNext   func(ok bool, why string)
-	sockets  []int // the sockets this slot's worker serves
+	state   slotStatus
+	cur     *child
+	next    *child // a successor starting while cur still serves
+	sockets []int  // the sockets this slot's worker serves
+	// waiter is the operation (ops.go) waiting for this slot's successor to
+	// be ready, or for its agent to have exited in a swap; nil if none.
+	waiter   chan<- result
 	backoff  time.Duration
 	exits    []time.Time
 	restarts int
-	givenUp  bool
-	pending  bool // a restart is scheduled
-	retired  bool // scaled away: its sockets are served by another slot
-	drain    time.Duration
+	drain    time.Duration // how long the replaced process gets to drain; 0: the shutdown timeout
+}
+
+// result answers an operation waiting on a slot.
+type result struct {
+	ok  bool
+	why string // when not ok
+}
+
+// answer tells the operation waiting on st, if any, how its wait ended.
+func (st *slotState) answer(ok bool, why string) {
+	if st.waiter != nil {
+		st.waiter <- result{ok, why} // buffered: the operation may have given up waiting
+		st.waiter = nil
+	}
 }
 
 type eventKind int
@@ -112,8 +130,9 @@ const (
 	evRestart
 	evKill
 	evStartTimeout
-	evRequest // an operation asked for by the control socket
+	evRequest // a function to run on the loop: the control socket's commands, operations' steps
 	evTick    // housekeeping is due
+	evOpDone  // the operation in progress has returned
 )
 
 type event struct {
@@ -139,7 +158,7 @@ type master struct {
 
 	events chan event
 	quit   chan struct{}
-	wg     sync.WaitGroup // readers and waiters of every child
+	wg     sync.WaitGroup // readers and waiters of every child, and operations (ops.go)
 
 	// owned by the loop
 	phase    phase
@@ -153,10 +172,6 @@ type master struct {
 	desired  int         // workers wanted
 
 	agentOps agentOps // log reopening rounds and job queries: jobs.go, logs.go
-
-	// agentSwap is set while the agent is being replaced: the old one is
-	// stopping, and its exit starts the new one instead of a restart.
-	agentSwap bool
 }
 
 // Run runs the master until the cluster has stopped.
@@ -295,20 +310,20 @@ func (m *master) handle(ev event) {
 		m.onControl(ev.child, ev.frame)
 	case evRestart:
 		st := m.slots[ev.slot]
-		if st == nil || !st.pending {
+		if st == nil || st.state != slotRestarting {
 			return
 		}
-		st.pending = false
+		st.state = slotEmpty
 		if m.phase == phaseRunning && st.cur == nil && st.next == nil {
 			m.startSlot(ev.slot)
 		}
 	case evKill:
-		if !ev.child.exited {
+		if !ev.child.exited() {
 			ev.child.log.Warn("did not stop in time; killing it")
 			_ = ev.child.proc.Kill()
 		}
 	case evStartTimeout:
-		if ch := ev.child; !ch.exited && !ch.ready {
+		if ch := ev.child; ch.state == childStarting {
 			ch.bootErr = fmt.Sprintf("not ready within the start timeout of %s (WithStartTimeout, $BROOD_START_TIMEOUT)", m.cfg.StartTimeout)
 			ch.log.Error("start timed out; killing it", "timeout", m.cfg.StartTimeout.String())
 			_ = ch.proc.Kill()
@@ -318,6 +333,8 @@ func (m *master) handle(ev event) {
 	case evTick:
 		m.housekeep(m.clock.Now())
 		m.armTick()
+	case evOpDone:
+		m.opDone()
 	}
 }
 
@@ -354,7 +371,8 @@ func (m *master) startSlot(slot int) {
 		m.startFailed(slot, err)
 		return
 	}
-	m.slots[slot].cur = ch
+	st := m.slots[slot]
+	st.cur, st.state = ch, slotActive
 }
 
 // startFailed applies the restart policy to a slot whose child could not
@@ -364,11 +382,11 @@ func (m *master) startSlot(slot int) {
 // the cluster is running it fails the start, as a child dying then does.
 func (m *master) startFailed(slot int, err error) {
 	st := m.slots[slot]
-	c := &child{slot: slot, started: m.clock.Now(), exited: true}
+	c := &child{slot: slot, started: m.clock.Now(), state: childExited}
 	c.log = m.log.With("child", c.name())
 	why := "could not start: " + err.Error()
 	switch {
-	case m.phase >= phaseStoppingWorkers || st == nil || st.retired || st.givenUp || st.pending:
+	case m.phase >= phaseStoppingWorkers || st == nil || st.state != slotEmpty:
 		c.log.Debug("not started", "err", why)
 	case m.phase < phaseRunning:
 		c.log.Error("failed to start", "err", why)
@@ -387,7 +405,7 @@ func (m *master) startFailed(slot int, err error) {
 // orphaned is called when a slot's replacement could not be started: if
 // nothing serves the slot any more, the restart policy takes it over.
 func (m *master) orphaned(slot int, err error) {
-	if st := m.slots[slot]; st != nil && st.cur == nil && st.next == nil && m.phase == phaseRunning {
+	if st := m.slots[slot]; st != nil && st.state == slotEmpty && st.cur == nil && st.next == nil && m.phase == phaseRunning {
 		m.startFailed(slot, err)
 	}
 }
@@ -453,7 +471,7 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 		conn:         wire.NewConn(parent, m.cfg.MaxMessage),
 		started:      m.clock.Now(),
 		readDone:     make(chan struct{}),
-		state:        "starting",
+		state:        childStarting,
 		lastProgress: m.clock.Now(),
 	}
 	ch.log = m.log.With("child", ch.name(), "child_pid", ch.pid)
@@ -522,28 +540,44 @@ func (m *master) onControl(ch *child, f wire.Frame) {
 	switch f.Action {
 	case protocol.BootFailed:
 		var msg protocol.BootFailedMsg
-		_ = json.Unmarshal(f.Data, &msg)
-		ch.bootErr = msg.Error
+		if m.decode(ch, f, &msg) {
+			ch.bootErr = msg.Error
+		}
 	case protocol.Ready:
-		if ch.exited || ch.ready {
+		if ch.state != childStarting {
 			return
 		}
-		ch.ready = true
-		ch.state = "ready"
-		ch.lastProgress = m.clock.Now()
+		ch.state, ch.readyAt = childReady, m.clock.Now()
+		ch.lastProgress = ch.readyAt
 		m.publishRoutes()
 		m.onReady(ch)
 	case protocol.Draining:
 		m.agentDraining(ch)
 	case protocol.Heartbeat:
-		m.onHeartbeat(ch, f.Data)
+		var hb protocol.HeartbeatMsg
+		if m.decode(ch, f, &hb) {
+			m.onHeartbeat(ch, hb)
+		}
 	case protocol.Recycle:
-		m.onRecycle(ch, f.Data)
+		var msg protocol.RecycleMsg
+		if m.decode(ch, f, &msg) {
+			m.onRecycle(ch, msg)
+		}
 	case protocol.ReopenLogs, protocol.LogsReopened, protocol.Jobs:
 		m.onAgentOps(ch, f)
 	default:
 		ch.log.Debug("unknown control action", "action", f.Action)
 	}
+}
+
+// decode is the master's one policy for control data (protocol.Decode):
+// what does not decode is logged and the frame dropped.
+func (m *master) decode(ch *child, f wire.Frame, v any) bool {
+	if err := protocol.Decode(f, v); err != nil {
+		ch.log.Warn("dropped a control frame that does not decode", "err", err)
+		return false
+	}
+	return true
 }
 
 func (m *master) onReady(ch *child) {
@@ -560,7 +594,7 @@ func (m *master) onReady(ch *child) {
 		}
 	case m.phase == phaseStartingWorkers:
 		for slot := 1; slot <= m.cfg.Workers; slot++ {
-			if cur := m.slots[slot].cur; cur == nil || !cur.ready {
+			if cur := m.slots[slot].cur; cur == nil || cur.state != childReady {
 				return
 			}
 		}
@@ -581,7 +615,7 @@ func (m *master) onReady(ch *child) {
 }
 
 func (m *master) onExit(ch *child, err error) {
-	ch.exited = true
+	ch.state = childExited
 	delete(m.live, ch)
 	if ch.conn != nil {
 		ch.conn.Close(0)
@@ -593,10 +627,10 @@ func (m *master) onExit(ch *child, err error) {
 	if m.phase >= phaseStoppingWorkers {
 		// Stopping: whatever exits was told to (a reload's successor or a
 		// scale-up's new worker included), and nothing is restarted or
-		// rolled back. The operation in progress was cleared by stop.
+		// rolled back; stop told the operation in progress to end.
 		if st != nil {
 			if st.next == ch {
-				st.next, st.onNext = nil, nil
+				st.next = nil
 			}
 			if st.cur == ch {
 				st.cur = nil
@@ -611,60 +645,46 @@ func (m *master) onExit(ch *child, err error) {
 
 	switch {
 	case st != nil && st.next == ch:
-		// A successor died before it was ready: the worker it was to
-		// replace keeps serving.
+		// A successor died before it was ready: the process it was to
+		// replace keeps serving, if there is one.
 		st.next = nil
 		ch.log.Error("replacement failed to start", "err", why)
-		done := st.onNext
-		st.onNext = nil
-		if done != nil {
-			done(false, why)
-		}
-		if st.cur == nil && st.next == nil && m.phase == phaseRunning && !st.pending && !st.retired {
+		st.answer(false, why)
+		if st.cur == nil && st.state == slotActive {
 			m.scheduleRestart(ch, st, why)
 		}
-		return
-	case st != nil && st.cur == ch && ch.slot == agentSlot && m.agentSwap:
-		st.cur = nil
-		m.agentSwap = false
-		m.startSuccessorAgent(st)
-		return
-	case st != nil && st.cur == ch && st.retired:
+	case st != nil && st.cur == ch && st.state == slotSwapping:
+		// The agent stopped for its successor, which the reload starts
+		// now (ops.go).
+		st.cur, st.state = nil, slotEmpty
+		ch.log.Debug("stopped for its successor", "status", why)
+		st.answer(true, "")
+	case st != nil && st.cur == ch && st.state == slotRetired:
 		st.cur = nil
 		ch.log.Info("retired", "status", why)
-		return
 	case st == nil || st.cur != ch:
-		// A replaced worker finishing its drain, or a retired slot.
+		// A replaced worker finishing its drain.
 		ch.log.Debug("stopped", "status", why)
-		if m.phase == phaseStoppingWorkers && m.graceful && m.workersLeft() == 0 {
-			m.stopAgent()
-		}
-		return
-	}
-	st.cur = nil
-
-	switch {
-	case m.phase >= phaseStoppingWorkers:
-		ch.log.Debug("stopped", "status", why)
-		if m.phase == phaseStoppingWorkers && m.graceful && m.workersLeft() == 0 {
-			m.stopAgent()
-		}
-		return
 	case m.phase < phaseRunning:
+		st.cur = nil
 		ch.log.Error("failed to start", "err", why)
 		if m.err == nil {
 			m.err = fmt.Errorf("%w: %s failed to start: %s", ErrStart, ch.name(), why)
 		}
 		m.stop(false)
-		return
 	case st.next != nil:
 		// Its successor is on the way (a reload or a hang replacement).
+		st.cur = nil
 		ch.log.Warn("exited while its replacement starts", "status", why)
-		return
+	default:
+		st.cur = nil
+		m.scheduleRestart(ch, st, why)
 	}
-	m.scheduleRestart(ch, st, why)
 }
 
+// scheduleRestart applies the restart policy to a slot whose process is
+// gone: a restart after the backoff, or, after crashLoopExits exits within
+// crashLoopWindow, none.
 func (m *master) scheduleRestart(ch *child, st *slotState, why string) {
 	now := m.clock.Now()
 	if ch.proc != nil && now.Sub(ch.started) >= healthyAfter {
@@ -675,7 +695,7 @@ func (m *master) scheduleRestart(ch *child, st *slotState, why string) {
 		st.exits = st.exits[1:]
 	}
 	if len(st.exits) >= crashLoopExits {
-		st.givenUp = true
+		st.state = slotGivenUp
 		m.messagingChanged() // what is held for a given-up agent is dropped
 		if ch.slot != agentSlot {
 			// Nobody will accept on this slot's sockets again, and the
@@ -701,7 +721,7 @@ func (m *master) scheduleRestart(ch *child, st *slotState, why string) {
 	}
 	delay := st.backoff
 	st.backoff = min(st.backoff*2, restartMax)
-	st.pending = true
+	st.state = slotRestarting
 	st.restarts++
 	ch.log.Warn("exited unexpectedly; restarting", "status", why, "restart_in", delay.String())
 	slot := ch.slot
@@ -732,7 +752,7 @@ func (m *master) workersLeft() int {
 func (m *master) restartsPending() int {
 	n := 0
 	for slot, st := range m.slots {
-		if slot != agentSlot && st.pending {
+		if slot != agentSlot && st.state == slotRestarting {
 			n++
 		}
 	}
@@ -747,7 +767,10 @@ func (m *master) stop(graceful bool) {
 		return // already stopping fast
 	}
 	for _, st := range m.slots {
-		st.pending = false
+		if st.state == slotRestarting {
+			st.state = slotEmpty // its restart event finds nothing to do
+		}
+		st.answer(false, errStopping.Error())
 	}
 	m.ops.clear()
 	m.notifyStopping()
@@ -776,7 +799,7 @@ func (m *master) stop(graceful bool) {
 func (m *master) stopAgent() {
 	m.phase = phaseStoppingAgent
 	for c := range m.live {
-		if c.slot == agentSlot && !c.exited && c.state != "draining" {
+		if c.slot == agentSlot && c.state != childExited && c.state != childDraining {
 			m.stopChild(c, m.cfg.ShutdownTimeout, m.cfg.ShutdownTimeout+killGrace)
 		}
 	}
@@ -789,10 +812,10 @@ func (m *master) stopAgent() {
 // answers all of that before its OnStop hooks run and exits, so a reload's
 // agent swap fails no call.
 func (m *master) agentDraining(c *child) {
-	if c.slot != agentSlot || c.exited {
+	if c.slot != agentSlot || c.exited() {
 		return
 	}
-	c.state = "draining" // also when it was sent SIGTERM by someone else
+	c.state = childDraining // also when it was sent SIGTERM by someone else
 	// A no-op unless c is the agent the link sends to; the agent waits for
 	// "drained" either way.
 	for _, k := range m.router.agent.drain(c.conn, m.agentComing()) {
@@ -802,7 +825,7 @@ func (m *master) agentDraining(c *child) {
 }
 
 func (m *master) stopChild(c *child, timeout, killAfter time.Duration) {
-	c.state = "draining"
+	c.state = childDraining
 	// Until the cluster stops, what a child leaves is taken over.
 	if err := c.conn.SendFrame(protocol.StopFrame(timeout, m.phase < phaseStoppingWorkers)); err != nil {
 		// The channel is gone; a signal still reaches the child.
@@ -815,7 +838,7 @@ func (m *master) stopChild(c *child, timeout, killAfter time.Duration) {
 func (m *master) publishRoutes() {
 	t := &routeTable{byPID: map[int]*wire.Conn{}}
 	for c := range m.live {
-		if !c.ready {
+		if !c.routable() {
 			continue
 		}
 		t.byPID[c.pid] = c.conn

@@ -24,7 +24,7 @@ func (m *master) messagingChanged() {
 	var apps []*child
 	for c := range m.live {
 		switch {
-		case !c.ready || c.exited:
+		case !c.routable():
 		case c.slot == agentSlot:
 			agent = c
 		default:
@@ -69,7 +69,7 @@ func (m *master) messagingChanged() {
 // restarts or replaces it while running, unless it crashed too often.
 func (m *master) agentComing() bool {
 	st := m.slots[agentSlot]
-	return m.phase >= phaseRunning && m.phase < phaseStoppingWorkers && st != nil && !st.givenUp
+	return m.phase >= phaseRunning && m.phase < phaseStoppingWorkers && st != nil && st.state != slotGivenUp
 }
 
 // dropHeld fails the calls among what was held for an agent that is not
@@ -103,7 +103,7 @@ func (m *master) childStarted(ch *child) {
 func (m *master) publishLive() {
 	live := make(map[int]*wire.Conn, len(m.live))
 	for c := range m.live {
-		if !c.exited && c.conn != nil {
+		if !c.exited() && c.conn != nil {
 			live[c.pid] = c.conn
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/broodhq/brood/internal/protocol"
 )
 
 func TestInProcessStartsTheAgentThenTheWorkers(t *testing.T) {
@@ -51,7 +53,7 @@ func TestInProcessRestartBackoffDoublesAndResetsWhenHealthy(t *testing.T) {
 	w := ws[0]
 	for _, delay := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
 		w.exit(errors.New("exit status 3"))
-		h.eventually("a restart is scheduled", func(m *master) bool { return m.slots[1].pending })
+		h.eventually("a restart is scheduled", func(m *master) bool { return (m.slots[1].state == slotRestarting) })
 		h.clk.Advance(delay - time.Millisecond)
 		h.noStart()
 		h.clk.Advance(time.Millisecond)
@@ -64,9 +66,158 @@ func TestInProcessRestartBackoffDoublesAndResetsWhenHealthy(t *testing.T) {
 	// A worker that ran for healthyAfter resets the backoff.
 	h.clk.Advance(healthyAfter)
 	w.exit(errors.New("exit status 3"))
-	h.eventually("a restart is scheduled", func(m *master) bool { return m.slots[1].pending })
+	h.eventually("a restart is scheduled", func(m *master) bool { return (m.slots[1].state == slotRestarting) })
 	h.clk.Advance(100 * time.Millisecond)
 	if w = h.next(); w.slot != 1 {
 		t.Fatalf("restarted %s; want worker 1", w)
+	}
+}
+
+// A reload replaces the workers one at a time, each only once its successor
+// is ready, then swaps the agent: the old one stops before the new starts.
+func TestInProcessReloadReplacesEveryProcessInTurn(t *testing.T) {
+	h := start(t, testConfig(2))
+	agent, ws := h.running(2)
+	h.sigs <- syscall.SIGHUP
+	for i, old := range ws {
+		succ := h.next()
+		if succ.slot != i+1 || envOf(succ.spec, "BROOD_GENERATION") != "2" {
+			t.Fatalf("started %s of generation %s; want worker %d of generation 2", succ, envOf(succ.spec, "BROOD_GENERATION"), i+1)
+		}
+		if old.stopped() {
+			t.Fatalf("%s was told to stop before its successor was ready", old)
+		}
+		h.noStart() // one at a time
+		succ.ready(t)
+		old.waitAction(t, protocol.Stop)
+		old.exit(nil)
+	}
+	agent.waitAction(t, protocol.Stop)
+	h.noStart() // the new agent waits for the old one to exit
+	agent.exit(nil)
+	newAgent := h.next()
+	if newAgent.role != "agent" {
+		t.Fatalf("started %s; want the new agent", newAgent)
+	}
+	newAgent.ready(t)
+	h.eventually("the reload is over", func(m *master) bool { return m.ops.running == nil })
+	h.onLoop(func(m *master) {
+		for c := range m.live {
+			if c.gen.n != 2 {
+				t.Errorf("%s runs generation %d after the reload; want 2", c.name(), c.gen.n)
+			}
+		}
+		if m.gen.n != 2 {
+			t.Errorf("current generation %d; want 2", m.gen.n)
+		}
+	})
+}
+
+// A successor that dies before it is ready rolls the reload back: the old
+// workers keep serving, none is replaced, and the old generation is
+// current again.
+func TestInProcessFailedReloadRollsBack(t *testing.T) {
+	h := start(t, testConfig(2))
+	_, ws := h.running(2)
+	h.sigs <- syscall.SIGHUP
+	succ := h.next()
+	succ.exit(errors.New("exit status 1"))
+	h.eventually("the reload is over", func(m *master) bool { return m.ops.running == nil })
+	h.noStart()
+	for _, w := range ws {
+		if w.stopped() {
+			t.Errorf("%s was stopped by a reload that rolled back", w)
+		}
+	}
+	h.onLoop(func(m *master) {
+		if m.gen.n != 1 {
+			t.Errorf("current generation %d after the rollback; want 1", m.gen.n)
+		}
+		if got := len(m.workerSlots()); got != 2 {
+			t.Errorf("%d worker slots; want 2", got)
+		}
+	})
+}
+
+// Scaling up binds a new slot; scaling down hands each retiring slot's
+// socket to slot 1's successor before the retiring worker stops.
+func TestInProcessScaleUpThenDown(t *testing.T) {
+	h := start(t, testConfig(2))
+	_, ws := h.running(2)
+	h.onLoop(func(m *master) { m.enqueue(op{kind: opScale, n: 3}) })
+	w3 := h.next()
+	if w3.slot != 3 || envOf(w3.spec, protocol.EnvSockets) != "3" {
+		t.Fatalf("scale up started %s serving %q; want worker 3 on socket 3", w3, envOf(w3.spec, protocol.EnvSockets))
+	}
+	w3.ready(t)
+	h.eventually("the scale-up is over", func(m *master) bool { return m.ops.running == nil })
+
+	h.onLoop(func(m *master) { m.enqueue(op{kind: opScale, n: 1}) })
+	prev := ws[0]
+	for _, retiring := range []*fakeProc{w3, ws[1]} {
+		adopter := h.next()
+		if adopter.slot != 1 {
+			t.Fatalf("scale down started %s; want worker 1's successor", adopter)
+		}
+		if retiring.stopped() {
+			t.Fatalf("%s stopped before its sockets were taken over", retiring)
+		}
+		adopter.ready(t)
+		retiring.waitAction(t, protocol.Stop)
+		retiring.exit(nil)
+		prev.waitAction(t, protocol.Stop) // the adopter's predecessor drains
+		prev.exit(nil)
+		prev = adopter
+	}
+	if got := envOf(prev.spec, protocol.EnvSockets); got != "1,3,2" {
+		t.Errorf("the one worker left serves sockets %q; want 1,3,2", got)
+	}
+	h.eventually("the scale-down is over", func(m *master) bool { return m.ops.running == nil })
+	h.onLoop(func(m *master) {
+		if st := m.status(); st.Workers != 1 {
+			t.Errorf("status says %d workers; want 1", st.Workers)
+		}
+	})
+}
+
+// A worker that crashes crashLoopExits times within crashLoopWindow is not
+// restarted, and its socket is closed.
+func TestInProcessCrashLoopBreakerGivesUpTheSlot(t *testing.T) {
+	h := start(t, testConfig(2))
+	_, ws := h.running(2)
+	giveUp(t, h, ws[1])
+	h.clk.Advance(time.Minute)
+	h.noStart()
+	h.onLoop(func(m *master) {
+		if m.group.File(2) != nil {
+			t.Error("the given-up slot's socket is still open")
+		}
+		st := m.status()
+		found := false
+		for _, p := range st.Processes {
+			found = found || (p.Slot == 2 && p.State == "given-up")
+		}
+		if !found {
+			t.Errorf("status does not list slot 2 as given-up: %+v", st.Processes)
+		}
+	})
+}
+
+// A worker whose requests make no progress for the hang timeout is told to
+// stop at once and replaced.
+func TestInProcessHungWorkerIsReplaced(t *testing.T) {
+	c := testConfig(1)
+	c.HangTimeout, c.Housekeeping = 2*time.Second, 500*time.Millisecond
+	h := start(t, c)
+	_, ws := h.running(1)
+	hb := protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{Requests: 5, InFlight: 1, Progress: 7})
+	ws[0].send(t, hb)
+	for range 6 {
+		h.clk.Advance(500 * time.Millisecond)
+		h.onLoop(func(*master) {})
+	}
+	ws[0].waitAction(t, protocol.Stop)
+	if succ := h.next(); succ.slot != 1 {
+		t.Fatalf("started %s; want worker 1's replacement", succ)
 	}
 }

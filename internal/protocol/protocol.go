@@ -131,20 +131,17 @@ func StopFrame(timeout time.Duration, handedOver bool) *wire.Frame {
 // ErrMalformed is wrapped by Decode's errors.
 var ErrMalformed = errors.New("malformed control frame")
 
-// Decode is the one decoding policy for control data: a frame with no data
-// decodes to v's zero value; data that is not v's JSON is an error naming
-// the action, wrapping ErrMalformed, which the receiver logs and drops the
-// frame for. Nothing is half-applied: v is only written on success.
-func Decode[T any](f wire.Frame, v *T) error {
+// Decode is the one decoding policy for control data, on both sides: v is
+// a fresh value of the action's message type; a frame with no data leaves
+// it as it is (its zero value); data that is not v's JSON is an error
+// naming the action and wrapping ErrMalformed, and the receiver logs it and
+// drops the frame rather than act on a half-decoded message.
+func Decode(f wire.Frame, v any) error {
 	if len(f.Data) == 0 {
-		var zero T
-		*v = zero
 		return nil
 	}
-	var out T
-	if err := json.Unmarshal(f.Data, &out); err != nil {
+	if err := json.Unmarshal(f.Data, v); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrMalformed, f.Action, err)
 	}
-	*v = out
 	return nil
 }
