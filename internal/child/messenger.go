@@ -2,7 +2,6 @@ package child
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/broodhq/brood/internal/msglink"
 	"github.com/broodhq/brood/internal/protocol"
@@ -33,7 +32,7 @@ func (l *Link) toMessenger(f wire.Frame) bool {
 		return true
 	case f.Action == msglink.CtlMembers:
 		var mem msglink.Members
-		if err := json.Unmarshal(f.Data, &mem); err != nil {
+		if err := protocol.Decode(f, &mem); err != nil {
 			l.log.Error("bad membership from the master", "err", err)
 		} else {
 			l.msgs.Members(mem)

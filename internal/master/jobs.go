@@ -2,7 +2,6 @@ package master
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -27,7 +26,7 @@ func (m *master) onAgentOps(ch *child, f wire.Frame) {
 		m.onLogsControl(ch, f)
 	case protocol.Jobs:
 		var msg protocol.JobsMsg
-		if json.Unmarshal(f.Data, &msg) != nil || ch.slot != agentSlot {
+		if ch.slot != agentSlot || !m.decode(ch, f, &msg) {
 			return
 		}
 		if reply := m.agentOps.queries.Get(msg.ID); reply != nil {

@@ -1,7 +1,6 @@
 package master
 
 import (
-	"encoding/json"
 	"slices"
 	"time"
 
@@ -126,8 +125,7 @@ func (m *master) awaitReopen(confirms <-chan confirmation, pending map[int]*chil
 // on the loop.
 func (m *master) onLogsControl(ch *child, f wire.Frame) {
 	var msg protocol.ReopenedMsg // protocol.ReopenMsg's fields are a subset
-	if err := json.Unmarshal(f.Data, &msg); err != nil {
-		ch.log.Warn("malformed control frame", "action", f.Action, "err", err)
+	if !m.decode(ch, f, &msg) {
 		return
 	}
 	switch f.Action {
