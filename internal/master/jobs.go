@@ -10,11 +10,10 @@ import (
 	"github.com/broodhq/brood/schedule"
 )
 
-// agentOps is the master's state for what it does with the agent besides
-// supervising it: rounds of log reopening (logs.go) and questions about the
-// agent's jobs. It is safe to use off the loop.
+// agentOps is the master's state for questions about the agent's jobs,
+// which the control socket asks off the loop. It is safe to use off the
+// loop.
 type agentOps struct {
-	rounds  protocol.Waiters[confirmation]
 	queries protocol.Waiters[[]schedule.JobStatus]
 }
 

@@ -2,7 +2,6 @@ package master
 
 import (
 	"slices"
-	"time"
 
 	"github.com/broodhq/brood/internal/protocol"
 	"github.com/broodhq/brood/internal/wire"
@@ -11,14 +10,19 @@ import (
 // The master's side of reopening log files. A round starts on SIGUSR1 or
 // when the agent has renamed files aside: the master reopens its own files,
 // sends protocol.ReopenLogs to every live child (booting and draining ones
-// included: they write too) and counts the protocol.LogsReopened answers. A child
-// that exits counts as done, since it writes nothing more. When all are in,
-// or at protocol.ReopenTimeout, the round ends; if the agent asked for it, the agent
-// is told who did not answer.
+// included: they write too) and waits for their protocol.LogsReopened
+// answers. The loop owns the round: an answer, the exit of a child the
+// round waits for (it writes nothing more) and the round's timer, at
+// protocol.ReopenTimeout, are events on the loop. When all are in, or at
+// the timeout, the round ends; if the agent asked for it, the agent is told
+// who did not reopen.
 
-type confirmation struct {
-	pid int
-	err string
+// reopenRound is one round of log reopening in progress.
+type reopenRound struct {
+	by      *child // the agent that asked, or nil for SIGUSR1
+	reqID   uint64 // the agent's id for its request
+	pending map[*child]bool
+	failed  []string // processes that could not reopen: they write to the old files
 }
 
 // reopenLogs starts a round. by is the agent that asked, with its request
@@ -28,16 +32,13 @@ func (m *master) reopenLogs(by *child, reqID uint64) {
 		m.log.Info("no log files to reopen: they are written only with WithLogDir or $BROOD_LOG_DIR")
 		return
 	}
-	var failed []string // processes that could not reopen: they write to the old files
+	r := &reopenRound{by: by, reqID: reqID, pending: map[*child]bool{}}
 	if err := m.cfg.ReopenLogs(); err != nil {
 		m.log.Error("reopen log files", "err", err)
-		failed = append(failed, "master")
+		r.failed = append(r.failed, "master")
 	}
-	// The loop starts rounds; the readers' confirmations reach them
-	// through onLogsControl.
-	id, confirms, endRound := m.agentOps.rounds.Add(len(m.live))
-
-	pending := map[int]*child{}
+	m.roundSeq++
+	id := m.roundSeq
 	for c := range m.live {
 		if c.exited() || c.conn == nil {
 			continue
@@ -45,29 +46,77 @@ func (m *master) reopenLogs(by *child, reqID uint64) {
 		if err := c.conn.SendFrame(protocol.Control(protocol.ReopenLogs, protocol.ReopenMsg{ID: id})); err != nil {
 			continue // its channel is gone: it is exiting
 		}
-		pending[c.pid] = c
+		r.pending[c] = true
 	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		missing, failedChildren := m.awaitReopen(confirms, pending)
-		endRound()
-		failed := append(failed, failedChildren...)
-		switch {
-		case len(missing) == 0 && len(failed) == 0:
-			m.log.Info("log files reopened by every process", "reason", reopenReason(by))
-		case len(failed) == 0:
-			m.log.Warn("log files: some processes did not confirm they reopened", "missing", missing, "timeout", protocol.ReopenTimeout.String())
-		default:
-			m.log.Warn("log files: some processes could not reopen them and still write to the old files; see their errors above",
-				"failed", failed, "missing", missing, "reason", reopenReason(by))
+	if m.rounds == nil {
+		m.rounds = map[uint64]*reopenRound{}
+	}
+	m.rounds[id] = r
+	m.clock.AfterFunc(protocol.ReopenTimeout, func() {
+		m.post(event{kind: evRequest, fn: func() { m.endRound(id) }})
+	})
+	m.roundProgress(id)
+}
+
+// roundConfirmed records a child's answer to round id.
+func (m *master) roundConfirmed(id uint64, ch *child, errText string) {
+	r := m.rounds[id]
+	if r == nil || !r.pending[ch] {
+		return // over, or not one of the round's children (started after it)
+	}
+	delete(r.pending, ch)
+	if errText != "" {
+		ch.log.Error("could not reopen its log files; it keeps writing to the old ones", "err", errText)
+		r.failed = append(r.failed, ch.name())
+	}
+	m.roundProgress(id)
+}
+
+// roundsChildExited counts an exited child as done in every round.
+func (m *master) roundsChildExited(ch *child) {
+	for id, r := range m.rounds {
+		if r.pending[ch] {
+			delete(r.pending, ch)
+			m.roundProgress(id)
 		}
-		if by != nil {
-			// Whoever still writes to the renamed file keeps it from
-			// being compressed, whatever the reason.
-			_ = by.conn.SendFrame(protocol.Control(protocol.LogsReopened, protocol.ReopenedMsg{ID: reqID, Missing: append(missing, failed...)}))
-		}
-	}()
+	}
+}
+
+// roundProgress ends round id once nobody is left to answer.
+func (m *master) roundProgress(id uint64) {
+	if r := m.rounds[id]; r != nil && len(r.pending) == 0 {
+		m.endRound(id)
+	}
+}
+
+// endRound ends round id: at its last answer, or at the timeout with the
+// silent children named.
+func (m *master) endRound(id uint64) {
+	r := m.rounds[id]
+	if r == nil {
+		return
+	}
+	delete(m.rounds, id)
+	var missing []string
+	for c := range r.pending {
+		missing = append(missing, c.name())
+	}
+	slices.Sort(missing)
+	slices.Sort(r.failed)
+	switch {
+	case len(missing) == 0 && len(r.failed) == 0:
+		m.log.Info("log files reopened by every process", "reason", reopenReason(r.by))
+	case len(r.failed) == 0:
+		m.log.Warn("log files: some processes did not confirm they reopened", "missing", missing, "timeout", protocol.ReopenTimeout.String())
+	default:
+		m.log.Warn("log files: some processes could not reopen them and still write to the old files; see their errors above",
+			"failed", r.failed, "missing", missing, "reason", reopenReason(r.by))
+	}
+	if r.by != nil {
+		// Whoever still writes to the renamed file keeps it from
+		// being compressed, whatever the reason.
+		_ = r.by.conn.SendFrame(protocol.Control(protocol.LogsReopened, protocol.ReopenedMsg{ID: r.reqID, Missing: append(missing, r.failed...)}))
+	}
 }
 
 func reopenReason(by *child) string {
@@ -75,50 +124,6 @@ func reopenReason(by *child) string {
 		return "SIGUSR1"
 	}
 	return "rotation"
-}
-
-// awaitReopen waits for the pending children to confirm or exit, and
-// returns the names of those that did neither in time, and of those that
-// answered that they could not reopen. It reads only the
-// children's immutable fields and their connections, which are safe to use
-// off the loop.
-func (m *master) awaitReopen(confirms <-chan confirmation, pending map[int]*child) (missing, failed []string) {
-	deadline := time.NewTimer(protocol.ReopenTimeout)
-	defer deadline.Stop()
-	// Exits are noticed by polling the channels: a child's connection is
-	// closed once the master has reaped it.
-	poll := time.NewTicker(50 * time.Millisecond)
-	defer poll.Stop()
-	for len(pending) > 0 {
-		select {
-		case c := <-confirms:
-			if ch := pending[c.pid]; ch != nil && c.err != "" {
-				ch.log.Error("could not reopen its log files; it keeps writing to the old ones", "err", c.err)
-				failed = append(failed, ch.name())
-			}
-			delete(pending, c.pid)
-		case <-poll.C:
-			for pid, c := range pending {
-				select {
-				case <-c.conn.Done():
-					delete(pending, pid)
-				default:
-				}
-			}
-		case <-deadline.C:
-			var names []string
-			for _, c := range pending {
-				names = append(names, c.name())
-			}
-			slices.Sort(names)
-			slices.Sort(failed)
-			return names, failed
-		case <-m.quit:
-			return nil, failed
-		}
-	}
-	slices.Sort(failed)
-	return nil, failed
 }
 
 // onLogsControl handles the log file control frames a child sends; it runs
@@ -132,11 +137,6 @@ func (m *master) onLogsControl(ch *child, f wire.Frame) {
 	case protocol.ReopenLogs:
 		m.reopenLogs(ch, msg.ID)
 	case protocol.LogsReopened:
-		if confirms := m.agentOps.rounds.Get(msg.ID); confirms != nil {
-			select {
-			case confirms <- confirmation{pid: ch.pid, err: msg.Error}:
-			default: // not one of the round's children (started after it)
-			}
-		}
+		m.roundConfirmed(msg.ID, ch, msg.Error)
 	}
 }

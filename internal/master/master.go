@@ -171,7 +171,9 @@ type master struct {
 	ops      opQueue     // reloads and scaling, one at a time
 	desired  int         // workers wanted
 
-	agentOps agentOps // log reopening rounds and job queries: jobs.go, logs.go
+	agentOps agentOps                // job queries: jobs.go
+	rounds   map[uint64]*reopenRound // log reopening rounds in progress: logs.go
+	roundSeq uint64
 }
 
 // Run runs the master until the cluster has stopped.
@@ -621,6 +623,7 @@ func (m *master) onExit(ch *child, err error) {
 		ch.conn.Close(0)
 	}
 	m.publishRoutes()
+	m.roundsChildExited(ch)
 	why := exitReason(ch, err)
 	st := m.slots[ch.slot]
 

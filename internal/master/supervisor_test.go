@@ -2,6 +2,7 @@ package master
 
 import (
 	"errors"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -220,4 +221,50 @@ func TestInProcessHungWorkerIsReplaced(t *testing.T) {
 	if succ := h.next(); succ.slot != 1 {
 		t.Fatalf("started %s; want worker 1's replacement", succ)
 	}
+}
+
+// A round of log reopening asked for by the agent ends when every child has
+// answered or exited, and tells the agent who could not reopen; a silent
+// child is named at the timeout.
+func TestInProcessLogReopenRound(t *testing.T) {
+	c := testConfig(2)
+	reopened := 0
+	c.ReopenLogs = func() error { reopened++; return nil }
+	h := start(t, c)
+	agent, ws := h.running(2)
+	agent.send(t, protocol.Control(protocol.ReopenLogs, protocol.ReopenMsg{ID: 7}))
+	ask := func(p *fakeProc) uint64 {
+		f := p.waitAction(t, protocol.ReopenLogs)
+		var msg protocol.ReopenMsg
+		if err := protocol.Decode(f, &msg); err != nil {
+			t.Fatal(err)
+		}
+		return msg.ID
+	}
+	id := ask(agent)
+	agent.send(t, protocol.Control(protocol.LogsReopened, protocol.ReopenedMsg{ID: id}))
+	ask(ws[0])
+	ws[0].send(t, protocol.Control(protocol.LogsReopened, protocol.ReopenedMsg{ID: id, Error: "disk full"}))
+	ask(ws[1])
+	ws[1].exit(errors.New("exit status 2"))
+	f := agent.waitAction(t, protocol.LogsReopened)
+	var got protocol.ReopenedMsg
+	if err := protocol.Decode(f, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != 7 || !slices.Equal(got.Missing, []string{"worker 1"}) {
+		t.Errorf("the agent was told %+v; want id 7, missing [worker 1] (it failed; worker 2 exited)", got)
+	}
+
+	// SIGUSR1, and a worker that never answers: named at the timeout.
+	h.sigs <- syscall.SIGUSR1
+	ask(ws[0])
+	h.eventually("the round waits", func(m *master) bool { return len(m.rounds) == 1 })
+	h.clk.Advance(protocol.ReopenTimeout)
+	h.eventually("the round ended at the timeout", func(m *master) bool { return len(m.rounds) == 0 })
+	h.onLoop(func(*master) {
+		if reopened != 2 {
+			t.Errorf("the master reopened its own files %d times; want 2", reopened)
+		}
+	})
 }
