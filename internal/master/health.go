@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/broodhq/brood/internal/proc"
 	"github.com/broodhq/brood/internal/protocol"
 )
 
@@ -57,7 +56,7 @@ func (m *master) housekeep(now time.Time) {
 			continue
 		}
 		if m.cfg.MaxRSS > 0 {
-			if rss, err := proc.RSS(ch.pid); err == nil && rss > m.cfg.MaxRSS {
+			if rss, err := m.rss(ch.pid); err == nil && rss > m.cfg.MaxRSS {
 				if err := m.replace(slot, fmt.Sprintf("resident memory %d bytes over the limit of %d (WithMaxRSS)", rss, m.cfg.MaxRSS), 0, nil); err != nil {
 					ch.log.Error("could not start a replacement; it keeps serving", "err", err)
 				}

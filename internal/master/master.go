@@ -155,6 +155,7 @@ type master struct {
 	starter Starter
 	clock   schedule.Clock
 	signals <-chan os.Signal
+	rss     func(pid int) (int64, error) // resident memory; proc.RSS
 
 	events chan event
 	quit   chan struct{}
@@ -215,6 +216,7 @@ func newMaster(c *Config, exe string, st Starter, clock schedule.Clock, sigs <-c
 		gen:     gen,
 		starter: st,
 		clock:   clock,
+		rss:     proc.RSS,
 		signals: sigs,
 		start:   clock.Now(),
 		events:  make(chan event, 64),

@@ -268,3 +268,71 @@ func TestInProcessLogReopenRound(t *testing.T) {
 		}
 	})
 }
+
+// A worker over the memory limit, and one that served its maximum number of
+// requests, are replaced through the rolling path: the old one serves until
+// its successor is ready.
+func TestInProcessRecycling(t *testing.T) {
+	c := testConfig(2)
+	c.MaxRSS = 100 << 20
+	h := start(t, c)
+	_, ws := h.running(2)
+	over := ws[0].pid
+	h.onLoop(func(m *master) {
+		m.rss = func(pid int) (int64, error) {
+			if pid == over {
+				return 200 << 20, nil
+			}
+			return 10 << 20, nil
+		}
+	})
+	h.clk.Advance(c.Housekeeping)
+	succ := h.next()
+	if succ.slot != 1 {
+		t.Fatalf("started %s; want worker 1's replacement (over the memory limit)", succ)
+	}
+	if ws[0].stopped() {
+		t.Fatal("worker 1 was stopped before its replacement was ready")
+	}
+	h.clk.Advance(c.Housekeeping)
+	h.noStart() // its replacement is on the way: no second one
+	succ.ready(t)
+	ws[0].waitAction(t, protocol.Stop)
+
+	ws[1].send(t, protocol.Control(protocol.Recycle, protocol.RecycleMsg{Requests: 1000}))
+	if r := h.next(); r.slot != 2 {
+		t.Fatalf("started %s; want worker 2's replacement (max requests)", r)
+	}
+	ws[1].send(t, protocol.Control(protocol.Recycle, protocol.RecycleMsg{Requests: 1001}))
+	h.noStart() // asked twice: one replacement
+}
+
+// A worker that exits while its successor starts is not restarted: the
+// successor takes the slot. A retired worker's exit restarts nothing.
+func TestInProcessExitsThatRestartNothing(t *testing.T) {
+	h := start(t, testConfig(2))
+	_, ws := h.running(2)
+	ws[0].send(t, protocol.Control(protocol.Recycle, protocol.RecycleMsg{Requests: 1}))
+	succ := h.next()
+	ws[0].exit(errors.New("exit status 2"))
+	h.eventually("the exit was handled", func(m *master) bool { return m.slots[1].cur == nil })
+	h.clk.Advance(time.Second) // well past a restart's backoff, short of the start timeout
+	h.noStart()
+	succ.ready(t)
+	h.eventually("the successor serves the slot", func(m *master) bool { return m.slots[1].cur != nil && m.slots[1].cur.pid == succ.pid })
+
+	exitWhenStopped(succ)
+	h.onLoop(func(m *master) { m.enqueue(op{kind: opScale, n: 1}) })
+	adopter := h.next()
+	adopter.ready(t)
+	ws[1].waitAction(t, protocol.Stop)
+	ws[1].exit(nil)
+	h.eventually("the scale-down is over", func(m *master) bool { return m.ops.running == nil })
+	h.clk.Advance(time.Second)
+	h.noStart()
+	h.onLoop(func(m *master) {
+		if st := m.slots[2].state; st != slotRetired {
+			t.Errorf("slot 2 is %s after its worker retired; want retired", st)
+		}
+	})
+}
