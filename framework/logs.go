@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	ctlsock "github.com/broodhq/brood/internal/control"
 	"github.com/broodhq/brood/internal/wire"
 )
 
@@ -27,12 +28,34 @@ type confirmation struct {
 	err string
 }
 
+// reopenOutcome is how a round ended, for broodctl reopen-logs.
+type reopenOutcome struct {
+	noFiles         bool
+	missing, failed []string
+}
+
+func (o reopenOutcome) response() ctlsock.Response {
+	switch {
+	case o.noFiles:
+		return ctlsock.Response{OK: true, Message: "no log files to reopen: they are written only with WithLogDir or $BROOD_LOG_DIR"}
+	case len(o.failed) > 0:
+		return ctlsock.Fail("log files: %v could not reopen them and still write to the old files (see the master's log for why); did not answer: %v", o.failed, o.missing)
+	case len(o.missing) > 0:
+		return ctlsock.Fail("log files: %v did not confirm within %s that they reopened them", o.missing, reopenTimeout)
+	}
+	return ctlsock.Response{OK: true, Message: "log files reopened by every process"}
+}
+
 // reopenLogs starts a round. by is the agent that asked, with its request
-// id, or nil for SIGUSR1. It runs on the loop.
-func (m *master) reopenLogs(by *child, reqID uint64) {
+// id, or nil for SIGUSR1 and broodctl; done, if not nil, gets the outcome.
+// It runs on the loop.
+func (m *master) reopenLogs(by *child, reqID uint64, done chan<- reopenOutcome) {
 	files := m.cfg.logs.files
 	if files == nil {
 		m.log.Info("no log files to reopen: they are written only with WithLogDir or $BROOD_LOG_DIR")
+		if done != nil {
+			done <- reopenOutcome{noFiles: true}
+		}
 		return
 	}
 	var failed []string // processes that could not reopen: they write to the old files
@@ -68,6 +91,9 @@ func (m *master) reopenLogs(by *child, reqID uint64) {
 		default:
 			m.log.Warn("log files: some processes could not reopen them and still write to the old files; see their errors above",
 				"failed", failed, "missing", missing, "reason", reopenReason(by))
+		}
+		if done != nil {
+			done <- reopenOutcome{missing: missing, failed: failed}
 		}
 		if by != nil {
 			// Whoever still writes to the renamed file keeps it from
@@ -138,7 +164,7 @@ func (m *master) onLogsControl(ch *child, f wire.Frame) {
 	}
 	switch f.Action {
 	case ctlReopenLogs:
-		m.reopenLogs(ch, msg.ID)
+		m.reopenLogs(ch, msg.ID, nil)
 	case ctlLogsReopened:
 		if confirms := m.agentOps.rounds.get(msg.ID); confirms != nil {
 			select {

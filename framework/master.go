@@ -308,7 +308,7 @@ func (m *master) onSignal(sig os.Signal) {
 	case syscall.SIGTTOU:
 		m.enqueue(op{kind: opScale, n: m.desired - 1})
 	case syscall.SIGUSR1:
-		m.reopenLogs(nil, 0)
+		m.reopenLogs(nil, 0, nil)
 	default:
 		m.log.Warn("signal not handled by this version of brood", "signal", sig.String())
 	}
