@@ -79,6 +79,7 @@ type child struct {
 	progressSeq  uint64
 	lastProgress time.Time
 	recycling    bool
+	hung         bool // replaced as hung: its idle connections are not kept (stopChild)
 }
 
 func (c *child) name() string {
@@ -718,8 +719,10 @@ func (m *master) agentDraining(c *child) {
 
 func (m *master) stopChild(c *child, timeout, killAfter time.Duration) {
 	c.state = "draining"
-	// Until the cluster stops, what a child leaves is taken over.
-	if err := c.conn.SendFrame(stopFrame(timeout, m.phase < phaseStoppingWorkers)); err != nil {
+	// Until the cluster stops, what a child leaves is taken over; but a
+	// hung worker's idle clients are better off reconnecting elsewhere than
+	// sending it their next request.
+	if err := c.conn.SendFrame(stopFrame(timeout, m.phase < phaseStoppingWorkers && !c.hung)); err != nil {
 		// The channel is gone; a signal still reaches the child.
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	}
