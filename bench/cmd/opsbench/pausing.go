@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -104,12 +105,12 @@ func stopDuringReload(ctx context.Context, o options, b bins) ([]*result, error)
 		}
 		// The tallies include the requests after the TERM; split them.
 		errs = append(errs, s.end(o))
-		before := 0
-		for _, f := range append(r.KeepAlive.Failures, r.Fresh.Failures...) {
-			if f.At.Before(term) {
-				before++
-			}
+		early := func(fs []failure) []failure {
+			return slices.DeleteFunc(fs, func(f failure) bool { return !f.At.Before(term) })
 		}
+		// Only those are listed; the counts keep them all.
+		r.KeepAlive.Failures, r.Fresh.Failures = early(r.KeepAlive.Failures), early(r.Fresh.Failures)
+		before := len(r.KeepAlive.Failures) + len(r.Fresh.Failures)
 		r.Notes = append(r.Notes, fmt.Sprintf("%d failed requests before the TERM (the failures after it are the server going away)", before))
 		if before > 0 {
 			errs = append(errs, fmt.Errorf("%s: %d requests failed before the TERM", r.Scenario, before))
