@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	ct "github.com/broodhq/brood/internal/clustertest"
+	ctlsock "github.com/broodhq/brood/internal/control"
 	"github.com/broodhq/brood/internal/proclog"
 )
 
@@ -119,6 +121,21 @@ func TestReopenLogsReportsWhoFailed(t *testing.T) {
 	failed := fmt.Sprint(rec["failed"])
 	if rec["level"] != "WARN" || !strings.Contains(failed, "master") || !strings.Contains(failed, "worker 1") || !strings.Contains(failed, "agent") {
 		t.Errorf("got %v %q failed=%s; want a warning naming the master, the agent and worker 1", rec["level"], rec["msg"], failed)
+	}
+
+	// broodctl reopen-logs answers with what happened.
+	sock, _, err := c.WaitLog(time.Second, 0, ct.Msg("control socket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	resp, err := ctlsock.Do(ctx, sock["path"].(string), ctlsock.Request{Cmd: ctlsock.CmdReopenLogs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.OK || !strings.Contains(resp.Error, "could not reopen") || !strings.Contains(resp.Error, "worker 1") {
+		t.Errorf("reopen-logs answered %+v; want a failure naming worker 1", resp)
 	}
 }
 

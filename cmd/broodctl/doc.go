@@ -13,7 +13,15 @@
 //
 // Without -socket it finds the master the way the master chose its socket:
 // $BROOD_CONTROL_SOCKET, else -app and -port, else the only master running
-// for this user in the default directory. Several running masters are
-// listed so you can pick one. Exit status: 0 done, 1 refused or unreachable,
-// 2 wrong usage.
+// for this user in the default directory (or the private one a master
+// uses when someone else made the default one first). Several running
+// masters are listed so you can pick one.
+//
+// It trusts what the master trusts: a default directory that is not ours
+// and private is skipped, with a note, and on Linux a socket served by
+// another user than us or root is sent nothing. A command that times out
+// (-timeout) is not carried out if the master had not begun it by then;
+// the error says that one begun just before may still complete.
+//
+// Exit status: 0 done, 1 refused or unreachable, 2 wrong usage.
 package main

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -16,21 +17,40 @@ import (
 
 // findSocket picks the master to talk to: the -socket flag, then
 // $BROOD_CONTROL_SOCKET, then -app with -port, then the one master running
-// for this user, narrowed by -app or -port if only one is given.
-func findSocket(socket, app string, port int) (string, error) {
+// for this user, narrowed by -app or -port if only one is given. It looks
+// in the default directory and in the private ones a master uses when that
+// is not safe (control.SearchDirs), skipping, with a note on notes, any
+// directory that fails the master's own checks (control.CheckDir).
+func findSocket(socket, app string, port int, notes io.Writer) (string, error) {
 	if socket != "" {
 		return socket, nil
 	}
 	if env := os.Getenv(control.EnvSocket); env != "" {
 		return env, nil
 	}
-	if app != "" && port != 0 {
-		return control.DefaultPath(app, port)
-	}
 	dir := control.DefaultDir()
-	all, err := sockets(dir)
-	if err != nil {
-		return "", err
+	var all []master
+	for _, d := range control.SearchDirs() {
+		if err := control.CheckDir(d); err != nil {
+			if _, statErr := os.Lstat(d); statErr == nil {
+				fmt.Fprintf(notes, "broodctl: ignoring %s: %v\n", d, err)
+			}
+			continue
+		}
+		ms, err := sockets(d)
+		if err != nil {
+			return "", err
+		}
+		all = append(all, ms...)
+	}
+	if app != "" && port != 0 {
+		path, err := control.DefaultPath(app, port)
+		for _, m := range all {
+			if err == nil && filepath.Base(m.path) == filepath.Base(path) {
+				return m.path, nil
+			}
+		}
+		return path, err
 	}
 	var live, stale []master
 	for _, m := range all {

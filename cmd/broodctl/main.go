@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	path, err := findSocket(*socket, *app, *port)
+	path, err := findSocket(*socket, *app, *port, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "broodctl: %v\n", err)
 		return 1

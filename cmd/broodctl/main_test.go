@@ -119,8 +119,69 @@ func runCtl(args ...string) (code int, stdout, stderr string) {
 func isolate(t *testing.T) string {
 	t.Helper()
 	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	t.Setenv("TMPDIR", t.TempDir()) // where the fallback directories are
 	t.Setenv(control.EnvSocket, "")
 	return control.DefaultDir()
+}
+
+// forge answers every request on path with a forged status, as a socket
+// someone else planted would.
+func forge(t *testing.T, path string) {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(`{"ok":true,"message":"forged","status":{"app":"forged","processes":[{"role":"master","pid":1}]}}` + "\n"))
+			c.Close()
+		}
+	}()
+}
+
+// A default directory that is not safe (here: others may write it, as a
+// squatter's would be) is skipped, forged socket and all, and the master
+// that went to a private directory instead is found.
+func TestSquattedDefaultDirIgnored(t *testing.T) {
+	isolate(t)
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	squatted := control.DefaultDir()
+	if err := os.Mkdir(squatted, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(squatted, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	path, err := control.DefaultPath("hello", 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forge(t, path)
+	forge(t, filepath.Join(squatted, "other-1.sock"))
+	f := &fake{}
+	s, err := control.Listen(path, f.handle, nil) // goes elsewhere: path is taken, and unsafe
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, args := range [][]string{{"status"}, {"-app", "hello", "-port", "8080", "status"}, {"-app", "hello", "status"}} {
+		code, out, errs := runCtl(args...)
+		if code != 0 || strings.Contains(out, "forged") || !strings.Contains(out, "app hello") {
+			t.Errorf("%q: got exit %d, %q, %q; want the real master's status", args, code, out, errs)
+		}
+		if !strings.Contains(errs, "ignoring "+squatted) {
+			t.Errorf("%q: stderr %q; want a note that %s is ignored", args, errs, squatted)
+		}
+	}
+	if code, out, errs := runCtl("-socket", path, "stop"); code != 1 || strings.Contains(out, "forged") || !strings.Contains(errs, "writable by others") {
+		t.Errorf("stop through the squatted directory: got exit %d, %q, %q; want a refusal", code, out, errs)
+	}
 }
 
 func TestCommands(t *testing.T) {
@@ -258,11 +319,8 @@ func TestFindInDefaultDir(t *testing.T) {
 func TestTimeout(t *testing.T) {
 	isolate(t)
 	path := filepath.Join(t.TempDir(), "slow.sock")
-	s, err := control.Listen(path, func(ctx context.Context, _ control.Request) control.Response {
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
+	s, err := control.Listen(path, func(context.Context, control.Request) control.Response {
+		time.Sleep(500 * time.Millisecond) // stuck, heedless of its context
 		return control.Response{OK: true}
 	}, nil)
 	if err != nil {

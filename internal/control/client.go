@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -22,14 +23,23 @@ func Do(ctx context.Context, path string, req Request) (Response, error) {
 	if err := req.Validate(); err != nil {
 		return Response{}, err
 	}
+	if err := CheckDir(filepath.Dir(path)); err != nil {
+		return Response{}, fmt.Errorf("%w; not sending %q to a socket there", err, req.Cmd)
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		return Response{}, dialError(path, err)
 	}
 	defer c.Close()
+	if err := checkPeer(c); err != nil {
+		return Response{}, fmt.Errorf("control socket %s: %w: it is not our master; not sending %q (remove the socket if it is not yours, or run broodctl as the user that runs the master)", path, err, req.Cmd)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
+		// The answer needs time to come back: the master must have begun
+		// by a little before we stop waiting.
+		req.DeadlineMS = dl.Add(-min(time.Until(dl)/4, 500*time.Millisecond)).UnixMilli()
 	}
 	// Cancellation without a deadline: a deadline in the past fails the
 	// read or write in progress.
@@ -45,7 +55,12 @@ func Do(ctx context.Context, path string, req Request) (Response, error) {
 	}
 	line, err = readLine(c, MaxResponseSize)
 	if err != nil {
-		return Response{}, exchangeError(ctx, path, err)
+		err = exchangeError(ctx, path, err)
+		if errors.Is(err, context.DeadlineExceeded) && req.Cmd != CmdStatus {
+			err = fmt.Errorf("%w; the master carries out no %s it has not begun by %s, but it may have begun it just before: check with status",
+				err, req.Cmd, req.Deadline().Format("15:04:05.000"))
+		}
+		return Response{}, err
 	}
 	var resp Response
 	if err := json.Unmarshal(line, &resp); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -339,8 +340,8 @@ func TestCloseBounded(t *testing.T) {
 func TestDoCancelled(t *testing.T) {
 	short(t, limits{read: time.Second, write: time.Second, handler: 10 * time.Second, closeGrace: 100 * time.Millisecond})
 	path := filepath.Join(t.TempDir(), "slow.sock")
-	listen(t, path, func(ctx context.Context, _ Request) Response {
-		<-ctx.Done()
+	listen(t, path, func(context.Context, Request) Response {
+		time.Sleep(500 * time.Millisecond) // stuck, heedless of its context
 		return Response{}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -425,7 +426,10 @@ func TestDefaultDir(t *testing.T) {
 	}
 }
 
-func TestUnsafeDefaultDirRefused(t *testing.T) {
+// A default directory that is not safe to use (someone else made it first,
+// or it is not private) is neither used by the master, which makes a
+// private one beside it instead, nor trusted by the client.
+func TestUnsafeDefaultDirAvoided(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	t.Setenv("XDG_RUNTIME_DIR", "")
@@ -450,7 +454,7 @@ func TestUnsafeDefaultDirRefused(t *testing.T) {
 				t.Skip("needs root to give a directory away")
 			}
 			os.Remove(dir)
-			if err := os.Mkdir(dir, 0o700); err != nil {
+			if err := os.Mkdir(dir, 0o755); err != nil {
 				return err
 			}
 			return os.Chown(dir, 65534, 65534)
@@ -470,12 +474,30 @@ func TestUnsafeDefaultDirRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			s, err := Listen(path, statusHandler, nil)
-			if err == nil {
-				s.Close()
-				t.Fatalf("Listen in %s succeeded", tt.name)
+			if err != nil {
+				t.Fatalf("Listen with the default directory %s: %v; want it to use a private one instead", tt.name, err)
 			}
-			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), dir) {
-				t.Errorf("got %v, want it to name %s and say %q", err, dir, tt.want)
+			made := filepath.Dir(s.Path())
+			if made == dir || !strings.HasPrefix(filepath.Base(made), fallbackPrefix()) {
+				t.Errorf("socket at %s, want it in a new brood-<uid>.* directory", s.Path())
+			}
+			if fi, err := os.Lstat(made); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+				t.Errorf("fallback directory %s: %v, %v; want a directory of mode 0700", made, fi.Mode(), err)
+			}
+			if !slices.Contains(SearchDirs(), made) {
+				t.Errorf("SearchDirs() = %v; want it to list %s", SearchDirs(), made)
+			}
+			if r := do(t, s.Path(), Request{Cmd: CmdStatus}); !r.OK {
+				t.Errorf("status through the fallback: %+v", r)
+			}
+			// The client refuses the unsafe directory itself.
+			_, err = Do(context.Background(), path, Request{Cmd: CmdStop})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), dir) {
+				t.Errorf("Do in the unsafe directory: got %v, want it to name %s and say %q", err, dir, tt.want)
+			}
+			s.Close()
+			if _, err := os.Lstat(made); !os.IsNotExist(err) {
+				t.Errorf("the fallback directory outlived Close: %v", err)
 			}
 		})
 	}

@@ -12,9 +12,30 @@
 // The environment variable BROOD_CONTROL_SOCKET (EnvSocket) names another
 // path for the master and broodctl alike. The socket is mode 0600. Listen
 // creates a missing directory with mode 0700, and refuses a directory it
-// created, or the default one, that is not owned by us or that others may
-// write: whoever can write there could put their socket in place of ours. A
-// directory you chose and made yourself is used as it is.
+// created that is not owned by us or that others may write: whoever can
+// write there could put their socket in place of ours. When the default
+// directory is such a one (another local user made $TMPDIR/brood-<uid>
+// first), Listen does not refuse to start: it makes a fresh private
+// directory $TMPDIR/brood-<uid>.XXXX instead, says so in the log, and
+// removes it at Close; SearchDirs lists it for broodctl. A directory you
+// chose and made yourself is used as it is.
+//
+// # Whom to trust
+//
+// Both ends apply the same checks. Do refuses a socket in a default
+// directory that fails them (CheckDir, on Lstat: a planted symlink is not
+// followed), and on Linux reads the peer's credentials (SO_PEERCRED): the
+// master must run as our uid or as root, or Do sends nothing
+// (ErrUntrusted). The server refuses clients of any other uid, in case the
+// socket's mode or directory was loosened. Elsewhere the file mode and the
+// directory are the only guard.
+//
+// A request carries the client's deadline. One the server reads after it
+// (the master was stopped with SIGSTOP, say, and continued later) is
+// refused unheard, and the handler's context ends at it, so a command the
+// master had not begun when broodctl gave up and said so is not carried out
+// later. One begun just before can still finish after the client stopped
+// waiting; Do's timeout error says so.
 //
 // Socket paths are limited to 107 bytes on Linux (103 on the BSDs and
 // macOS); Listen says so rather than failing with "invalid argument".

@@ -84,14 +84,62 @@ func prepareDir(dir string) error {
 	} else if err != nil {
 		return fmt.Errorf("control socket directory: %w", err)
 	}
-	if !created && !sameDir(dir, DefaultDir()) {
+	if !created && !isDefaultDir(dir) {
 		return nil
 	}
-	fi, err := os.Lstat(dir) // Lstat: a symlink planted in /tmp is not ours to follow
+	return checkLstat(dir)
+}
+
+// CheckDir applies to the directory of a socket about to be used the
+// checks Listen applies: the default directory, and the fallbacks Listen
+// makes when it is not safe, must be ours and private, as Lstat sees them
+// (a symlink planted in /tmp is not ours to follow). A directory the
+// operator chose is trusted as it is; the peer's credentials are still
+// checked on every connection.
+func CheckDir(dir string) error {
+	if !isDefaultDir(dir) {
+		return nil
+	}
+	return checkLstat(dir)
+}
+
+func checkLstat(dir string) error {
+	fi, err := os.Lstat(dir)
 	if err != nil {
 		return fmt.Errorf("control socket directory: %w", err)
 	}
 	return checkPrivate(dir, fi)
+}
+
+// isDefaultDir says whether dir is DefaultDir or one of Listen's fallbacks.
+func isDefaultDir(dir string) bool {
+	if sameDir(dir, DefaultDir()) {
+		return true
+	}
+	parent, base := filepath.Split(filepath.Clean(dir))
+	return sameDir(parent, os.TempDir()) && strings.HasPrefix(base, fallbackPrefix())
+}
+
+// fallbackPrefix starts the names of the private directories Listen makes
+// in $TMPDIR when the default directory is not safe to use: someone else
+// may have made $TMPDIR/brood-<uid> first, and a master must still start.
+func fallbackPrefix() string { return "brood-" + userTag() + "." }
+
+// SearchDirs are the directories broodctl looks in for the sockets of
+// masters on default paths: DefaultDir, then the fallbacks Listen made.
+func SearchDirs() []string {
+	dirs := []string{DefaultDir()}
+	more, _ := filepath.Glob(filepath.Join(os.TempDir(), fallbackPrefix()+"*"))
+	return append(dirs, more...)
+}
+
+// unsafeDirError is a directory that is not private to us.
+type unsafeDirError struct{ msg string }
+
+func (e *unsafeDirError) Error() string { return e.msg }
+
+func unsafeDir(format string, args ...any) error {
+	return &unsafeDirError{fmt.Sprintf(format, args...)}
 }
 
 func sameDir(a, b string) bool {
@@ -103,13 +151,13 @@ func sameDir(a, b string) bool {
 // checkPrivate accepts a directory owned by us that nobody else may write.
 func checkPrivate(dir string, fi os.FileInfo) error {
 	if !fi.IsDir() {
-		return fmt.Errorf("control socket directory %s is not a directory (%s); remove it or choose another socket path", dir, fi.Mode().Type())
+		return unsafeDir("control socket directory %s is not a directory (%s); remove it or choose another socket path", dir, fi.Mode().Type())
 	}
 	if uid, ok := owner(fi); ok && uid != os.Getuid() {
-		return fmt.Errorf("control socket directory %s is owned by uid %d, not by us (uid %d); remove it or choose another socket path", dir, uid, os.Getuid())
+		return unsafeDir("control socket directory %s is owned by uid %d, not by us (uid %d); remove it or choose another socket path", dir, uid, os.Getuid())
 	}
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 && runtime.GOOS != "windows" {
-		return fmt.Errorf("control socket directory %s is writable by others (mode %#o); run chmod 700 %s or choose another socket path", dir, perm, dir)
+		return unsafeDir("control socket directory %s is writable by others (mode %#o); run chmod 700 %s or choose another socket path", dir, perm, dir)
 	}
 	return nil
 }

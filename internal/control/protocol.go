@@ -36,6 +36,19 @@ const EnvSocket = "BROOD_CONTROL_SOCKET"
 type Request struct {
 	Cmd string `json:"cmd"`
 	N   int    `json:"n,omitempty"` // for scale: the desired number of workers
+	// DeadlineMS, in Unix milliseconds, is when the client stops waiting
+	// for the answer. A request read after it is refused unheard, and the
+	// handler's context ends then: a client that gave up must not see its
+	// command carried out later (a master that was stopped, then continued).
+	DeadlineMS int64 `json:"deadline_ms,omitempty"`
+}
+
+// Deadline is DeadlineMS as a time, or the zero time when there is none.
+func (r Request) Deadline() time.Time {
+	if r.DeadlineMS == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(r.DeadlineMS)
 }
 
 // Validate reports whether the server will hand r to its handler. The range

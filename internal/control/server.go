@@ -45,14 +45,15 @@ var defaultLimits = limits{
 
 // Server serves the control protocol on a Unix socket.
 type Server struct {
-	path   string
-	ln     *net.UnixListener
-	sock   os.FileInfo // the socket file we made, so Close removes only ours
-	h      Handler
-	log    *slog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
-	limits limits
+	path    string
+	madeDir string // a fallback directory Listen made (prepareDefault), removed by Close
+	ln      *net.UnixListener
+	sock    os.FileInfo // the socket file we made, so Close removes only ours
+	h       Handler
+	log     *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	limits  limits
 
 	accepting chan struct{} // closed when the accept loop returns
 	handlers  sync.WaitGroup
@@ -82,27 +83,61 @@ func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 	if err := checkLen(path); err != nil {
 		return nil, err
 	}
-	if err := prepareDir(filepath.Dir(path)); err != nil {
+	path, madeDir, err := prepareDefault(path, log)
+	if err != nil {
 		return nil, err
 	}
 	ln, err := bind(path, log)
 	if err != nil {
+		removeDir(madeDir)
 		return nil, err
 	}
 	sock, err := os.Lstat(path)
 	if err != nil {
 		ln.Close()
+		removeDir(madeDir)
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		path: path, ln: ln, sock: sock, h: h, log: log,
+		path: path, madeDir: madeDir, ln: ln, sock: sock, h: h, log: log,
 		ctx: ctx, cancel: cancel, limits: defaultLimits,
 		accepting: make(chan struct{}),
 		conns:     make(map[net.Conn]struct{}),
 	}
 	go s.accept()
 	return s, nil
+}
+
+// prepareDefault prepares path's directory. When that is the default
+// directory and it is not safe to use (another user made it first, say),
+// the socket goes into a fresh private directory beside it instead
+// (SearchDirs finds it), rather than the master refusing to start.
+func prepareDefault(path string, log *slog.Logger) (string, string, error) {
+	dir := filepath.Dir(path)
+	err := prepareDir(dir)
+	var unsafe *unsafeDirError
+	if err == nil || !isDefaultDir(dir) || !errors.As(err, &unsafe) {
+		return path, "", err
+	}
+	made, merr := os.MkdirTemp(os.TempDir(), fallbackPrefix()) // 0700, a name nobody could take first
+	if merr != nil {
+		return "", "", fmt.Errorf("%w; and no private directory could be made instead: %w", err, merr)
+	}
+	moved := filepath.Join(made, filepath.Base(path))
+	if err := checkLen(moved); err != nil {
+		removeDir(made)
+		return "", "", err
+	}
+	log.Warn("the default control socket directory is not safe to use; using a private one instead (broodctl finds it)",
+		"unsafe", dir, "reason", err.Error(), "dir", made)
+	return moved, made, nil
+}
+
+func removeDir(dir string) {
+	if dir != "" {
+		os.Remove(dir) // only if empty: nothing else of ours is lost
+	}
 }
 
 // Path is the socket's path.
@@ -126,6 +161,7 @@ func (s *Server) shutdown() error {
 			s.log.Warn("control socket not removed", "path", s.path, "err", err)
 		}
 	}
+	removeDir(s.madeDir)
 	defer s.cancel()
 	done := make(chan struct{})
 	go func() { s.handlers.Wait(); close(done) }()
@@ -184,9 +220,22 @@ func (s *Server) serve(c net.Conn) {
 	}()
 	c.SetReadDeadline(time.Now().Add(s.limits.read))
 	req, err := readRequest(c)
+	if err == nil {
+		// The socket's mode keeps other users out; this is for a socket
+		// whose mode or directory someone loosened. Read first: a client
+		// answered before it wrote would only see a broken pipe.
+		err = checkPeer(c)
+	}
 	var resp Response
 	if err == nil {
 		err = req.Validate()
+	}
+	if dl := req.Deadline(); err == nil && !dl.IsZero() && time.Now().After(dl) {
+		// Read too late (this process was stopped, or very busy): the
+		// client has given up, and said the command failed.
+		s.log.Warn("control request arrived after its client stopped waiting; not carried out",
+			"cmd", req.Cmd, "late_by", time.Since(dl).Round(time.Millisecond).String())
+		err = fmt.Errorf("%s: arrived %s after its deadline; not carried out", req.Cmd, time.Since(dl).Round(time.Millisecond))
 	}
 	if err != nil {
 		level := slog.LevelWarn
@@ -214,6 +263,12 @@ func (s *Server) serve(c net.Conn) {
 func (s *Server) call(req Request) (resp Response) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.limits.handler)
 	defer cancel()
+	if dl := req.Deadline(); !dl.IsZero() {
+		// A handler that has not begun the command by then does not.
+		var cancelDL context.CancelFunc
+		ctx, cancelDL = context.WithDeadline(ctx, dl)
+		defer cancelDL()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("control handler panicked", "cmd", req.Cmd, "panic", p, "stack", string(debug.Stack()))

@@ -41,8 +41,12 @@ func (m *master) handleControl(ctx context.Context, req ctlsock.Request) ctlsock
 		return ctlsock.Fail("%v", err)
 	}
 	res := make(chan ctlsock.Response, 1)
+	var reopened chan reopenOutcome // reopen-logs answers with the round's outcome
+	if req.Cmd == ctlsock.CmdReopenLogs {
+		reopened = make(chan reopenOutcome, 1)
+	}
 	select {
-	case m.events <- event{kind: evRequest, fn: func() { res <- m.controlOnLoop(req) }}:
+	case m.events <- event{kind: evRequest, fn: func() { res <- m.controlOnLoop(req, reopened) }}:
 	case <-m.quit:
 		return ctlsock.Fail("the master is stopping")
 	case <-ctx.Done():
@@ -56,6 +60,14 @@ func (m *master) handleControl(ctx context.Context, req ctlsock.Request) ctlsock
 	case <-ctx.Done():
 		return ctlsock.Fail("the master did not answer: %v", ctx.Err())
 	}
+	if reopened != nil && r.OK {
+		select {
+		case o := <-reopened:
+			r = o.response()
+		case <-ctx.Done():
+			r = ctlsock.Fail("reopen-logs started, but not every process answered in time; see the master's log")
+		}
+	}
 	if r.Status != nil {
 		// The agent answers for its jobs off the loop, which must stay
 		// free to deliver its reply.
@@ -68,7 +80,7 @@ func (m *master) handleControl(ctx context.Context, req ctlsock.Request) ctlsock
 	return r
 }
 
-func (m *master) controlOnLoop(req ctlsock.Request) ctlsock.Response {
+func (m *master) controlOnLoop(req ctlsock.Request, reopened chan<- reopenOutcome) ctlsock.Response {
 	if m.phase >= phaseStoppingWorkers && req.Cmd != ctlsock.CmdStatus {
 		return ctlsock.Fail("the cluster is stopping")
 	}
@@ -88,8 +100,8 @@ func (m *master) controlOnLoop(req ctlsock.Request) ctlsock.Response {
 		m.enqueue(op{kind: opScale, n: req.N})
 		return ctlsock.Response{OK: true, Message: fmt.Sprintf("scaling to %d workers", req.N)}
 	case ctlsock.CmdReopenLogs:
-		m.reopenLogs(nil, 0)
-		return ctlsock.Response{OK: true, Message: "every process reopens its log files"}
+		m.reopenLogs(nil, 0, reopened)
+		return ctlsock.Response{OK: true}
 	}
 	return ctlsock.Fail("unknown command %q", req.Cmd)
 }

@@ -41,6 +41,7 @@ func (m *master) housekeep(now time.Time) {
 			continue
 		}
 		if t := m.cfg.HangTimeout; t > 0 && now.Sub(ch.lastProgress) > t {
+			ch.hung = true
 			ch.log.Error("hung: no progress on its requests; replacing it", "silent_for", now.Sub(ch.lastProgress).Round(time.Millisecond).String(), "hang_timeout", t.String())
 			// Stop it accepting now rather than once its successor is
 			// ready: whatever it accepts meanwhile would hang with it, while

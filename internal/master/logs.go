@@ -3,6 +3,7 @@ package master
 import (
 	"slices"
 
+	ctlsock "github.com/broodhq/brood/internal/control"
 	"github.com/broodhq/brood/internal/protocol"
 	"github.com/broodhq/brood/internal/wire"
 )
@@ -19,20 +20,43 @@ import (
 
 // reopenRound is one round of log reopening in progress.
 type reopenRound struct {
-	by      *child // the agent that asked, or nil for SIGUSR1
+	by      *child // the agent that asked, or nil for SIGUSR1 and broodctl
 	reqID   uint64 // the agent's id for its request
+	done    chan<- reopenOutcome
 	pending map[*child]bool
 	failed  []string // processes that could not reopen: they write to the old files
 }
 
+// reopenOutcome is how a round ended, for broodctl reopen-logs.
+type reopenOutcome struct {
+	noFiles         bool
+	missing, failed []string
+}
+
+func (o reopenOutcome) response() ctlsock.Response {
+	switch {
+	case o.noFiles:
+		return ctlsock.Response{OK: true, Message: "no log files to reopen: they are written only with WithLogDir or $BROOD_LOG_DIR"}
+	case len(o.failed) > 0:
+		return ctlsock.Fail("log files: %v could not reopen them and still write to the old files (see the master's log for why); did not answer: %v", o.failed, o.missing)
+	case len(o.missing) > 0:
+		return ctlsock.Fail("log files: %v did not confirm within %s that they reopened them", o.missing, protocol.ReopenTimeout)
+	}
+	return ctlsock.Response{OK: true, Message: "log files reopened by every process"}
+}
+
 // reopenLogs starts a round. by is the agent that asked, with its request
-// id, or nil for SIGUSR1. It runs on the loop.
-func (m *master) reopenLogs(by *child, reqID uint64) {
+// id, or nil for SIGUSR1 and broodctl; done, if not nil, gets the outcome
+// (it must have room for it). It runs on the loop.
+func (m *master) reopenLogs(by *child, reqID uint64, done chan<- reopenOutcome) {
 	if m.cfg.ReopenLogs == nil {
 		m.log.Info("no log files to reopen: they are written only with WithLogDir or $BROOD_LOG_DIR")
+		if done != nil {
+			done <- reopenOutcome{noFiles: true}
+		}
 		return
 	}
-	r := &reopenRound{by: by, reqID: reqID, pending: map[*child]bool{}}
+	r := &reopenRound{by: by, reqID: reqID, done: done, pending: map[*child]bool{}}
 	if err := m.cfg.ReopenLogs(); err != nil {
 		m.log.Error("reopen log files", "err", err)
 		r.failed = append(r.failed, "master")
@@ -112,6 +136,9 @@ func (m *master) endRound(id uint64) {
 		m.log.Warn("log files: some processes could not reopen them and still write to the old files; see their errors above",
 			"failed", r.failed, "missing", missing, "reason", reopenReason(r.by))
 	}
+	if r.done != nil {
+		r.done <- reopenOutcome{missing: missing, failed: r.failed}
+	}
 	if r.by != nil {
 		// Whoever still writes to the renamed file keeps it from
 		// being compressed, whatever the reason.
@@ -135,7 +162,7 @@ func (m *master) onLogsControl(ch *child, f wire.Frame) {
 	}
 	switch f.Action {
 	case protocol.ReopenLogs:
-		m.reopenLogs(ch, msg.ID)
+		m.reopenLogs(ch, msg.ID, nil)
 	case protocol.LogsReopened:
 		m.roundConfirmed(msg.ID, ch, msg.Error)
 	}

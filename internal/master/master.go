@@ -77,6 +77,7 @@ type child struct {
 	requests     uint64
 	progressSeq  uint64
 	lastProgress time.Time
+	hung         bool // replaced as hung: its idle connections are not kept (stopChild)
 }
 
 // exited reports whether the child has been reaped.
@@ -361,7 +362,7 @@ func (m *master) onSignal(sig os.Signal) {
 	case syscall.SIGTTOU:
 		m.enqueue(op{kind: opScale, n: m.desired - 1})
 	case syscall.SIGUSR1:
-		m.reopenLogs(nil, 0)
+		m.reopenLogs(nil, 0, nil)
 	default:
 		m.log.Warn("signal not handled by this version of brood", "signal", sig.String())
 	}
@@ -831,8 +832,10 @@ func (m *master) agentDraining(c *child) {
 
 func (m *master) stopChild(c *child, timeout, killAfter time.Duration) {
 	c.state = childDraining
-	// Until the cluster stops, what a child leaves is taken over.
-	if err := c.conn.SendFrame(protocol.StopFrame(timeout, m.phase < phaseStoppingWorkers)); err != nil {
+	// Until the cluster stops, what a child leaves is taken over; but a
+	// hung worker's idle clients are better off reconnecting elsewhere than
+	// sending it their next request.
+	if err := c.conn.SendFrame(protocol.StopFrame(timeout, m.phase < phaseStoppingWorkers && !c.hung)); err != nil {
 		// The channel is gone; a signal still reaches the child.
 		_ = c.proc.Signal(syscall.SIGTERM)
 	}

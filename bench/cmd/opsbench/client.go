@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -137,6 +138,19 @@ func startLoad(addr string, keepAlive, fresh int, timeout, sleep time.Duration) 
 	return l
 }
 
+// startPausingLoad starts n keep-alive clients that each wait a random
+// 0 to maxPause between requests on their connection, the way browsers,
+// mobile apps and client pools do.
+func startPausingLoad(addr string, n int, maxPause, timeout time.Duration) *load {
+	l := &load{Start: time.Now()}
+	for range n {
+		c := &client{addr: addr, req: request(false, 0), timeout: timeout, pause: maxPause, t: tally{PIDs: map[int]*pidSeen{}}}
+		l.clients = append(l.clients, c)
+		l.wg.Go(func() { c.run(&l.stop) })
+	}
+	return l
+}
+
 // finish stops the clients, waits for their last requests (each bounded
 // by the timeout) and returns the keep-alive and fresh tallies.
 func (l *load) finish() (keepAlive, fresh tally) {
@@ -162,6 +176,7 @@ type client struct {
 	fresh   bool
 	req     []byte
 	timeout time.Duration
+	pause   time.Duration // at most this long between requests, at random
 	t       tally
 
 	conn   net.Conn
@@ -205,6 +220,20 @@ func (c *client) run(stop *atomic.Bool) {
 	c.br = bufio.NewReaderSize(&c.cr, 4096)
 	for !stop.Load() {
 		c.one()
+		if c.pause > 0 {
+			c.wait(stop, rand.N(c.pause))
+		}
+	}
+}
+
+// wait pauses d, or until the load stops.
+func (c *client) wait(stop *atomic.Bool, d time.Duration) {
+	for end := time.Now().Add(d); !stop.Load(); {
+		left := time.Until(end)
+		if left <= 0 {
+			return
+		}
+		time.Sleep(min(left, 50*time.Millisecond))
 	}
 }
 

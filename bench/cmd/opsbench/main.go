@@ -48,6 +48,13 @@ type options struct {
 	sleep     time.Duration
 	logDir    string
 	shared    bool // the benchmark lock could not be had
+
+	pausing        int           // pausing keep-alive clients in the pausing scenarios
+	maxPause       time.Duration // their longest pause between requests
+	pausingReloads int           // reloads in the pausing scenario
+	pausingFor     time.Duration // length of the pausing scenario without reloads
+	stopTries      int           // stop-during-reload tries
+	stopAfter      time.Duration // from HUP to TERM in each
 }
 
 func main() {
@@ -62,8 +69,19 @@ func main() {
 	flag.IntVar(&o.show, "show", 20, "failures to list per scenario")
 	flag.StringVar(&o.logDir, "logs", "", "write each scenario's server log (access records left out) into this directory")
 	flag.DurationVar(&o.sleep, "sleep", 0, "server-side time per request (at most 1s), to keep requests in flight while workers drain")
-	flag.StringVar(&o.only, "only", "reload,naive,scale,bad", "scenarios to run, comma-separated")
+	flag.StringVar(&o.only, "only", "reload,naive,scale,bad,pausing,stopreload", "scenarios to run, comma-separated (also: pausing-steady)")
+	flag.IntVar(&o.pausing, "pausing", 500, "pausing: keep-alive clients that pause between requests (1-2000)")
+	flag.DurationVar(&o.maxPause, "max-pause", 4*time.Second, "pausing: longest pause between a client's requests, each a random 0 to this")
+	flag.IntVar(&o.pausingReloads, "pausing-reloads", 3, "pausing: reloads (1-20)")
+	flag.DurationVar(&o.pausingFor, "pausing-for", 15*time.Second, "pausing-steady: how long the same load runs without a reload")
+	flag.IntVar(&o.stopTries, "stop-tries", 3, "stopreload: how many times to start brood, HUP it and TERM it during the reload (1-10)")
+	flag.DurationVar(&o.stopAfter, "stop-after", 5*time.Millisecond, "stopreload: time from the HUP to the TERM")
 	flag.Parse()
+	if o.pausing < 1 || o.pausing > 2000 || o.maxPause <= 0 || o.maxPause > 30*time.Second || o.pausingReloads < 1 || o.pausingReloads > 20 ||
+		o.pausingFor <= 0 || o.pausingFor > 2*time.Minute || o.stopTries < 1 || o.stopTries > 10 || o.stopAfter < 0 || o.stopAfter > 10*time.Second {
+		fmt.Fprintln(os.Stderr, "opsbench: a flag is out of range; see -h")
+		os.Exit(2)
+	}
 	if o.reloads < 1 || o.reloads > 50 || o.keepAlive < 1 || o.keepAlive > 500 || o.fresh < 1 || o.fresh > 500 ||
 		o.settle < 0 || o.settle > time.Minute || o.gap < 0 || o.gap > time.Minute ||
 		o.timeout <= 0 || o.timeout > time.Minute || o.sleep < 0 || o.sleep > time.Second || o.opTimeout <= 0 || o.opTimeout > 5*time.Minute {
@@ -105,37 +123,49 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	scenarios := map[string]func(context.Context, options, bins) (*result, error){
-		"reload": reloadBrood,
-		"naive":  reloadNaive,
-		"scale":  scale,
-		"bad":    badReload,
+	scenarios := map[string]func(context.Context, options, bins) ([]*result, error){
+		"reload":         one(reloadBrood),
+		"naive":          one(reloadNaive),
+		"scale":          one(scale),
+		"bad":            one(badReload),
+		"pausing":        one(pausingReloads),
+		"pausing-steady": one(pausingSteady),
+		"stopreload":     stopDuringReload,
 	}
 	var results []*result
 	var errs []error
 	for _, name := range strings.Split(o.only, ",") {
 		fn := scenarios[strings.TrimSpace(name)]
 		if fn == nil {
-			return fmt.Errorf("no scenario %q: want reload, naive, scale, bad", name)
+			return fmt.Errorf("no scenario %q: want reload, naive, scale, bad, pausing, pausing-steady, stopreload", name)
 		}
 		busy, quiet := target.WaitQuietContext(ctx, 0.3, time.Second, 30*time.Second)
 		fmt.Fprintf(os.Stderr, "opsbench: %s (machine busy %.2f cores before)...\n", name, busy)
-		r, err := fn(ctx, o, b)
-		if r != nil && !quiet {
-			r.Notes = append(r.Notes, fmt.Sprintf("started on a busy machine: %.2f cores of other work", busy))
+		rs, err := fn(ctx, o, b)
+		if len(rs) > 0 && !quiet {
+			rs[0].Notes = append(rs[0].Notes, fmt.Sprintf("started on a busy machine: %.2f cores of other work", busy))
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
-		if r != nil {
-			results = append(results, r)
-		}
+		results = append(results, rs...)
 		if ctx.Err() != nil {
 			break
 		}
 	}
 	report(out, o, results)
 	return errors.Join(errs...)
+}
+
+// one adapts a scenario with one result.
+func one(fn func(context.Context, options, bins) (*result, error)) func(context.Context, options, bins) ([]*result, error) {
+	return func(ctx context.Context, o options, b bins) ([]*result, error) {
+		r, err := fn(ctx, o, b)
+		if r == nil {
+			return nil, err
+		}
+		return []*result{r}, err
+	}
 }
 
 // build compiles the good and bad opsapp and naivereload into dir with the
@@ -195,6 +225,7 @@ type result struct {
 	Ops       []op
 	Events    []event
 	Notes     []string
+	Pausing   bool // the keep-alive tally is of pausing clients, and there are no fresh ones
 }
 
 // session starts a server with 2 workers and load against it; end stops
@@ -206,6 +237,13 @@ type session struct {
 }
 
 func begin(ctx context.Context, o options, r *result, name, path string, env []string) (*session, error) {
+	return beginWith(ctx, o, r, name, path, env, func(addr string) *load {
+		return startLoad(addr, o.keepAlive, o.fresh, o.timeout, o.sleep)
+	})
+}
+
+// beginWith is begin with another load.
+func beginWith(ctx context.Context, o options, r *result, name, path string, env []string, start func(addr string) *load) (*session, error) {
 	srv, err := startServer(name, path, env)
 	if err != nil {
 		return nil, err
@@ -217,7 +255,7 @@ func begin(ctx context.Context, o options, r *result, name, path string, env []s
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	s := &session{srv: srv, r: r}
-	s.load = startLoad(srv.addr, o.keepAlive, o.fresh, o.timeout, o.sleep)
+	s.load = start(srv.addr)
 	return s, settle(ctx, o.settle)
 }
 

@@ -30,7 +30,13 @@ func report(out io.Writer, o options, results []*result) {
 	for _, r := range results {
 		for i, t := range []*tally{&r.KeepAlive, &r.Fresh} {
 			name, server, clients := r.Scenario, r.Server, "keep-alive"
+			if r.Pausing {
+				clients = "pausing"
+			}
 			if i == 1 {
+				if r.Pausing {
+					continue
+				}
 				name, server, clients = "", "", "fresh"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t", name, server, clients, t.OK, t.failed())
