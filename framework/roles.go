@@ -2,6 +2,7 @@ package framework
 
 import (
 	"net/http"
+	"os"
 
 	"github.com/broodhq/brood/internal/agentproc"
 	"github.com/broodhq/brood/internal/child"
@@ -40,6 +41,7 @@ func (c *config) masterConfig(p *proclog.Process) *master.Config {
 		ControlSocket:   c.ops.controlSocket,
 		PIDFile:         c.ops.pidFile,
 		Scheme:          c.scheme(),
+		ShareCPUs:       os.Getenv("GOMAXPROCS") == "",
 		ReopenLogs:      p.Reopener(),
 		Describe: []any{
 			"addr", c.addr, "addr_from", c.source["addr"],

@@ -26,6 +26,10 @@ type Config struct {
 	PIDFile         string        // "": none
 	Scheme          string        // http or https, for the ready line
 	CPUs            int           // shared among the workers; 0: the CPUs this process may use
+	// ShareCPUs sets each child's GOMAXPROCS to its share of the CPUs, and
+	// updates it when the number of workers changes; off when the user set
+	// GOMAXPROCS, which children then inherit.
+	ShareCPUs bool
 
 	// ReopenLogs reopens the master's own log files; nil when it writes
 	// none.

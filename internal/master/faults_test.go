@@ -2,7 +2,6 @@ package master
 
 import (
 	"errors"
-	"os"
 	"slices"
 	"syscall"
 	"testing"
@@ -244,10 +243,8 @@ func giveUp(t *testing.T, h *harness, w *fakeProc) {
 // Item 12: workers' GOMAXPROCS follow the worker count: a scale-down's
 // surviving worker gets the larger share.
 func TestInProcessGOMAXPROCSFollowsTheWorkerCount(t *testing.T) {
-	t.Setenv("GOMAXPROCS", "")
-	os.Unsetenv("GOMAXPROCS") // restored by Setenv's cleanup
 	c := testConfig(1)
-	c.CPUs = 4
+	c.CPUs, c.ShareCPUs = 4, true
 	h := start(t, c)
 	_, ws := h.running(1)
 	if got := envOf(ws[0].spec, "GOMAXPROCS"); got != "4" {

@@ -433,7 +433,7 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 		// worker's share of them too. With more, every call it answers wakes
 		// a second thread that competes with the workers for a core
 		// (bench/messenger: CallAgent p50 81 -> 65 us on 2 busy cores).
-		if os.Getenv("GOMAXPROCS") == "" {
+		if m.cfg.ShareCPUs {
 			env = append(env, "GOMAXPROCS="+strconv.Itoa(m.procsPerChild()))
 		}
 	} else {
@@ -450,7 +450,7 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 		env = append(env, protocol.EnvRole+"=worker", protocol.EnvSlot+"="+strconv.Itoa(slot), protocol.EnvSockets+"="+strings.Join(ids, ","))
 		// N workers that each schedule on every core fight one another's
 		// schedulers and collectors.
-		if os.Getenv("GOMAXPROCS") == "" {
+		if m.cfg.ShareCPUs {
 			env = append(env, "GOMAXPROCS="+strconv.Itoa(m.procsPerChild()))
 		}
 	}

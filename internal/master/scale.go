@@ -3,7 +3,6 @@ package master
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -180,7 +179,7 @@ func (m *master) removeWorker() bool {
 // children are started with it (startChild), running ones set it from here
 // on (protocol.Procs). On the loop.
 func (m *master) shareCPUs() {
-	if os.Getenv("GOMAXPROCS") != "" {
+	if !m.cfg.ShareCPUs {
 		return
 	}
 	f := protocol.Control(protocol.Procs, protocol.ProcsMsg{N: m.procsPerChild()})
