@@ -1,12 +1,12 @@
 // Package master is the runtime of the brood master, the process the user
-// started. One loop (master.go) owns every child, slot and generation: it
-// starts the agent and the workers by re-executing the binary (children.go), restarts
-// them with backoff and stops restarting a slot in a crash loop, stops in
-// order (stop.go), replaces
-// hung and oversized workers (health.go), routes messages between children
-// off the loop (route.go, agentlink.go), runs rounds of log reopening
-// (logs.go), answers the control socket (controlsock.go), and tells a
-// service manager about its state (notify.go).
+// started. One loop (master.go) owns every child, slot and generation. It
+// starts the agent and the workers by re-executing the binary, restarts
+// them with backoff and stops restarting a slot in a crash loop
+// (children.go), stops the cluster in order (stop.go), replaces hung and
+// oversized workers (health.go), routes messages between children off the
+// loop (route.go, agentlink.go), runs rounds of log reopening (logs.go),
+// answers the control socket (controlsock.go), and tells a service manager
+// about its state (notify.go).
 //
 // Reloads and scaling are operations (ops.go): straight-line code on a
 // goroutine of their own, one at a time, that asks the loop for each step
