@@ -102,7 +102,7 @@ type fakeProc struct {
 	slot int
 	conn *wire.Conn // the child's end
 
-	frames chan wire.Frame // control frames from the master
+	frames chan wire.Frame // frames from the master: control, and messages routed to it
 
 	once    sync.Once
 	exitErr error
@@ -144,7 +144,7 @@ func (p *fakeProc) read() {
 		if err != nil {
 			return
 		}
-		if f, err := wire.Parse(raw); err == nil && f.Kind == wire.KindControl {
+		if f, err := wire.Parse(raw); err == nil {
 			select {
 			case p.frames <- f:
 			default:

@@ -1,13 +1,17 @@
 package master
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
 
+	ctlsock "github.com/broodhq/brood/internal/control"
 	"github.com/broodhq/brood/internal/protocol"
+	"github.com/broodhq/brood/internal/wire"
+	"github.com/broodhq/brood/schedule"
 )
 
 func TestInProcessStartsTheAgentThenTheWorkers(t *testing.T) {
@@ -335,4 +339,87 @@ func TestInProcessExitsThatRestartNothing(t *testing.T) {
 			t.Errorf("slot 2 is %s after its worker retired; want retired", st)
 		}
 	})
+}
+
+// Messages for the agent sent while it is swapped in a reload are held by
+// the master and handed to the new agent, in order, once it is ready.
+func TestInProcessMessagesForTheAgentWaitForItsSuccessor(t *testing.T) {
+	h := start(t, testConfig(1))
+	agent, ws := h.running(1)
+	toAgent := func(action string) {
+		f := wire.Frame{Kind: wire.KindMessage, Route: wire.ToAgent, Action: action, Data: []byte(`1`)}
+		if err := ws[0].conn.Send(f.Encode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	toAgent("before")
+	agent.waitAction(t, "before")
+	exitWhenStopped(ws[0])
+	h.sigs <- syscall.SIGHUP
+	succ := h.next()
+	succ.ready(t)
+	agent.waitAction(t, protocol.Stop)
+	// The stopping agent asks to be sent nothing more, as a real one does.
+	agent.send(t, protocol.Control(protocol.Draining, nil))
+	agent.waitAction(t, protocol.Drained)
+	sendFrom := func(p *fakeProc, action string) {
+		f := wire.Frame{Kind: wire.KindMessage, Route: wire.ToAgent, Action: action, Data: []byte(`1`)}
+		if err := p.conn.Send(f.Encode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sendFrom(succ, "held-1")
+	sendFrom(succ, "held-2")
+	agent.exit(nil)
+	newAgent := h.next()
+	h.noStart()
+	newAgent.ready(t)
+	newAgent.waitAction(t, "held-1")
+	newAgent.waitAction(t, "held-2")
+}
+
+// The control socket's commands reach the loop: status lists every process
+// in its state, scale and stop are carried out, and a command during a stop
+// is refused.
+func TestInProcessControlCommands(t *testing.T) {
+	h := start(t, testConfig(1))
+	agent, ws := h.running(1)
+	ctx := context.Background()
+	res := make(chan ctlsock.Response, 1)
+	go func() { res <- h.m.handleControl(ctx, ctlsock.Request{Cmd: ctlsock.CmdStatus}) }()
+	// Status asks the agent for its jobs.
+	q := agent.waitAction(t, protocol.Jobs)
+	var jm protocol.JobsMsg
+	if err := protocol.Decode(q, &jm); err != nil {
+		t.Fatal(err)
+	}
+	agent.send(t, protocol.Control(protocol.Jobs, protocol.JobsMsg{ID: jm.ID, Jobs: []schedule.JobStatus{{Name: "flush"}}}))
+	r := <-res
+	if len(r.Status.Jobs) == 0 {
+		t.Errorf("status has no jobs: %+v", r.Status)
+	}
+	if !r.OK || r.Status == nil || len(r.Status.Processes) != 3 || r.Status.Workers != 1 {
+		t.Fatalf("status: %+v; want the master, the agent and one worker", r)
+	}
+	for _, p := range r.Status.Processes[1:] {
+		if p.State != "ready" {
+			t.Errorf("%s %d is %q; want ready", p.Role, p.Slot, p.State)
+		}
+	}
+	if r := h.m.handleControl(ctx, ctlsock.Request{Cmd: ctlsock.CmdScale, N: 2}); !r.OK {
+		t.Fatalf("scale 2: %+v", r)
+	}
+	w2 := h.next()
+	w2.ready(t)
+	h.eventually("the scale-up is over", func(m *master) bool { return m.ops.running == nil })
+	if r := h.m.handleControl(ctx, ctlsock.Request{Cmd: ctlsock.CmdStop}); !r.OK {
+		t.Fatalf("stop: %+v", r)
+	}
+	if r := h.m.handleControl(ctx, ctlsock.Request{Cmd: ctlsock.CmdReload}); r.OK {
+		t.Errorf("reload during a stop: %+v; want it refused", r)
+	}
+	exitWhenStopped(ws[0], w2, agent)
+	if err := h.exited(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
 }
