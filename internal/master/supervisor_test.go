@@ -395,11 +395,11 @@ func TestInProcessControlCommands(t *testing.T) {
 	}
 	agent.send(t, protocol.Control(protocol.Jobs, protocol.JobsMsg{ID: jm.ID, Jobs: []schedule.JobStatus{{Name: "flush"}}}))
 	r := <-res
-	if len(r.Status.Jobs) == 0 {
-		t.Errorf("status has no jobs: %+v", r.Status)
-	}
 	if !r.OK || r.Status == nil || len(r.Status.Processes) != 3 || r.Status.Workers != 1 {
 		t.Fatalf("status: %+v; want the master, the agent and one worker", r)
+	}
+	if len(r.Status.Jobs) == 0 {
+		t.Errorf("status has no jobs: %+v", r.Status)
 	}
 	for _, p := range r.Status.Processes[1:] {
 		if p.State != "ready" {
