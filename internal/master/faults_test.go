@@ -264,3 +264,41 @@ func TestInProcessGOMAXPROCSFollowsTheWorkerCount(t *testing.T) {
 		t.Errorf("the one worker left after scale 1: GOMAXPROCS=%s; want 4", got)
 	}
 }
+
+// A worker replaced while the cluster runs is told its sockets are handed
+// over (it keeps idle keep-alive connections for their next request), a
+// hung one and one stopped with the cluster are not.
+func TestInProcessStopFramesSayWhetherSocketsAreHandedOver(t *testing.T) {
+	c := testConfig(2)
+	c.HangTimeout, c.Housekeeping = 2*time.Second, 500*time.Millisecond
+	h := start(t, c)
+	_, ws := h.running(2)
+	handedOver := func(p *fakeProc) bool {
+		t.Helper()
+		var msg protocol.StopMsg
+		if err := protocol.Decode(p.waitAction(t, protocol.Stop), &msg); err != nil {
+			t.Fatal(err)
+		}
+		return msg.HandedOver
+	}
+	ws[0].send(t, protocol.Control(protocol.Recycle, protocol.RecycleMsg{Requests: 1}))
+	succ := h.next()
+	succ.ready(t)
+	if !handedOver(ws[0]) {
+		t.Error("a recycled worker's stop does not say its sockets are handed over")
+	}
+	ws[1].send(t, protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{InFlight: 1, Progress: 3}))
+	succ.send(t, protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{}))
+	for range 6 {
+		h.clk.Advance(500 * time.Millisecond)
+		h.onLoop(func(*master) {})
+		succ.send(t, protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{}))
+	}
+	if handedOver(ws[1]) {
+		t.Error("a hung worker's stop says its sockets are handed over")
+	}
+	h.sigs <- syscall.SIGTERM
+	if handedOver(succ) {
+		t.Error("a worker stopped with the cluster is told its sockets are handed over")
+	}
+}
