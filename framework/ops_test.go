@@ -21,6 +21,7 @@ import (
 	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/app"
 	ct "github.com/broodhq/brood/internal/clustertest"
+	ctlsock "github.com/broodhq/brood/internal/control"
 	"github.com/broodhq/brood/internal/protocol"
 	"github.com/broodhq/brood/messenger"
 )
@@ -195,11 +196,14 @@ func stopLoads(t *testing.T, ls []*ct.Load) {
 // reload completed, then lets the load run 300ms more.
 func reloads(t *testing.T, c *ct.Cluster, n int) {
 	t.Helper()
-	at := 0
+	path := controlPath(t, c)
+	gen := status(t, path).Generation
 	for i := range n {
 		time.Sleep(300 * time.Millisecond)
 		c.Signal(syscall.SIGHUP)
-		at = waitMsg(t, c, at, "reload complete", 60*time.Second) + 1
+		gen++
+		waitStatus(t, path, 60*time.Second, fmt.Sprintf("reloaded to generation %d", gen),
+			func(st *ctlsock.Status) bool { return reloadedTo(st, gen) })
 		t.Logf("reload %d complete", i+1)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -398,18 +402,25 @@ func TestFailedReloadKeepsTheOldWorkers(t *testing.T) {
 
 func TestScaleUpAndDownUnderLoad(t *testing.T) {
 	c := startOps(t)
+	path := controlPath(t, c)
+	// scaled waits until the master has finished scaling to n workers.
+	scaled := func(n int) {
+		t.Helper()
+		waitStatus(t, path, 30*time.Second, fmt.Sprintf("scaled to %d", n), func(st *ctlsock.Status) bool {
+			return st.Workers == n && st.Processes[0].State == "running"
+		})
+	}
 	ls := loads(c)
-	at := 0
-	for range 2 {
+	for n := 3; n <= 4; n++ {
 		c.Signal(syscall.SIGTTIN)
-		at = waitMsg(t, c, at, "scaled", 30*time.Second) + 1
+		scaled(n)
 	}
 	if seen := servers(t, c, 200); len(seen) != 4 {
 		t.Errorf("after scaling to 4, %d workers answer: %v", len(seen), seen)
 	}
-	for range 3 {
+	for n := 3; n >= 1; n-- {
 		c.Signal(syscall.SIGTTOU)
-		at = waitMsg(t, c, at, "scaled", 30*time.Second) + 1
+		scaled(n)
 	}
 	// Let the retired workers finish draining under load.
 	time.Sleep(time.Second)
@@ -428,7 +439,7 @@ func TestScaleUpAndDownUnderLoad(t *testing.T) {
 	}
 	// And back up: the retired sockets are served again by their own slot.
 	c.Signal(syscall.SIGTTIN)
-	waitMsg(t, c, at, "scaled", 30*time.Second)
+	scaled(2)
 	// The worker that held the socket drains before it exits.
 	time.Sleep(time.Second)
 	if seen := servers(t, c, 100); len(seen) != 2 {

@@ -229,3 +229,45 @@ func TestGOMAXPROCSFollowsTheWorkerCount(t *testing.T) {
 		}
 	}
 }
+
+// controlPath is the control socket the cluster's master listens on, as it
+// logged it.
+func controlPath(t *testing.T, c *ct.Cluster) string {
+	t.Helper()
+	rec, _, err := c.WaitLog(10*time.Second, 0, ct.Msg("control socket"))
+	if err != nil {
+		t.Fatalf("no control socket logged: %v", err)
+	}
+	path, _ := rec["path"].(string)
+	return path
+}
+
+// waitStatus polls the master's status until cond holds, and returns it.
+func waitStatus(t *testing.T, path string, d time.Duration, what string, cond func(*ctlsock.Status) bool) *ctlsock.Status {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		st := status(t, path)
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status not so within %s: %s: %+v", d, what, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// reloadedTo reports whether st shows a finished reload to generation gen:
+// the master is running again and every process not draining runs gen.
+func reloadedTo(st *ctlsock.Status, gen int) bool {
+	if st.Generation != gen || st.Processes[0].State != "running" {
+		return false
+	}
+	for _, p := range st.Processes[1:] {
+		if p.State != "draining" && p.Generation != gen {
+			return false
+		}
+	}
+	return true
+}
