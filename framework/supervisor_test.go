@@ -28,12 +28,12 @@ import (
 
 func init() {
 	// slow-successor: with BROOD_TEST_SLOW_BOOT set, a worker of a reloaded
-	// generation, or of a slot a scale-up added, takes 2s in its hook, so
+	// generation, or of a slot a scale-up added, takes 1s in its hook, so
 	// that a stop can come while it starts.
 	testApps["slow-successor"] = func() error {
 		return Run(procsRouter(), WithApp(func(a *app.App) error {
 			if os.Getenv("BROOD_TEST_SLOW_BOOT") != "" && (os.Getenv(protocol.EnvGeneration) != "1" || a.Slot() > 2) {
-				time.Sleep(2 * time.Second)
+				time.Sleep(time.Second)
 			}
 			return nil
 		}))
