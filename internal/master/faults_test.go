@@ -3,6 +3,7 @@ package master
 import (
 	"errors"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -300,5 +301,23 @@ func TestInProcessStopFramesSayWhetherSocketsAreHandedOver(t *testing.T) {
 	h.sigs <- syscall.SIGTERM
 	if handedOver(succ) {
 		t.Error("a worker stopped with the cluster is told its sockets are handed over")
+	}
+}
+
+// A worker that cannot even be started while the cluster starts fails the
+// start, as one that dies then does (the master used to wait forever).
+func TestInProcessFailedExecAtStartupFailsTheStart(t *testing.T) {
+	h := start(t, testConfig(2))
+	agent := h.next()
+	failSlot(h, 2)
+	agent.ready(t)
+	w1 := h.next()
+	exitWhenStopped(agent, w1)
+	err := h.exited()
+	if !errors.Is(err, ErrStart) {
+		t.Fatalf("got %v; want ErrStart", err)
+	}
+	if !strings.Contains(err.Error(), "worker 2") || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("the error %q does not name worker 2 and why", err)
 	}
 }
