@@ -74,7 +74,6 @@ func TestInProcessStopDuringAgentSwapStopsTheNewAgent(t *testing.T) {
 	h.sigs <- syscall.SIGHUP
 	succ := h.next() // worker 1's successor
 	succ.ready(t)
-	ws[0].waitAction(t, protocol.Stop) // consumed by stopOnStop as well; the exit follows
 	agent.waitAction(t, protocol.Stop) // the swap stops the old agent first
 	agent.exit(nil)
 	newAgent := h.next()

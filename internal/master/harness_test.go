@@ -103,6 +103,7 @@ type fakeProc struct {
 	conn *wire.Conn // the child's end
 
 	frames chan wire.Frame // frames from the master: control, and messages routed to it
+	h      *harness        // the harness that took it from the starter
 
 	once    sync.Once
 	exitErr error
@@ -160,7 +161,24 @@ func (p *fakeProc) send(t *testing.T, f *wire.Frame) {
 	}
 }
 
-func (p *fakeProc) ready(t *testing.T) { t.Helper(); p.send(t, protocol.Control(protocol.Ready, nil)) }
+// ready says the child is ready, and waits until the loop has heard it, so
+// that a test moving the clock on next cannot race the frame (a start
+// timeout firing first, say).
+func (p *fakeProc) ready(t *testing.T) {
+	t.Helper()
+	p.send(t, protocol.Control(protocol.Ready, nil))
+	if p.h == nil {
+		return
+	}
+	p.h.eventually(p.String()+" is ready", func(m *master) bool {
+		for c := range m.live {
+			if c.pid == p.pid {
+				return c.state != childStarting
+			}
+		}
+		return true // exited already
+	})
+}
 
 // waitAction waits for the master to send action and returns it.
 func (p *fakeProc) waitAction(t *testing.T, action string) wire.Frame {
@@ -280,8 +298,7 @@ func (h *harness) next() *fakeProc {
 	h.t.Helper()
 	select {
 	case p := <-h.st.started:
-		// Stopped children exit on their own, as well-behaved ones do,
-		// unless the test takes over (manual).
+		p.h = h
 		return p
 	case <-time.After(waitFor):
 		h.t.Fatalf("no child started within %s", waitFor)
@@ -405,6 +422,7 @@ func (h *harness) advanceToStart() *fakeProc {
 	for range 2000 {
 		select {
 		case p := <-h.st.started:
+			p.h = h
 			return p
 		default:
 		}
