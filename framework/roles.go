@@ -13,9 +13,9 @@ import (
 )
 
 // The resolved options, handed to each role's runtime as a small config of
-// its own. Glue a new feature needs in a role (a store the agent hosts,
-// metrics a worker serves) goes here, through agentproc.Config.Start and
-// worker.Config.Start, rather than into the runtimes.
+// its own. A new feature's settings reach its role here: a field of
+// master.Config, agentproc.Config or worker.Config, filled from the option,
+// and read by that role's Run where its startup says.
 
 func (c *config) logSettings() proclog.Settings {
 	return proclog.Settings{

@@ -24,10 +24,8 @@ type Config struct {
 	Hooks           []func(*agent.Agent) error // WithAgent
 	ShutdownTimeout time.Duration              // when stopped by a signal
 	Rotation        *RotationConfig            // nil without a log directory
-	// Start, if set, runs after the built-in services and before the
-	// WithAgent hooks: the place for framework glue that the agent hosts
-	// for the workers (stores, metrics). An error fails the agent's start.
-	Start []func(*agent.Agent) error
+	// Settings of what the agent hosts for the cluster (a store, metrics)
+	// go here, filled in by framework.Run (framework/roles.go).
 }
 
 // errAgentStopping ends the context of the agent's background work.
@@ -36,6 +34,11 @@ var errAgentStopping = errors.New("agent stopping")
 // Run plays the agent: it runs the hooks, tells the master it is ready,
 // starts its jobs and the log rotation once the cluster is ready, and stops
 // in order when told to.
+//
+// What the agent hosts for the cluster is started in order below: first
+// what agent.New needs (its Config: the messenger, the scheduler, a
+// store), then brood's own handlers, then the WithAgent hooks, which may
+// use all of it; what must outlive the OnStop hooks is closed after them.
 func Run(c Config, link *child.Link, term chan os.Signal) error {
 	log := c.Log
 	hooks := lifecycle.New(log)
@@ -43,11 +46,6 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	msgr := link.Messenger()
 	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: msgr, Scheduler: jobs})
 	serveAppSchedules(log, msgr, jobs) // before the hooks: "brood." actions are ours
-	for _, start := range c.Start {
-		if err := child.CallHook(func() error { return start(a) }); err != nil {
-			return link.BootFailed(fmt.Errorf("agent: %w", err))
-		}
-	}
 	for _, hook := range c.Hooks {
 		if err := child.CallHook(func() error { return hook(a) }); err != nil {
 			return link.BootFailed(fmt.Errorf("agent: WithAgent hook: %w", err))

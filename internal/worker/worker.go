@@ -28,10 +28,6 @@ type Config struct {
 
 	Handler http.Handler
 	Hooks   []func(*app.App) error // WithApp
-	// Start, if set, runs before the WithApp hooks: the place for framework
-	// glue a worker sets up for the application (stores, metrics). An
-	// error fails the worker's start.
-	Start []func(*app.App) error
 
 	// The chain: Middleware as given (WithMiddleware), or with DefaultChain
 	// middleware.DefaultSplit over AccessLog and Trusted.
@@ -69,6 +65,11 @@ const (
 
 // Run plays a worker: it takes over its slot sockets, runs the hooks,
 // serves, and drains when told to stop.
+//
+// In order: the sockets; the application's API (app.New) and the WithApp
+// hooks; the server on every socket; what reports on the worker (the
+// heartbeat; per-worker metrics belong beside it); ready. The stop undoes
+// them in reverse, the OnStop hooks last but the channel.
 func Run(c Config, link *child.Link, term chan os.Signal) error {
 	log, slot := c.Log, c.Slot
 	lns, err := openSockets(c.Sockets)
@@ -86,7 +87,7 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	draining := make(chan struct{})
 	msgr := link.Messenger()
 	a := app.New(app.Config{Slot: slot, Logger: log, Hooks: hooks, Messenger: msgr, Jobs: schedules, Draining: draining})
-	if err := runHooks(a, c.Start, c.Hooks); err != nil {
+	if err := runHooks(a, c.Hooks); err != nil {
 		closeAll()
 		return link.BootFailed(fmt.Errorf("worker %d: %w", slot, err))
 	}
@@ -171,14 +172,9 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	return nil
 }
 
-// runHooks runs the framework's start hooks, then the WithApp hooks.
-func runHooks(a *app.App, start, user []func(*app.App) error) error {
-	for _, fn := range start {
-		if err := child.CallHook(func() error { return fn(a) }); err != nil {
-			return err
-		}
-	}
-	for _, hook := range user {
+// runHooks runs the WithApp hooks.
+func runHooks(a *app.App, hooks []func(*app.App) error) error {
+	for _, hook := range hooks {
 		if err := child.CallHook(func() error { return hook(a) }); err != nil {
 			return fmt.Errorf("WithApp hook: %w", err)
 		}
