@@ -7,8 +7,7 @@ require (
 	github.com/libp2p/go-reuseport v0.4.0
 	github.com/lmittmann/tint v1.2.1
 	github.com/robfig/cron/v3 v3.0.1
+	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.47.0
 )
-
-require golang.org/x/net v0.62.0 // indirect
