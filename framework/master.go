@@ -189,6 +189,7 @@ func (m *master) run() error {
 		"workers", c.workers, "workers_from", c.source["workers"],
 		"shutdown_timeout", c.shutdownTimeout.String(), "start_timeout", c.startTimeout.String(),
 		"hang_timeout", c.ops.hangTimeout.String(), "max_requests", c.ops.maxRequests, "max_rss", c.ops.maxRSS,
+		"balance", c.balancePolicy(),
 		"executable", m.gen.exe.Path)
 
 	sigs := make(chan os.Signal, 8)
@@ -204,6 +205,9 @@ func (m *master) run() error {
 	}
 	m.group = group
 	defer group.Close()
+	if err := c.applyBalance(group); err != nil {
+		return fmt.Errorf("%w: %w", ErrStart, err)
+	}
 
 	removePID, err := m.writePIDFile()
 	if err != nil {

@@ -96,3 +96,7 @@ func control(f *os.File, fn func(fd int) error) error {
 	}
 	return ferr
 }
+
+// StickyAvailable returns nil where EnableSticky can work: on Linux, whose
+// reuseport groups take SO_ATTACH_REUSEPORT_CBPF programs.
+func StickyAvailable() error { return nil }

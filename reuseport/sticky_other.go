@@ -35,3 +35,8 @@ func QueueDepth(f *os.File) (queued, backlog int, err error) {
 // stopListening has nothing to do where no program depends on the group's
 // indices.
 func stopListening(f *os.File) error { return nil }
+
+// StickyAvailable returns why sticky cannot work here, wrapping
+// errors.ErrUnsupported, so a configuration asking for it is refused before
+// anything starts.
+func StickyAvailable() error { return errNoFilters }
