@@ -96,7 +96,10 @@ func Bind(ctx context.Context, addr string, n int) (*Group, error) {
 // Addr is the address every socket of the group is bound to.
 func (g *Group) Addr() *net.TCPAddr { return g.addr }
 
-// Add binds the socket for slot, or returns the one it already has.
+// Add binds the socket for slot, or returns the one it already has. The
+// socket joins the end of the kernel's group. With sticky on, the slot takes
+// its share of the buckets from the fullest slots and the program is
+// re-attached; if that fails, the socket is closed again.
 func (g *Group) Add(ctx context.Context, slot int) (*os.File, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
