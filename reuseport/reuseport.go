@@ -112,7 +112,7 @@ func (g *Group) Add(ctx context.Context, slot int) (*os.File, error) {
 	}
 	// The file is a duplicate descriptor of the same socket: closing the
 	// listener leaves the socket open, held by the file alone.
-	f, err := ln.File()
+	f, err := slotFile(ln, fmt.Sprintf("slot %d socket", slot))
 	ln.Close()
 	if err != nil {
 		return nil, fmt.Errorf("bind slot %d: %w", slot, err)
