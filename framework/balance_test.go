@@ -25,6 +25,7 @@ func TestBalanceIsValidated(t *testing.T) {
 		{[]Option{WithBalance("hash")}, map[string]string{"BROOD_BALANCE": "sticky"}, BalanceSticky},
 		{[]Option{WithBalance("round-robin")}, nil, `invalid WithBalance "round-robin": want one of hash, sticky`},
 		{nil, map[string]string{"BROOD_BALANCE": "Sticky"}, `invalid $BROOD_BALANCE "Sticky": want one of hash, sticky`},
+		{[]Option{WithBalance("sticky"), WithWorkers(300)}, nil, `invalid WithBalance "sticky": sticky spreads clients over 256 buckets`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {

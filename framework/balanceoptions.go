@@ -55,6 +55,10 @@ func (c *config) validateBalance(name func(key, opt string) string) []error {
 		if err := reuseport.StickyAvailable(); err != nil {
 			return []error{&ConfigError{name("balance", "WithBalance"), strconv.Quote(c.balance), "sticky is not available on this platform", err}}
 		}
+		if c.workers > reuseport.Buckets {
+			return []error{&ConfigError{name("balance", "WithBalance"), strconv.Quote(c.balance),
+				fmt.Sprintf("sticky spreads clients over %d buckets: use at most %d workers with it, or hash", reuseport.Buckets, reuseport.Buckets), nil}}
+		}
 		return nil
 	}
 	return []error{&ConfigError{name("balance", "WithBalance"), strconv.Quote(c.balance),

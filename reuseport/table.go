@@ -78,7 +78,8 @@ func (t *Table) Lookup(addr netip.Addr) (int, bool) {
 
 // Add gives slot its share of the buckets, taken from the slots holding the
 // most, and returns how many buckets moved. Adding a slot already present
-// changes nothing.
+// changes nothing. Beyond Buckets slots the share is zero: the slot is in
+// the table but no client reaches it.
 func (t *Table) Add(slot int) int {
 	if t.Has(slot) {
 		return 0
