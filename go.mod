@@ -7,6 +7,7 @@ require (
 	github.com/libp2p/go-reuseport v0.4.0
 	github.com/lmittmann/tint v1.2.1
 	github.com/robfig/cron/v3 v3.0.1
+	golang.org/x/net v0.58.0
 	golang.org/x/sys v0.47.0
 	golang.org/x/term v0.45.0
 )

@@ -46,6 +46,7 @@ func (c *config) fromEnv(getenv func(string) string) []error {
 	envValue(e, "max_rss", "BROOD_MAX_RSS", &c.ops.maxRSS, parseSizeOrZero, `want a size such as "512MB" or "1GiB", or 0 for no limit`)
 	envValue(e, "control_socket", "BROOD_CONTROL_SOCKET", &c.ops.controlSocket, parseString, "")
 	envValue(e, "pid_file", "BROOD_PIDFILE", &c.ops.pidFile, parseString, "")
+	envValue(e, "balance", "BROOD_BALANCE", &c.balance, parseTrimmed, "")
 	return e.errs
 }
 
@@ -77,6 +78,8 @@ func envValue[T any](e *envReader, key, name string, dst *T, parse func(string) 
 }
 
 func parseString(s string) (string, error) { return s, nil }
+
+func parseTrimmed(s string) (string, error) { return strings.TrimSpace(s), nil }
 
 func parseList(s string) ([]string, error) { return strings.Split(s, ","), nil }
 

@@ -49,6 +49,7 @@ type config struct {
 	ops             opsConfig     // reload, hang detection, recycling: opsoptions.go
 	tls             tlsFiles      // WithTLS, $BROOD_TLS_CERT, $BROOD_TLS_KEY
 	limits          ServerLimits  // WithServerLimits; zero fields mean defaults
+	balance         string        // WithBalance, $BROOD_BALANCE: balanceoptions.go
 
 	// where each value came from, for the effective-configuration log line
 	source map[string]string
@@ -220,6 +221,7 @@ func (c *config) validate() []error {
 	errs = append(errs, c.validateLogs(name)...)
 	errs = append(errs, c.validateOps(name)...)
 	errs = append(errs, c.validateMessaging()...)
+	errs = append(errs, c.validateBalance(name)...)
 	switch c.logFormat {
 	case "auto", "text", "json":
 	default:

@@ -42,12 +42,14 @@ func (c *config) masterConfig(p *proclog.Process) *master.Config {
 		PIDFile:         c.ops.pidFile,
 		Scheme:          c.scheme(),
 		ShareCPUs:       os.Getenv("GOMAXPROCS") == "",
+		Sticky:          c.balancePolicy() == BalanceSticky,
 		ReopenLogs:      p.Reopener(),
 		Describe: []any{
 			"addr", c.addr, "addr_from", c.source["addr"],
 			"workers", c.workers, "workers_from", c.source["workers"],
 			"shutdown_timeout", c.shutdownTimeout.String(), "start_timeout", c.startTimeout.String(),
 			"hang_timeout", c.ops.hangTimeout.String(), "max_requests", c.ops.maxRequests, "max_rss", c.ops.maxRSS,
+			"balance", c.balancePolicy(),
 		},
 	}
 }

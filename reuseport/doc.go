@@ -26,4 +26,30 @@
 // with the same no-stranger check, so that the kernel spreads that port's
 // connections across the workers too. [Group] is the master's per-slot set
 // and is exported for that one importer.
+//
+// # Balancing
+//
+// By default the kernel picks a group's socket for each new connection by a
+// hash of the connection's addresses and ports: even on average, but a
+// client's connections land anywhere. Group.EnableSticky attaches a classic
+// BPF program (SO_ATTACH_REUSEPORT_CBPF) that hashes only the client's
+// source address into one of 256 buckets and looks the bucket up in a Table,
+// so every connection of an address reaches the same slot, with no process
+// on the data path. The Table names slots, not sockets' indices in the
+// kernel's group, which shift as sockets close; Group tracks the indices and
+// re-attaches the program whenever its sockets change. A worker's crash or
+// a rolling reload changes nothing, as the slot keeps its socket; adding a
+// slot moves Buckets/(n+1) buckets to it and removing one hands its buckets
+// to the others, so about 1/n of the clients move.
+//
+// Sticky by address means what the address is: behind a reverse proxy every
+// connection comes from the proxy and reaches one slot, and the clients
+// behind one NAT share a slot. Where the proxy is in front, let it do the
+// stickiness (nginx: hash $remote_addr consistent) or keep sessions in the
+// cluster's shared store so that any worker can serve any client.
+//
+// QueueDepth reads how many connections wait in a socket's accept queue.
+// Only Linux has reuseport filters and reports the queue: elsewhere
+// EnableSticky and QueueDepth return errors wrapping errors.ErrUnsupported,
+// so sticky is refused instead of silently hashing.
 package reuseport

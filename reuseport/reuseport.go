@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -57,11 +58,23 @@ func explain(addr string, err error) error {
 
 // Group is the set of sockets of one address, one per worker slot. Slots are
 // numbered from 1. Its methods are safe for concurrent use.
+//
+// A group balances by the kernel's hash of the connection's 4-tuple until
+// EnableSticky; from then on it keeps a sticky Table and re-attaches its
+// program whenever Add or Remove changes the sockets, so the master only
+// enables it once, after Bind.
 type Group struct {
 	addr *net.TCPAddr
 
 	mu    sync.Mutex
 	files map[int]*os.File
+	// order is the slots in the kernel's index order of the reuseport
+	// group, the indices a reuseport program returns. A socket joins at the
+	// end when it starts listening; when one leaves, the kernel moves the
+	// last socket into its place (__reuseport_detach_sock in
+	// net/core/sock_reuseport.c), and Remove does the same here.
+	order  []int
+	sticky *Table // nil: the kernel's hash
 }
 
 // Bind claims addr and binds n sockets on it, one per slot 1..n.
@@ -83,7 +96,10 @@ func Bind(ctx context.Context, addr string, n int) (*Group, error) {
 // Addr is the address every socket of the group is bound to.
 func (g *Group) Addr() *net.TCPAddr { return g.addr }
 
-// Add binds the socket for slot, or returns the one it already has.
+// Add binds the socket for slot, or returns the one it already has. The
+// socket joins the end of the kernel's group. With sticky on, the slot takes
+// its share of the buckets from the fullest slots and the program is
+// re-attached; if that fails, the socket is closed again.
 func (g *Group) Add(ctx context.Context, slot int) (*os.File, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -102,6 +118,15 @@ func (g *Group) Add(ctx context.Context, slot int) (*os.File, error) {
 		return nil, fmt.Errorf("bind slot %d: %w", slot, err)
 	}
 	g.files[slot] = f
+	g.order = append(g.order, slot)
+	if g.sticky != nil {
+		g.sticky.Add(slot)
+		if err := g.attachLocked(); err != nil {
+			g.sticky.Remove(slot)
+			g.removeLocked(slot)
+			return nil, fmt.Errorf("bind slot %d: %w", slot, err)
+		}
+	}
 	return f, nil
 }
 
@@ -116,15 +141,93 @@ func (g *Group) File(slot int) *os.File {
 
 // Remove closes the socket of slot. Connections still queued on it are reset
 // by the kernel, so callers drain it first.
+//
+// The socket leaves the reuseport group at once, even if a worker still
+// holds a descriptor of it, so the group's indices stay known. With sticky
+// on, the program is first re-attached without the slot's buckets, which go
+// to the slots holding the fewest; then again with the new indices. Between
+// the two, the clients of the socket that moves into the freed index are
+// hashed by the kernel: served, but not steered, for that instant.
 func (g *Group) Remove(slot int) error {
 	g.mu.Lock()
-	f := g.files[slot]
-	delete(g.files, slot)
-	g.mu.Unlock()
-	if f == nil {
+	defer g.mu.Unlock()
+	if _, ok := g.files[slot]; !ok {
 		return nil
 	}
-	return f.Close()
+	var errs []error
+	if g.sticky != nil && g.sticky.Has(slot) && len(g.files) > 1 {
+		g.sticky.Remove(slot)
+		errs = append(errs, g.attachLocked())
+	}
+	errs = append(errs, g.removeLocked(slot))
+	if g.sticky != nil && len(g.files) > 0 {
+		errs = append(errs, g.attachLocked())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove slot %d: %w", slot, err)
+	}
+	return nil
+}
+
+func (g *Group) removeLocked(slot int) error {
+	f := g.files[slot]
+	delete(g.files, slot)
+	i := slices.Index(g.order, slot)
+	last := len(g.order) - 1
+	g.order[i] = g.order[last]
+	g.order = g.order[:last]
+	if g.sticky != nil && g.sticky.Has(slot) {
+		g.sticky.Remove(slot) // its last socket: the table is emptied
+	}
+	return errors.Join(stopListening(f), f.Close())
+}
+
+// EnableSticky makes the group steer each client address to one slot (see
+// Table) from now on, through every Add and Remove, and returns an error
+// wrapping errors.ErrUnsupported on a platform without reuseport filters.
+func (g *Group) EnableSticky() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.files) == 0 {
+		return errors.New("enable sticky: the group has no socket")
+	}
+	g.sticky = NewTable(g.order...)
+	if err := g.attachLocked(); err != nil {
+		g.sticky = nil
+		return fmt.Errorf("enable sticky: %w", err)
+	}
+	return nil
+}
+
+// Sticky returns a copy of the group's table, or nil when the group hashes.
+func (g *Group) Sticky() *Table {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sticky == nil {
+		return nil
+	}
+	return g.sticky.Clone()
+}
+
+// Order returns the group's slots in the kernel's index order.
+func (g *Group) Order() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.order)
+}
+
+// QueueDepth returns the accept queue length and backlog of slot's socket
+// (see the function QueueDepth).
+func (g *Group) QueueDepth(slot int) (queued, backlog int, err error) {
+	f := g.File(slot)
+	if f == nil {
+		return 0, 0, fmt.Errorf("accept queue depth: slot %d has no socket", slot)
+	}
+	return QueueDepth(f)
+}
+
+func (g *Group) attachLocked() error {
+	return AttachSticky(g.files[g.order[0]], g.sticky, g.order)
 }
 
 // Close closes every socket of the group.
@@ -132,6 +235,10 @@ func (g *Group) Close() error {
 	g.mu.Lock()
 	files := g.files
 	g.files = map[int]*os.File{}
+	g.order = nil
+	if g.sticky != nil {
+		g.sticky = NewTable()
+	}
 	g.mu.Unlock()
 	var errs []error
 	for _, f := range files {

@@ -30,6 +30,10 @@ type Config struct {
 	// updates it when the number of workers changes; off when the user set
 	// GOMAXPROCS, which children then inherit.
 	ShareCPUs bool
+	// Sticky attaches the sticky reuseport program to the slots' sockets
+	// (WithBalance("sticky")); the group keeps it up to date through every
+	// later Add and Remove.
+	Sticky bool
 
 	// ReopenLogs reopens the master's own log files; nil when it writes
 	// none.

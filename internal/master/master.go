@@ -257,6 +257,11 @@ func (m *master) run() error {
 	}
 	m.group = group
 	defer group.Close()
+	if c.Sticky {
+		if err := group.EnableSticky(); err != nil {
+			return fmt.Errorf("%w: balance sticky: %w", ErrStart, err)
+		}
+	}
 
 	removePID, err := m.writePIDFile()
 	if err != nil {
