@@ -13,6 +13,7 @@ import (
 
 	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/internal/lifecycle"
+	"github.com/broodhq/brood/internal/storeagent"
 	"github.com/broodhq/brood/internal/wire"
 	"github.com/broodhq/brood/schedule"
 )
@@ -23,7 +24,13 @@ var errAgentStopping = errors.New("agent stopping")
 func runAgent(c *config, log *slog.Logger, ch *channel, term chan os.Signal) error {
 	hooks := lifecycle.New(log)
 	jobs := schedule.New(schedule.Options{Logger: log})
-	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: ch.msgr, Scheduler: jobs})
+	st, err := openStore(c, log)
+	if err != nil {
+		return ch.bootFailed(fmt.Errorf("agent: %w", err))
+	}
+	defer st.Close() // after the OnStop hooks, which may use it
+	storeagent.Serve(ch.msgr, st)
+	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: ch.msgr, Scheduler: jobs, Store: storeagent.Shared(st)})
 	serveAppSchedules(log, ch.msgr, jobs) // before the hooks: "brood." actions are ours
 	for _, hook := range c.agentHooks {
 		if err := callHook(func() error { return hook(a) }); err != nil {

@@ -48,6 +48,7 @@ type config struct {
 	ops             opsConfig     // reload, hang detection, recycling: opsoptions.go
 	tls             tlsFiles      // WithTLS, $BROOD_TLS_CERT, $BROOD_TLS_KEY
 	limits          ServerLimits  // WithServerLimits; zero fields mean defaults
+	store           storeOptions  // WithDataDir, WithStore: storeoptions.go
 
 	// where each value came from, for the effective-configuration log line
 	source map[string]string

@@ -34,8 +34,9 @@ type Store interface {
 	CompareAndSet(ctx context.Context, key string, value []byte, version uint64, ttl time.Duration) (bool, error)
 	// List returns the live keys that start with prefix and sort after
 	// after ("" to start), in byte order, with their values: at most limit
-	// of them (1 to MaxListLimit). To read them all, call again with after
-	// set to the last key returned until fewer than limit come back.
+	// of them (1 to MaxListLimit), and possibly fewer before the end (a
+	// page is also bounded in bytes). To read them all, call again with
+	// after set to the last key returned until a page comes back empty.
 	List(ctx context.Context, prefix, after string, limit int) ([]Item, error)
 
 	// Close releases what the store holds; calls after it fail with

@@ -394,10 +394,10 @@ func testList(t *testing.T, s store.Store) {
 	var all []string
 	for after := ""; ; {
 		page := list(t, s, "page:", after, 100)
-		all = append(all, keys(page)...)
-		if len(page) < 100 {
+		if len(page) == 0 {
 			break
 		}
+		all = append(all, keys(page)...)
 		after = page[len(page)-1].Key
 	}
 	if len(all) != 250 || all[0] != "page:0000" || all[249] != "page:0249" {
