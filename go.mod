@@ -11,4 +11,12 @@ require (
 	golang.org/x/term v0.47.0
 )
 
-require go.etcd.io/bbolt v1.4.3
+require (
+	github.com/redis/go-redis/v9 v9.17.3
+	go.etcd.io/bbolt v1.4.3
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
+)

@@ -3,6 +3,8 @@ package framework
 import (
 	"context"
 	"log/slog"
+	"os"
+	"strings"
 
 	"github.com/broodhq/brood/internal/storeagent"
 	"github.com/broodhq/brood/store"
@@ -43,7 +45,14 @@ func WithStoreSync() Option {
 
 // openStore opens the agent's store, before its hooks.
 func openStore(c *config, log *slog.Logger) (store.Store, error) {
+	// The default name comes from os.Args[0], which in the agent is the
+	// process title the master gave it ("NAME: agent"): the store's
+	// namespace and default directory must be the application's.
+	name := c.name
+	if name == baseName(os.Args[0]) {
+		name = strings.TrimSuffix(name, ": agent")
+	}
 	return storeagent.Open(context.Background(), storeagent.Config{
-		App: c.name, URL: c.store.url, DataDir: c.store.dataDir, Sync: c.store.sync, Logger: log,
+		App: name, URL: c.store.url, DataDir: c.store.dataDir, Sync: c.store.sync, Logger: log,
 	})
 }

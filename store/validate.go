@@ -106,9 +106,14 @@ func AddInt(value []byte, delta int64) (int64, error) {
 	return sum, nil
 }
 
-// ParseInt parses a counter's value.
+// ParseInt parses a counter's value: '-' or not, then digits without
+// leading zeros (Redis's rule, so that every backend agrees).
 func ParseInt(value []byte) (int64, error) {
-	if len(value) == 0 || len(value) > 20 || value[0] == '+' {
+	digits := value
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(value) > 20 || digits[0] == '+' || (digits[0] == '0' && len(value) > 1) {
 		return 0, fmt.Errorf("%w: %q", ErrNotInteger, truncate(value))
 	}
 	n, err := strconv.ParseInt(string(value), 10, 64)

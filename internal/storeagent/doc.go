@@ -20,7 +20,9 @@
 // A data directory already used by a running cluster fails Open after the
 // lock timeout, naming the directory; a file there that is not a brood
 // store fails it naming the file, without touching it. Both are boot
-// errors: the master refuses to start, says why, and does not retry.
+// errors: the master refuses to start, says why, and does not retry. A
+// Redis that does not answer is not: the agent warns, the workers serve,
+// store calls fail fast with store.ErrUnavailable until Redis is there.
 //
 // # Across the messenger
 //

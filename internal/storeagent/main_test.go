@@ -15,6 +15,7 @@ import (
 	"github.com/broodhq/brood/app"
 	"github.com/broodhq/brood/framework"
 	"github.com/broodhq/brood/internal/clustertest"
+	_ "github.com/broodhq/brood/store/redisstore" // $BROOD_STORE=redis://
 )
 
 func TestMain(m *testing.M) {

@@ -60,7 +60,7 @@ func Open(ctx context.Context, c Config) (store.Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		log.Info("store: backend from "+urlFrom, "url", redact(url))
+		log.Info("store: backend from "+urlFrom, "url", redact(url), "app", c.App)
 		return s, nil
 	}
 	sync := c.Sync || c.Getenv(EnvSync) == "1"

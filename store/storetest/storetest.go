@@ -223,7 +223,7 @@ func testIncrTTLOnlyOnCreate(t *testing.T, s store.Store) {
 }
 
 func testIncrBadValues(t *testing.T, s store.Store) {
-	for _, v := range []string{"abc", "1.5", "", " 1", "12x", "99999999999999999999"} {
+	for _, v := range []string{"abc", "1.5", "", " 1", "12x", "+1", "007", "-0", "-", "99999999999999999999"} {
 		key := "bad:" + v
 		mustSet(t, s, key, v, 0)
 		if _, err := s.Incr(ctx(t), key, 1, 0); !errors.Is(err, store.ErrNotInteger) {
