@@ -12,6 +12,8 @@ require (
 )
 
 require (
+	github.com/alexedwards/scs/v2 v2.9.0
+	github.com/go-chi/httprate v0.16.1
 	github.com/redis/go-redis/v9 v9.17.3
 	go.etcd.io/bbolt v1.4.3
 )
@@ -19,4 +21,6 @@ require (
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
+	github.com/klauspost/cpuid/v2 v2.2.10 // indirect
+	github.com/zeebo/xxh3 v1.0.2 // indirect
 )
