@@ -14,20 +14,48 @@ import (
 // Client is a worker's store.Store: every operation is one call to the
 // agent (messenger.CallAgent), which answers from its store. While the agent
 // restarts, calls wait for the new one (bounded by their context).
+//
+// Operations started while the Client's previous calls are on their way go
+// together in the next call (batch.go), so that under load the hops through
+// the master and the agent are shared instead of paid per operation.
 type Client struct {
-	call   func(ctx context.Context, req []byte) ([]byte, error)
-	closed atomic.Bool
+	batches batcher
+	closed  atomic.Bool
 }
 
 var _ store.Store = (*Client)(nil)
 
 // NewClient returns the Client that reaches the agent's store through m.
 func NewClient(m *messenger.Messenger) *Client {
-	return &Client{call: func(ctx context.Context, req []byte) ([]byte, error) {
+	return newClient(func(ctx context.Context, batch []byte) ([]byte, error) {
 		var reply []byte
-		err := m.CallAgent(ctx, Action, req, &reply)
+		err := m.CallAgent(ctx, Action, batch, &reply)
 		return reply, err
-	}}
+	})
+}
+
+// newClient returns a Client whose batches go through call.
+func newClient(call func(ctx context.Context, batch []byte) ([]byte, error)) *Client {
+	return &Client{batches: batcher{call: call}}
+}
+
+// call sends one request. A List goes alone: its reply may be a large page.
+func (c *Client) call(ctx context.Context, o op, req []byte) ([]byte, error) {
+	if o != opList {
+		return c.batches.submit(ctx, req)
+	}
+	raw, err := c.batches.call(ctx, encodeBatch([][]byte{req}))
+	if err != nil {
+		return nil, err
+	}
+	replies, err := decodeBatch(raw)
+	if err == nil && len(replies) != 1 {
+		err = fmt.Errorf("decode store reply: %d replies for 1 request", len(replies))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return replies[0], nil
 }
 
 // do sends req and returns the agent's reply, with the store's error as its
@@ -36,7 +64,8 @@ func (c *Client) do(ctx context.Context, req *request) (response, error) {
 	if c.closed.Load() {
 		return response{}, store.ErrClosed
 	}
-	raw, err := c.call(ctx, req.encode())
+	enc := req.encode()
+	raw, err := c.call(ctx, req.op, enc)
 	for wait := 10 * time.Millisecond; errors.Is(err, messenger.ErrTargetGone) && req.op.idempotent(); wait = min(2*wait, 500*time.Millisecond) {
 		// The call reached an agent that died: the next call waits for
 		// its successor. An operation that may run twice is tried again.
@@ -45,7 +74,7 @@ func (c *Client) do(ctx context.Context, req *request) (response, error) {
 			return response{}, fmt.Errorf("%w: the agent's store: %w (then %w)", store.ErrUnavailable, err, ctx.Err())
 		case <-time.After(wait):
 		}
-		raw, err = c.call(ctx, req.encode())
+		raw, err = c.call(ctx, req.op, enc)
 	}
 	switch {
 	case errors.Is(err, messenger.ErrClosed):

@@ -16,9 +16,9 @@ func TestCodecConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		backend := memstore.New()
 		t.Cleanup(func() { backend.Close() })
-		c := &Client{call: func(ctx context.Context, req []byte) ([]byte, error) {
-			return handle(ctx, backend, req), nil
-		}}
+		c := newClient(func(ctx context.Context, batch []byte) ([]byte, error) {
+			return handleBatch(ctx, backend, batch)
+		})
 		return closeBoth{c, backend}
 	})
 }

@@ -3,6 +3,7 @@ package storeagent
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/broodhq/brood/messenger"
 	"github.com/broodhq/brood/store"
@@ -18,12 +19,33 @@ const pageBytes = 4 << 20
 // served as soon as the agent is ready.
 func Serve(m *messenger.Messenger, s store.Store) {
 	m.Handle(Action, func(ctx context.Context, msg messenger.Message) (any, error) {
-		var req []byte
-		if err := msg.Decode(&req); err != nil {
+		var batch []byte
+		if err := msg.Decode(&batch); err != nil {
 			return nil, err
 		}
-		return handle(ctx, s, req), nil
+		return handleBatch(ctx, s, batch)
 	})
+}
+
+// handleBatch runs the requests of a batch (batch.go) at once, so that the
+// writes among them go into the same commit, and returns their replies in
+// order.
+func handleBatch(ctx context.Context, s store.Store, raw []byte) ([]byte, error) {
+	reqs, err := decodeBatch(raw)
+	if err != nil {
+		return nil, err
+	}
+	replies := make([][]byte, len(reqs))
+	if len(reqs) == 1 {
+		replies[0] = handle(ctx, s, reqs[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, req := range reqs {
+			wg.Go(func() { replies[i] = handle(ctx, s, req) })
+		}
+		wg.Wait()
+	}
+	return encodeBatch(replies), nil
 }
 
 // handle runs one encoded request against s and returns the encoded reply.
