@@ -12,6 +12,7 @@
 //	GET /incr     one Incr (brood) or INCR (redis) of "visits"
 //	GET /session  scs LoadAndSave: reads the session's counter, writes it
 //	              back plus one (a new session without a cookie)
+//	GET /get?k=K  (brood) the value of K in the store, 404 if absent
 //	GET /         200, for readiness
 //
 // With $STOREAPP_PROFILE=DIR, every brood process writes a CPU profile to
@@ -68,6 +69,17 @@ func main() {
 				return
 			}
 			w.Write(strconv.AppendInt(nil, n, 10))
+		})
+		r.Get("/get", func(w http.ResponseWriter, r *http.Request) {
+			v, ok, err := app.FromContext(r.Context()).Store().Get(r.Context(), r.FormValue("k"))
+			switch {
+			case err != nil:
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			case !ok:
+				http.NotFound(w, r)
+			default:
+				w.Write(v)
+			}
 		})
 		err := framework.Run(r, framework.WithMiddleware(), framework.WithApp(func(a *app.App) error {
 			sessions.Store = scsstore.New(a.Store())
