@@ -8,14 +8,17 @@
 // messenger), then runs cmd/storeapp on it with 2 workers:
 //
 //   - open: boltstore.Open of the full file in this process, and one Get
+//
 //   - start: exec of the cluster to its first served request
+//
 //   - reload: HUP to the master; the new agent's "agent ready" time, which
 //     counts from its exec (the old one has stopped and closed the file)
+//
 //   - kill: SIGKILL of the agent, then the time until a worker's Get of a
 //     session succeeds again (the master restarts the agent after 100ms
 //     of backoff; calls wait for it)
 //
-//	cd bench && go run ./cmd/storemillion -n 1000000
+//     cd bench && go run ./cmd/storemillion -n 1000000
 package main
 
 import (
