@@ -64,11 +64,12 @@ func runStoreApp() error {
 		answer(w, r, reply{Value: string(v), Found: found}, err)
 	})
 	// /incr runs n Incr of key k from par goroutines and counts outcomes;
-	// with ms, as many as it can for that long instead.
+	// with until=PATH, as many as it can until that file exists (a minute
+	// at most).
 	r.Get("/incr", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.FormValue("n"))
 		par, _ := strconv.Atoi(r.FormValue("par"))
-		ms, _ := strconv.Atoi(r.FormValue("ms"))
+		until := r.FormValue("until")
 		par = max(par, 1)
 		s := app.FromContext(r.Context()).Store()
 		var (
@@ -80,8 +81,12 @@ func runStoreApp() error {
 		work := make(chan struct{}, par)
 		go func() {
 			defer close(work)
-			until := time.Now().Add(time.Duration(ms) * time.Millisecond)
-			for i := 0; ms > 0 && time.Now().Before(until) || i < n; i++ {
+			limit := time.Now().Add(time.Minute)
+			going := func() bool {
+				_, err := os.Stat(until)
+				return until != "" && err != nil && time.Now().Before(limit)
+			}
+			for i := 0; i < n || going(); i++ {
 				work <- struct{}{}
 			}
 		}()
