@@ -75,6 +75,14 @@ func wantValue(t *testing.T, r reply, want string) {
 func TestValueSetOnOneWorkerIsReadByEveryOther(t *testing.T) {
 	c := start(t, 3)
 	cls := clients(t, c, 3)
+	for _, cl := range cls {
+		// Written from the hooks, before the cluster was ready.
+		if r := call(t, cl, c, "/get", "k", "agent-hook"); !r.Found || r.Value != fmt.Sprint(r.Agent) {
+			t.Fatalf("agent-hook = %+v; want the agent's pid, written in its WithAgent hook", r)
+		}
+		wantValue(t, call(t, cl, c, "/get", "k", "worker-hooks"), "3")
+		break
+	}
 	var writer int
 	for pid, cl := range cls {
 		writer = pid
@@ -268,4 +276,49 @@ func TestUnwritableDefaultDirKeepsTheStoreInMemory(t *testing.T) {
 	cl := ct.Client(60 * time.Second)
 	call(t, cl, c, "/set", "k", "k", "v", "v")
 	wantValue(t, call(t, cl, c, "/get", "k", "k"), "v")
+}
+
+// TestAcknowledgedIncrSurvivesAgentKill: workers count while the agent is
+// SIGKILLed twice; every Incr that was acknowledged is in the final count,
+// and only those that failed (they may or may not have run) are in doubt.
+func TestAcknowledgedIncrSurvivesAgentKill(t *testing.T) {
+	c := start(t, 2)
+	cl := ct.Client(90 * time.Second)
+	stop := filepath.Join(t.TempDir(), "stop")
+	done := make(chan reply, 2)
+	for range 2 {
+		go func() { done <- call(t, ct.Client(90*time.Second), c, "/incr", "k", "n", "until", stop, "par", "8") }()
+	}
+	for range 2 {
+		time.Sleep(500 * time.Millisecond)
+		agent := call(t, cl, c, "/pid").Agent
+		if agent == 0 {
+			t.Fatal("no agent")
+		}
+		syscall.Kill(agent, syscall.SIGKILL)
+		deadline := time.Now().Add(30 * time.Second)
+		for now := call(t, cl, c, "/pid").Agent; now == agent || now == 0; now = call(t, cl, c, "/pid").Agent {
+			if time.Now().After(deadline) {
+				t.Fatal("no new agent 30s after SIGKILL")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	os.WriteFile(stop, nil, 0o600)
+	var ok, failed int
+	for range 2 {
+		r := <-done
+		ok, failed = ok+r.OK, failed+r.Fail
+		if r.Fail > 0 && !strings.Contains(r.Err, "may or may not have run") {
+			t.Errorf("an Incr failed for another reason than the agent's death: %s", r.Err)
+		}
+	}
+	r := call(t, cl, c, "/get", "k", "n")
+	var n int
+	fmt.Sscan(r.Value, &n)
+	t.Logf("%d Incr acknowledged, %d failed with the agent's death; count %d", ok, failed, n)
+	if n < ok || n > ok+failed {
+		t.Fatalf("count %d after %d acknowledged and %d failed Incr; want from %d to %d", n, ok, failed, ok, ok+failed)
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/app"
 	"github.com/broodhq/brood/framework"
 	"github.com/broodhq/brood/internal/clustertest"
@@ -110,7 +111,19 @@ func runStoreApp() error {
 		wg.Wait()
 		answer(w, r, rep, lastErr)
 	})
-	var opts []framework.Option
+	// The store works from the hooks on: the agent's before any worker
+	// starts, a worker's before it serves.
+	opts := []framework.Option{
+		framework.WithAgent(func(a *agent.Agent) error {
+			return a.Store().Set(context.Background(), "agent-hook", []byte(strconv.Itoa(os.Getpid())), 0)
+		}),
+		framework.WithApp(func(a *app.App) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, err := a.Store().Incr(ctx, "worker-hooks", 1, 0)
+			return err
+		}),
+	}
 	if os.Getenv("BROOD_TEST_SYNC") == "1" {
 		opts = append(opts, framework.WithStoreSync())
 	}
