@@ -64,6 +64,12 @@ func (c *Client) do(ctx context.Context, req *request) (response, error) {
 	if c.closed.Load() {
 		return response{}, store.ErrClosed
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		// Retries below must end too, as each call does.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, messenger.DefaultCallTimeout)
+		defer cancel()
+	}
 	enc := req.encode()
 	raw, err := c.call(ctx, req.op, enc)
 	for wait := 10 * time.Millisecond; errors.Is(err, messenger.ErrTargetGone) && req.op.idempotent(); wait = min(2*wait, 500*time.Millisecond) {

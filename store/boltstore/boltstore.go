@@ -291,10 +291,13 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	defer s.leave()
 	return s.db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return fmt.Errorf("%w: %s: %w", ErrForeign, s.path, err)
+		var first error
+		for err := range tx.Check() { // drained: its checker goroutine ends
+			if first == nil {
+				first = fmt.Errorf("%w: %s: %w", ErrForeign, s.path, err)
+			}
 		}
-		return nil
+		return first
 	})
 }
 
