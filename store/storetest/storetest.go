@@ -213,13 +213,18 @@ func testIncrTTLOnlyOnCreate(t *testing.T, s store.Store) {
 	incr(t, s, "created", 1, shortTTL)
 	incr(t, s, "kept", 1, 0)
 	incr(t, s, "kept", 1, shortTTL) // exists: stays without expiry
-	incr(t, s, "expiring", 1, shortTTL)
-	time.Sleep(shortTTL / 2)
-	incr(t, s, "expiring", 1, longTTL) // exists: keeps its short expiry
+	before := time.Now()
+	incr(t, s, "expiring", 1, time.Minute)
+	incr(t, s, "expiring", 1, longTTL) // exists: keeps its minute
+	if exp := mustLookup(t, s, "expiring").Expires; exp.Before(before.Add(time.Minute-time.Second)) || exp.After(time.Now().Add(time.Minute+time.Second)) {
+		t.Fatalf("after Incr with a TTL on a key that has one, Expires = %v; want the first, about %v", exp, before.Add(time.Minute))
+	}
 	time.Sleep(pastExpiry)
 	wantAbsent(t, s, "created")
-	wantAbsent(t, s, "expiring")
 	wantValue(t, s, "kept", "2")
+	if it := mustLookup(t, s, "kept"); !it.Expires.IsZero() {
+		t.Fatalf("after Incr with a TTL on a key without one, Expires = %v; want none", it.Expires)
+	}
 }
 
 func testIncrBadValues(t *testing.T, s store.Store) {
@@ -315,7 +320,8 @@ func testCompareAndSet(t *testing.T, s store.Store) {
 		t.Fatal("CompareAndSet with version 0 on a present key = true; want false")
 	}
 	it := mustLookup(t, s, "k")
-	if !cas(t, s, "k", "updated", it.Version, shortTTL) {
+	before := time.Now()
+	if !cas(t, s, "k", "updated", it.Version, time.Minute) {
 		t.Fatal("CompareAndSet with the current version = false; want true")
 	}
 	wantValue(t, s, "k", "updated")
@@ -323,11 +329,17 @@ func testCompareAndSet(t *testing.T, s store.Store) {
 		t.Fatal("CompareAndSet with a stale version = true; want false")
 	}
 	wantValue(t, s, "k", "updated")
+	if exp := mustLookup(t, s, "k").Expires; exp.Before(before.Add(time.Minute-time.Second)) || exp.After(time.Now().Add(time.Minute+time.Second)) {
+		t.Fatalf("after CompareAndSet with a TTL, Expires = %v; want about %v", exp, before.Add(time.Minute))
+	}
 	if cas(t, s, "absent", "v", 12345, 0) {
 		t.Fatal("CompareAndSet with a version on an absent key = true; want false")
 	}
+	if !cas(t, s, "short", "v", 0, shortTTL) {
+		t.Fatal("CompareAndSet creating a key with a TTL = false")
+	}
 	time.Sleep(pastExpiry) // the ttl CompareAndSet gave applies
-	wantAbsent(t, s, "k")
+	wantAbsent(t, s, "short")
 
 	// A key deleted and created again does not match a version from before.
 	mustSet(t, s, "r", "v", 0)
