@@ -64,14 +64,15 @@ func (c *Client) do(ctx context.Context, req *request) (response, error) {
 	if c.closed.Load() {
 		return response{}, store.ErrClosed
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		// Retries below must end too, as each call does.
+	enc := req.encode()
+	raw, err := c.call(ctx, req.op, enc)
+	if _, ok := ctx.Deadline(); !ok && err != nil {
+		// Retries below must end too, as each call does. (Only now: a
+		// timer per operation is a measurable part of its cost.)
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, messenger.DefaultCallTimeout)
 		defer cancel()
 	}
-	enc := req.encode()
-	raw, err := c.call(ctx, req.op, enc)
 	for wait := 10 * time.Millisecond; errors.Is(err, messenger.ErrTargetGone) && req.op.idempotent(); wait = min(2*wait, 500*time.Millisecond) {
 		// The call reached an agent that died: the next call waits for
 		// its successor. An operation that may run twice is tried again.
