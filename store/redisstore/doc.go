@@ -13,12 +13,16 @@
 //
 // Each key is a Redis hash named NAMESPACE + key, with the value in field
 // "v" and the version in field "n", and the TTL as the Redis key's expiry.
-// The namespace is "brood:" + the application's name (query-escaped) + ":",
-// so that two applications can share one Redis; versions come from one
-// counter per namespace ("brood:NAME#version"), so they are never reused.
-// Writes that read first (Incr, SetIfAbsent, CompareAndSet) are Lua scripts,
-// atomic in Redis. Counters use HINCRBY, so Redis's integer rules apply,
-// which are also store.ParseInt's.
+// The namespace is "brood:{NAME}:", NAME being the application's name
+// (query-escaped), so that two applications can share one Redis; the braces
+// make NAME a hash tag, which keeps an application's keys in one Redis
+// Cluster slot. Beside the keys, "brood:{NAME}#version" counts versions (so
+// they are never reused), and two sorted sets index the keys:
+// "brood:{NAME}#keys" in key order, for List, and "brood:{NAME}#expiry" by
+// expiry, for the sweeper, which takes keys Redis has expired out of the
+// index every SweepEvery. Every write is one Lua script, atomic in Redis,
+// that changes the key and both indexes together. Counters use HINCRBY, so
+// Redis's integer rules apply, which are also store.ParseInt's.
 //
 // # Failures
 //
@@ -28,8 +32,7 @@
 // store.ErrUnavailable that names the address. go-redis reconnects by
 // itself: once Redis is back, calls succeed again.
 //
-// List has no key index to seek in Redis: it SCANs the namespace for the
-// prefix, which costs time in proportion to the keys of the whole Redis
-// database, not the ones listed. It suits sessions' occasional listing, not
-// a hot path.
+// List reads the key index from the first key it may return, so it costs
+// time in proportion to the keys it returns (and any expired in the last
+// second, which it skips), not to the database.
 package redisstore

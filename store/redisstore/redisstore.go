@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,8 +22,12 @@ import (
 // pooled connection) unless the URL sets its own.
 const DefaultTimeout = time.Second
 
-// scanCount is the COUNT hint of List's SCAN.
-const scanCount = 1000
+// SweepEvery is how often expired keys are taken out of the key index
+// (Redis removes the keys themselves).
+const SweepEvery = time.Second
+
+// maxSweep bounds the keys one sweep script takes out.
+const maxSweep = 1000
 
 func init() {
 	// A Redis that does not answer yet does not stop the cluster: the
@@ -48,15 +52,21 @@ type Store struct {
 	rdb     redis.UniversalClient
 	ns      string // prefix of every key
 	counter string // the version counter
+	keys    string // the key index
+	expiry  string // the expiry index
 	addr    string // for errors
 	own     bool   // Close closes rdb
 	closed  atomic.Bool
+	stop    chan struct{}
+	swept   sync.WaitGroup
 }
 
 var _ store.Store = (*Store)(nil)
 
-// Namespace is the key prefix of the application named app.
-func Namespace(app string) string { return "brood:" + url.QueryEscape(app) + ":" }
+// Namespace is the key prefix of the application named app. The name is a
+// Redis hash tag, so that one application's keys share a Redis Cluster
+// slot, as the scripts need.
+func Namespace(app string) string { return "brood:{" + url.QueryEscape(app) + "}:" }
 
 // Open returns a Store for the application named app over the Redis at
 // rawURL (redis://[user:password@]host:port/db, go-redis's options as query
@@ -90,13 +100,45 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // New returns a Store over rdb whose keys all start with namespace (see
-// Namespace). Close does not close rdb.
+// Namespace), and starts its sweeper. Close stops the sweeper; it closes
+// rdb only if Open made it.
 func New(rdb redis.UniversalClient, namespace string) *Store {
 	addr := "redis"
 	if c, ok := rdb.(*redis.Client); ok {
 		addr = c.Options().Addr
 	}
-	return &Store{rdb: rdb, ns: namespace, counter: strings.TrimSuffix(namespace, ":") + "#version", addr: addr}
+	base := strings.TrimSuffix(namespace, ":")
+	s := &Store{rdb: rdb, ns: namespace, counter: base + "#version", keys: base + "#keys", expiry: base + "#expiry",
+		addr: addr, stop: make(chan struct{})}
+	s.swept.Go(s.sweeper)
+	return s
+}
+
+// sweeper takes expired keys out of the key index every SweepEvery, so that
+// the index, and List's cost, stay bounded by the live keys.
+func (s *Store) sweeper() {
+	tick := time.NewTicker(SweepEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*DefaultTimeout)
+			n, err := sweepScript.Run(ctx, s.rdb, []string{s.keys, s.expiry}, maxSweep).Int()
+			cancel()
+			if err != nil || n < maxSweep {
+				break // Redis down: the next tick tries again
+			}
+		}
+	}
+}
+
+// keysOf is the KEYS of a write script for key.
+func (s *Store) keysOf(key string) []string {
+	return []string{s.ns + key, s.counter, s.keys, s.expiry}
 }
 
 // fail turns a go-redis error into the store's.
@@ -199,7 +241,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
-	return s.fail(setScript.Run(ctx, s.rdb, []string{s.ns + key, s.counter}, value, ms(ttl)).Err())
+	return s.fail(setScript.Run(ctx, s.rdb, s.keysOf(key), key, value, ms(ttl)).Err())
 }
 
 // Delete implements store.Store.
@@ -210,7 +252,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
-	return s.fail(s.rdb.Del(ctx, s.ns+key).Err())
+	return s.fail(deleteScript.Run(ctx, s.rdb, []string{s.ns + key, s.keys, s.expiry}, key).Err())
 }
 
 // Incr implements store.Store.
@@ -221,7 +263,7 @@ func (s *Store) Incr(ctx context.Context, key string, delta int64, ttl time.Dura
 	if err := s.enter(ctx); err != nil {
 		return 0, err
 	}
-	n, err := incrScript.Run(ctx, s.rdb, []string{s.ns + key, s.counter}, delta, ms(ttl)).Int64()
+	n, err := incrScript.Run(ctx, s.rdb, s.keysOf(key), key, delta, ms(ttl)).Int64()
 	return n, s.fail(err)
 }
 
@@ -238,11 +280,13 @@ func (s *Store) CompareAndSet(ctx context.Context, key string, value []byte, ver
 	if err := s.enter(ctx); err != nil {
 		return false, err
 	}
-	n, err := casScript.Run(ctx, s.rdb, []string{s.ns + key, s.counter}, value, strconv.FormatUint(version, 10), ms(ttl)).Int64()
+	n, err := casScript.Run(ctx, s.rdb, s.keysOf(key), key, value, strconv.FormatUint(version, 10), ms(ttl)).Int64()
 	return n == 1, s.fail(err)
 }
 
-// List implements store.Store; see the package documentation for its cost.
+// List implements store.Store: it reads the key index from the first key
+// it may return, in key order, so its cost is in proportion to the keys it
+// returns, not to the database.
 func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]store.Item, error) {
 	if err := store.CheckList(prefix, after, limit); err != nil {
 		return nil, err
@@ -250,25 +294,28 @@ func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]st
 	if err := s.enter(ctx); err != nil {
 		return nil, err
 	}
-	var keys []string
-	iter := s.rdb.Scan(ctx, 0, globEscape(s.ns+prefix)+"*", scanCount).Iterator()
-	for iter.Next(ctx) {
-		if k := strings.TrimPrefix(iter.Val(), s.ns); k > after {
-			keys = append(keys, k)
+	from, to := "-", "+"
+	if prefix != "" {
+		// No UTF-8 text holds the byte 0xff: every key with the prefix
+		// sorts before prefix + "\xff".
+		from, to = "["+prefix, "["+prefix+"\xff"
+	}
+	if after != "" && after >= prefix {
+		from = "(" + after
+	}
+	var items []store.Item
+	for len(items) < limit {
+		want := limit - len(items)
+		members, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.keys, Start: from, Stop: to, ByLex: true, Count: int64(want)}).Result()
+		if err != nil {
+			return nil, s.fail(err)
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return nil, s.fail(err)
-	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys) // SCAN may return a key twice
-	items := make([]store.Item, 0, min(limit, len(keys)))
-	for len(keys) > 0 && len(items) < limit {
-		batch := keys[:min(limit-len(items), len(keys))]
-		keys = keys[len(batch):]
+		if len(members) == 0 {
+			break
+		}
 		now := time.Now()
 		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, k := range batch {
+			for _, k := range members {
 				lookupScript.Eval(ctx, p, []string{s.ns + k}) // EVALSHA cannot fall back to EVAL in a pipeline
 			}
 			return nil
@@ -279,31 +326,29 @@ func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]st
 		for i, c := range cmds {
 			r, err := c.(*redis.Cmd).Slice()
 			if err != nil || len(r) != 3 {
-				continue // expired or deleted since the SCAN
+				continue // expired, not yet swept from the index
 			}
-			if it, ok := item(batch[i], r[0], r[1], r[2], now); ok {
+			if it, ok := item(members[i], r[0], r[1], r[2], now); ok {
 				items = append(items, it)
 			}
 		}
+		if len(members) < want {
+			break
+		}
+		from = "(" + members[len(members)-1]
 	}
 	return items, nil
 }
 
-// globEscape quotes the characters SCAN's MATCH treats as a pattern.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// Close implements store.Store: it closes the client Open made.
+// Close implements store.Store: it stops the sweeper, and closes the
+// client if Open made it.
 func (s *Store) Close() error {
-	if s.closed.Swap(true) || !s.own {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	close(s.stop)
+	s.swept.Wait()
+	if !s.own {
 		return nil
 	}
 	return s.rdb.Close()

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/broodhq/brood/internal/redistest"
 	"github.com/broodhq/brood/store"
 	"github.com/broodhq/brood/store/redisstore"
@@ -111,5 +113,49 @@ func TestPingFailsFastOnNoRedis(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*redisstore.DefaultTimeout {
 		t.Fatalf("Ping took %s", d)
+	}
+}
+
+// TestExpiredKeysLeaveTheIndex: the key index List reads holds the live
+// keys only, once the sweeper has run, so memory and List's cost stay
+// bounded by live data.
+func TestExpiredKeysLeaveTheIndex(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	s, err := redisstore.Open(srv.URL(0), "sweep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 300 {
+		if err := s.Set(ctx, fmt.Sprint("short:", i), []byte("v"), 10*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Set(ctx, "live", []byte("v"), 0)
+	s.Set(ctx, "later", []byte("v"), time.Hour)
+	s.Incr(ctx, "counter", 1, 0)
+	s.Set(ctx, "deleted", []byte("v"), 0)
+	s.Delete(ctx, "deleted")
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	idx := strings.TrimSuffix(redisstore.Namespace("sweep"), ":") + "#keys"
+	deadline := time.Now().Add(10 * redisstore.SweepEvery)
+	for {
+		n, err := rdb.ZCard(ctx, idx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("key index holds %d members; want 3 (live, later, counter) once swept", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	items, err := s.List(ctx, "", "", 10)
+	if err != nil || len(items) != 3 {
+		t.Fatalf("List = %d items, %v; want 3", len(items), err)
 	}
 }
