@@ -36,9 +36,6 @@ type Config struct {
 	Sync    bool   // framework.WithStoreSync
 	Logger  *slog.Logger
 	Getenv  func(string) string // nil: os.Getenv
-	// Default is the per-user data directory; "" computes it (tests set
-	// it to see the fallback).
-	Default string
 }
 
 // Open opens the agent's store as the package documentation says. The
@@ -71,13 +68,10 @@ func Open(ctx context.Context, c Config) (store.Store, error) {
 	if dir != "" {
 		return openDir(dir, dirFrom, sync, log)
 	}
-	dir = c.Default
-	if dir == "" {
-		var err error
-		if dir, err = defaultDir(c.Getenv, c.App); err != nil {
-			log.Warn("store: no per-user data directory; keeping the store in memory, so it lives only as long as the agent: set framework.WithDataDir or $"+EnvDataDir, "err", err)
-			return memstore.New(), nil
-		}
+	dir, err := defaultDir(c.Getenv, c.App)
+	if err != nil {
+		log.Warn("store: no per-user data directory; keeping the store in memory, so it lives only as long as the agent: set framework.WithDataDir or $"+EnvDataDir, "err", err)
+		return memstore.New(), nil
 	}
 	s, err := openDir(dir, "the default data directory", sync, log)
 	if errors.Is(err, errUnwritable) {
