@@ -209,6 +209,7 @@ func resolve(opts []Option, getenv func(string) string) (*config, error) {
 	errs = append(errs, c.resolveOpsEnv(getenv)...)
 	errs = append(errs, c.resolveLogEnv(getenv)...)
 	errs = append(errs, c.validate()...)
+	errs = append(errs, c.store.check(getenv)...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/broodhq/brood/internal/storeagent"
+	"github.com/broodhq/brood/internal/storeurl"
 	"github.com/broodhq/brood/store"
 )
 
@@ -41,6 +42,22 @@ func WithStore(url string) Option {
 // only the death of processes. Also $BROOD_STORE_SYNC=1.
 func WithStoreSync() Option {
 	return func(c *config) { c.store.sync = true }
+}
+
+// check refuses, before anything starts, a store URL that no linked
+// backend handles; the agent opens it (and reads the environment again).
+func (o storeOptions) check(getenv func(string) string) []error {
+	raw, from := o.url, "WithStore"
+	if v := getenv(storeagent.EnvStore); v != "" {
+		raw, from = v, "$"+storeagent.EnvStore
+	}
+	if raw == "" {
+		return nil
+	}
+	if err := storeurl.Check(raw, from); err != nil {
+		return []error{err}
+	}
+	return nil
 }
 
 // openStore opens the agent's store, before its hooks.

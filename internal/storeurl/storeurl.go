@@ -39,12 +39,18 @@ func init() {
 	pkgs["rediss"] = "github.com/broodhq/brood/store/redisstore"
 }
 
-// Open opens the store raw names. what names where raw came from, for
-// errors ("$BROOD_STORE").
-func Open(ctx context.Context, raw, what, app string, log *slog.Logger) (store.Store, error) {
+// Check reports, without opening anything, the error Open would return
+// for a URL it cannot parse or whose scheme no linked backend handles.
+func Check(raw, what string) error {
+	_, _, err := lookup(raw, what)
+	return err
+}
+
+// lookup parses raw and finds its backend.
+func lookup(raw, what string) (*url.URL, Opener, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
-		return nil, fmt.Errorf("%s=%q: want a URL such as redis://127.0.0.1:6379/0", what, raw)
+		return nil, nil, fmt.Errorf("%s=%q: want a URL such as redis://127.0.0.1:6379/0", what, raw)
 	}
 	mu.Lock()
 	fn := openers[u.Scheme]
@@ -55,10 +61,20 @@ func Open(ctx context.Context, raw, what, app string, log *slog.Logger) (store.S
 	mu.Unlock()
 	if fn == nil {
 		if pkg, ok := pkgs[u.Scheme]; ok {
-			return nil, fmt.Errorf("%s=%q: the %s backend is not linked: add import _ %q to main", what, u.Redacted(), u.Scheme, pkg)
+			return nil, nil, fmt.Errorf("%s=%q: the %s backend is not linked: add import _ %q to main", what, u.Redacted(), u.Scheme, pkg)
 		}
 		sort.Strings(schemes)
-		return nil, fmt.Errorf("%s=%q: no store backend for %q (linked: %v)", what, u.Redacted(), u.Scheme, schemes)
+		return nil, nil, fmt.Errorf("%s=%q: no store backend for %q (linked: %v)", what, u.Redacted(), u.Scheme, schemes)
+	}
+	return u, fn, nil
+}
+
+// Open opens the store raw names. what names where raw came from, for
+// errors ("$BROOD_STORE").
+func Open(ctx context.Context, raw, what, app string, log *slog.Logger) (store.Store, error) {
+	u, fn, err := lookup(raw, what)
+	if err != nil {
+		return nil, err
 	}
 	s, err := fn(ctx, u, app, log)
 	if err != nil {
