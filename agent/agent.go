@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/broodhq/brood/internal/lifecycle"
+	"github.com/broodhq/brood/internal/storeagent"
 	"github.com/broodhq/brood/messenger"
 	"github.com/broodhq/brood/schedule"
+	"github.com/broodhq/brood/store"
 )
 
 // Agent is the agent process's view of the cluster.
@@ -18,6 +20,7 @@ type Agent struct {
 	hooks *lifecycle.Hooks
 	msgr  *messenger.Messenger
 	jobs  *schedule.Scheduler
+	store store.Store
 }
 
 // Config describes the agent to New.
@@ -31,6 +34,11 @@ type Config struct {
 	// the system clock. Whoever creates the Agent starts and stops it
 	// (framework.Run does, see Every); tests pass one on a fake clock.
 	Scheduler *schedule.Scheduler
+	// Store is the cluster's store, which framework.Run opens before the
+	// WithAgent hooks and closes after the OnStop hooks; nil: one whose
+	// operations fail with store.ErrUnavailable. Tests may pass
+	// memstore.New().
+	Store store.Store
 }
 
 // New returns an Agent. framework.Run creates the real one.
@@ -47,7 +55,10 @@ func New(c Config) *Agent {
 	if c.Messenger == nil {
 		c.Messenger = messenger.New(messenger.Config{Logger: c.Logger})
 	}
-	return &Agent{log: c.Logger, hooks: c.Hooks, msgr: c.Messenger, jobs: c.Scheduler}
+	if c.Store == nil {
+		c.Store = storeagent.None("this agent has no store (agent.New without Config.Store)")
+	}
+	return &Agent{log: c.Logger, hooks: c.Hooks, msgr: c.Messenger, jobs: c.Scheduler, store: c.Store}
 }
 
 // PID is the agent's process id.
@@ -63,6 +74,11 @@ func (a *Agent) OnReady(fn func()) { a.hooks.OnReady(fn) }
 // Messenger sends and receives the cluster's messages; the agent is where
 // workers' Calls are usually answered (messenger.Messenger.Handle).
 func (a *Agent) Messenger() *messenger.Messenger { return a.msgr }
+
+// Store is the cluster's shared store (package store), the one every worker
+// reaches through app.App.Store: in the agent, operations go straight to
+// it. It is open from the WithAgent hooks until after the OnStop hooks.
+func (a *Agent) Store() store.Store { return a.store }
 
 // OnStop registers fn to run when the agent stops, which happens after every
 // worker has stopped and after the agent's jobs have stopped. ctx ends with

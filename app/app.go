@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/broodhq/brood/internal/lifecycle"
+	"github.com/broodhq/brood/internal/storeagent"
 	"github.com/broodhq/brood/internal/workerjobs"
 	"github.com/broodhq/brood/messenger"
+	"github.com/broodhq/brood/store"
 )
 
 // App is one worker process's view of the cluster.
@@ -20,6 +22,7 @@ type App struct {
 	msgr     *messenger.Messenger
 	jobs     *workerjobs.Registry
 	draining <-chan struct{}
+	store    store.Store
 }
 
 // Config describes a worker to New.
@@ -35,6 +38,10 @@ type Config struct {
 	Jobs *workerjobs.Registry
 	// Draining is closed when the worker begins to stop; nil: never.
 	Draining <-chan struct{}
+	// Store is the cluster's store; nil: the agent's, through Messenger
+	// (outside a cluster its calls fail with store.ErrUnavailable). Tests
+	// of handlers may pass memstore.New().
+	Store store.Store
 }
 
 // New returns an App. framework.Run creates the real one; tests of handlers
@@ -52,7 +59,10 @@ func New(c Config) *App {
 	if c.Jobs == nil {
 		c.Jobs = workerjobs.New()
 	}
-	return &App{slot: c.Slot, log: c.Logger, hooks: c.Hooks, msgr: c.Messenger, jobs: c.Jobs, draining: c.Draining}
+	if c.Store == nil {
+		c.Store = storeagent.NewClient(c.Messenger)
+	}
+	return &App{slot: c.Slot, log: c.Logger, hooks: c.Hooks, msgr: c.Messenger, jobs: c.Jobs, draining: c.Draining, store: c.Store}
 }
 
 // Slot is this worker's slot number, from 1 to the number of workers. A
@@ -72,6 +82,13 @@ func (a *App) OnReady(fn func()) { a.hooks.OnReady(fn) }
 // Messenger sends and receives the cluster's messages. In a handler:
 // app.FromContext(r.Context()).Messenger().
 func (a *App) Messenger() *messenger.Messenger { return a.msgr }
+
+// Store is the cluster's shared store (package store): every worker and the
+// agent see the same keys. In a handler: app.FromContext(r.Context()).Store().
+// By default it lives in the agent, and each operation is a call to it
+// through the messenger; it works from a WithApp hook on, and fails with
+// store.ErrClosed once the worker has stopped.
+func (a *App) Store() store.Store { return a.store }
 
 // OnStop registers fn to run when this worker stops, after it has stopped
 // accepting requests and finished the ones in flight. ctx ends with the

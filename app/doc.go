@@ -11,4 +11,8 @@
 // Schedules registered with Every and Cron (in a WithApp hook) run in one
 // worker per tick or in every worker, on the agent's clock, so that a tick
 // happens once per machine whatever the number of workers.
+//
+// Store is the cluster's shared store (package store): what every worker
+// must see alike, such as sessions (store/scsstore) and rate limits
+// (store/ratecounter), goes there rather than in a worker's memory.
 package app

@@ -58,4 +58,3 @@ func (c *config) validateBalance(name func(key, opt string) string) []error {
 	return []error{&ConfigError{name("balance", "WithBalance"), strconv.Quote(c.balance),
 		fmt.Sprintf("want one of %s", strings.Join(balancePolicies, ", ")), nil}}
 }
-

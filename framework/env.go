@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/broodhq/brood/internal/storeagent"
 	"github.com/broodhq/brood/logfile"
 )
 
@@ -46,7 +47,10 @@ func (c *config) fromEnv(getenv func(string) string) []error {
 	envValue(e, "max_rss", "BROOD_MAX_RSS", &c.ops.maxRSS, parseSizeOrZero, `want a size such as "512MB" or "1GiB", or 0 for no limit`)
 	envValue(e, "control_socket", "BROOD_CONTROL_SOCKET", &c.ops.controlSocket, parseString, "")
 	envValue(e, "pid_file", "BROOD_PIDFILE", &c.ops.pidFile, parseString, "")
-	envValue(e, "balance", "BROOD_BALANCE", &c.balance, parseTrimmed, "")
+	envValue(e, "balance", "BROOD_BALANCE", &c.balance, parseString, "")
+	envValue(e, "store", storeagent.EnvStore, &c.store.url, parseString, "")
+	envValue(e, "data_dir", storeagent.EnvDataDir, &c.store.dataDir, parseString, "")
+	envValue(e, "store_sync", storeagent.EnvSync, &c.store.sync, strconv.ParseBool, "want 1 or 0")
 	return e.errs
 }
 
@@ -78,8 +82,6 @@ func envValue[T any](e *envReader, key, name string, dst *T, parse func(string) 
 }
 
 func parseString(s string) (string, error) { return s, nil }
-
-func parseTrimmed(s string) (string, error) { return strings.TrimSpace(s), nil }
 
 func parseList(s string) ([]string, error) { return strings.Split(s, ","), nil }
 

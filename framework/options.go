@@ -50,6 +50,7 @@ type config struct {
 	tls             tlsFiles      // WithTLS, $BROOD_TLS_CERT, $BROOD_TLS_KEY
 	limits          ServerLimits  // WithServerLimits; zero fields mean defaults
 	balance         string        // WithBalance, $BROOD_BALANCE: balanceoptions.go
+	store           storeOptions  // WithDataDir, WithStore: storeoptions.go
 
 	// where each value came from, for the effective-configuration log line
 	source map[string]string
@@ -222,6 +223,7 @@ func (c *config) validate() []error {
 	errs = append(errs, c.validateOps(name)...)
 	errs = append(errs, c.validateMessaging()...)
 	errs = append(errs, c.validateBalance(name)...)
+	errs = append(errs, c.store.check(name)...)
 	switch c.logFormat {
 	case "auto", "text", "json":
 	default:

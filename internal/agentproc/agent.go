@@ -13,6 +13,7 @@ import (
 	"github.com/broodhq/brood/internal/child"
 	"github.com/broodhq/brood/internal/lifecycle"
 	"github.com/broodhq/brood/internal/protocol"
+	"github.com/broodhq/brood/internal/storeagent"
 	"github.com/broodhq/brood/internal/wire"
 	"github.com/broodhq/brood/schedule"
 )
@@ -24,6 +25,7 @@ type Config struct {
 	Hooks           []func(*agent.Agent) error // WithAgent
 	ShutdownTimeout time.Duration              // when stopped by a signal
 	Rotation        *RotationConfig            // nil without a log directory
+	Store           storeagent.Config          // the cluster's store, which the agent hosts
 	// Settings of what the agent hosts for the cluster (a store, metrics)
 	// go here, filled in by framework.Run (framework/roles.go).
 }
@@ -44,7 +46,15 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	hooks := lifecycle.New(log)
 	jobs := schedule.New(schedule.Options{Logger: log})
 	msgr := link.Messenger()
-	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: msgr, Scheduler: jobs})
+	sc := c.Store
+	sc.Logger = log
+	st, err := storeagent.Open(context.Background(), sc)
+	if err != nil {
+		return link.BootFailed(fmt.Errorf("agent: %w", err))
+	}
+	defer st.Close() // after the OnStop hooks, which may use it
+	storeagent.Serve(msgr, st)
+	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: msgr, Scheduler: jobs, Store: storeagent.Shared(st)})
 	serveAppSchedules(log, msgr, jobs) // before the hooks: "brood." actions are ours
 	for _, hook := range c.Hooks {
 		if err := child.CallHook(func() error { return hook(a) }); err != nil {

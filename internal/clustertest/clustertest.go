@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,6 +63,11 @@ func StartExe(t testing.TB, exe, app string, env ...string) *Cluster {
 	t.Helper()
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), envApp+"="+app, "BROOD_LOG_FORMAT=json", "BROOD_LOG_LEVEL=debug")
+	// The agent's store: a data directory of its own for each cluster,
+	// unless the test chose one (clusters sharing one refuse to start).
+	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "BROOD_DATA_DIR=") }) {
+		cmd.Env = append(cmd.Env, "BROOD_DATA_DIR="+t.TempDir())
+	}
 	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()

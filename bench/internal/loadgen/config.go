@@ -34,6 +34,10 @@ type Config struct {
 	Fresh bool
 	// Timeout bounds each request, connecting included (default 5s).
 	Timeout time.Duration
+	// Header, if set, gives the extra header lines (each ending in
+	// "\r\n") of connection conn's requests, e.g. a session cookie per
+	// connection. It is called once per connection, before the load.
+	Header func(conn int) string
 }
 
 // ErrNotLoopback is returned for a target that is not on this machine.

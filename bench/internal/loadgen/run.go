@@ -49,6 +49,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	start := time.Now()
 	for i := range workers {
 		w := &worker{cfg: &cfg, addr: t.addr, req: req}
+		if cfg.Header != nil {
+			w.req = append(req[:len(req)-2:len(req)-2], cfg.Header(i)+"\r\n"...)
+		}
 		workers[i] = w
 		wg.Go(func() { w.run(&stop, &budget) })
 	}

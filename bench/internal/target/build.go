@@ -13,6 +13,7 @@ var Packages = map[string]string{
 	"hello":     "github.com/broodhq/brood/examples/hello",
 	"hellobare": "github.com/broodhq/brood/bench/cmd/hellobare",
 	"plain":     "github.com/broodhq/brood/bench/cmd/plain",
+	"storeapp":  "github.com/broodhq/brood/bench/cmd/storeapp",
 }
 
 // Build compiles the named binaries (keys of Packages) into dir with the go

@@ -1,0 +1,243 @@
+// Command storebench compares the cluster's store in brood's agent with
+// the same application on Redis, in the same run (cmd/storeapp is both):
+//
+//	incr     brood, 2 workers, a store Incr per request
+//	         vs one net/http process doing a Redis INCR per request
+//	session  brood, 2 workers, scs LoadAndSave per request on scsstore
+//	         vs one net/http process on scs + scs's redisstore
+//
+// against a redis-server this program starts on a free loopback port with
+// persistence off (and stops by pid), while brood's agent writes its bbolt
+// file (commits not fsynced, its default). Each connection has a session
+// of its own, made before the load. Rounds alternate the targets, and the
+// order within a round, so drift on the machine hits both alike; each
+// round's ratio brood/redis is reported and their median. CPU per request
+// counts every process of the target: brood's master, agent and workers;
+// the Redis peer and its redis-server.
+//
+//	cd bench && go run ./cmd/storebench -rounds 5 -d 5s -conns 50
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/broodhq/brood/bench/internal/loadgen"
+	"github.com/broodhq/brood/bench/internal/stats"
+	"github.com/broodhq/brood/bench/internal/target"
+)
+
+var (
+	rounds  = flag.Int("rounds", 5, "rounds; each measures every scenario on both targets")
+	dur     = flag.Duration("d", 5*time.Second, "duration of each measurement")
+	conns   = flag.Int("conns", 50, "connections")
+	workers = flag.Int("workers", 2, "brood workers")
+	only    = flag.String("only", "incr,session", "scenarios to run")
+)
+
+type server struct {
+	name  string
+	proc  *target.Process
+	extra []int // other pids whose CPU counts (redis-server)
+	// cookies, one per connection, for the session scenario
+	cookies []string
+}
+
+func main() {
+	flag.Parse()
+	ctx, done := target.Session("storebench")
+	defer done()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "storebench:", err)
+		done()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	paths, err := target.Build(ctx, "results/bin", "storeapp")
+	if err != nil {
+		return err
+	}
+	rs, err := startRedis()
+	if err != nil {
+		return err
+	}
+	defer rs.stop()
+	dataDir, err := os.MkdirTemp("", "storebench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dataDir)
+
+	specs := []target.Spec{
+		{Name: "brood", Path: paths["storeapp"], DiscardOutput: true, Env: []string{
+			"STOREAPP=brood", fmt.Sprint("BROOD_WORKERS=", *workers), "BROOD_LOG_LEVEL=warn", "BROOD_DATA_DIR=" + dataDir}},
+		{Name: "redis", Path: paths["storeapp"], DiscardOutput: true, Env: []string{"STOREAPP=redis", "STOREAPP_REDIS=" + rs.addr}},
+	}
+	var servers []*server
+	for _, spec := range specs {
+		addr, err := target.FreeAddr()
+		if err != nil {
+			return err
+		}
+		p, err := target.Start(spec, addr)
+		if err != nil {
+			return err
+		}
+		defer p.Stop(10 * time.Second)
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		_, err = p.WaitServing(wctx, "/", 20*time.Millisecond)
+		cancel()
+		if err != nil {
+			return err
+		}
+		s := &server{name: spec.Name, proc: p}
+		if spec.Name == "redis" {
+			s.extra = []int{rs.cmd.Process.Pid}
+		}
+		if s.cookies, err = makeSessions(p.Addr, *conns); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		servers = append(servers, s)
+	}
+
+	fmt.Printf("storebench: %d rounds × %s, %d connections, brood %d workers; redis-server %s (no persistence)\n",
+		*rounds, *dur, *conns, *workers, rs.version)
+	scenarios := strings.Split(*only, ",")
+	ratios := map[string][]float64{}
+	cpuRatios := map[string][]float64{}
+	for round := range *rounds {
+		for _, sc := range scenarios {
+			order := servers
+			if round%2 == 1 {
+				order = []*server{servers[1], servers[0]}
+			}
+			res := map[string]measure{}
+			for _, s := range order {
+				m, err := s.measure(ctx, sc)
+				if err != nil {
+					return err
+				}
+				res[s.name] = m
+				fmt.Printf("round %d %-8s %-6s %8.0f req/s  p50 %5.2f ms  p99 %6.2f ms  %5.1f µs CPU/req  errors %d\n",
+					round+1, sc, s.name, m.res.RPS, m.res.P50, m.res.P99, m.cpuPerReq, m.res.Errors.Total())
+			}
+			r := res["brood"].res.RPS / res["redis"].res.RPS
+			c := res["brood"].cpuPerReq / res["redis"].cpuPerReq
+			ratios[sc] = append(ratios[sc], r)
+			cpuRatios[sc] = append(cpuRatios[sc], c)
+			fmt.Printf("round %d %-8s brood/redis  %.2f× req/s, %.2f× CPU per request\n", round+1, sc, r, c)
+		}
+	}
+	fmt.Println()
+	for _, sc := range scenarios {
+		s := stats.Summarize(ratios[sc])
+		fmt.Printf("%-8s brood/redis req/s: median %.2f× (min %.2f, max %.2f, %d rounds); CPU per request: median %.2f×\n",
+			sc, s.Median, s.Min, s.Max, s.N, stats.Median(cpuRatios[sc]))
+	}
+	return nil
+}
+
+type measure struct {
+	res       loadgen.Result
+	cpuPerReq float64 // µs
+}
+
+func (s *server) measure(ctx context.Context, scenario string) (measure, error) {
+	cfg := loadgen.Config{URL: "http://" + s.proc.Addr + "/" + scenario, Conns: *conns, Duration: *dur}
+	if scenario == "session" {
+		cfg.Header = func(i int) string { return "Cookie: " + s.cookies[i] + "\r\n" }
+	}
+	pids := append(target.Tree(s.proc.PID()), s.extra...)
+	before := target.CPUTicks(pids)
+	res, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		return measure{}, err
+	}
+	ticks := target.CPUTicks(pids) - before
+	var per float64
+	if ok := res.RPS * res.Elapsed; ok > 0 {
+		per = float64(ticks) / target.TicksPerSecond / ok * 1e6
+	}
+	return measure{res: res, cpuPerReq: per}, nil
+}
+
+// makeSessions starts n sessions and returns their cookies.
+func makeSessions(addr string, n int) ([]string, error) {
+	cl := &http.Client{Timeout: 10 * time.Second}
+	var out []string
+	for range n {
+		resp, err := cl.Get("http://" + addr + "/session")
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		cs := resp.Cookies()
+		if resp.StatusCode != 200 || len(cs) == 0 {
+			return nil, fmt.Errorf("GET /session: %d, no cookie", resp.StatusCode)
+		}
+		out = append(out, cs[0].Name+"="+cs[0].Value)
+	}
+	return out, nil
+}
+
+type redisServer struct {
+	addr, version string
+	cmd           *exec.Cmd
+	done          chan struct{}
+}
+
+func startRedis() (*redisServer, error) {
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found: apt-get install -y redis-server")
+	}
+	addr, err := target.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	dir, err := os.MkdirTemp("", "storebench-redis-")
+	if err != nil {
+		return nil, err
+	}
+	v, _ := exec.Command(path, "--version").Output()
+	rs := &redisServer{addr: addr, version: strings.TrimSpace(string(bytes.Fields(v)[2])), done: make(chan struct{})}
+	rs.cmd = exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
+	rs.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := rs.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { rs.cmd.Wait(); os.RemoveAll(dir); close(rs.done) }()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return rs, nil
+		}
+		if time.Now().After(deadline) {
+			rs.stop()
+			return nil, fmt.Errorf("redis-server on %s not accepting after 10s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (rs *redisServer) stop() {
+	rs.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-rs.done:
+	case <-time.After(5 * time.Second):
+		rs.cmd.Process.Kill()
+		<-rs.done
+	}
+}

@@ -1,0 +1,111 @@
+package storeagent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// echoCalls answers each request of a batch with itself, after a delay,
+// counting calls and the largest batch.
+type echoCalls struct {
+	delay   time.Duration
+	calls   atomic.Int64
+	largest atomic.Int64
+}
+
+func (e *echoCalls) call(ctx context.Context, batch []byte) ([]byte, error) {
+	e.calls.Add(1)
+	reqs, err := decodeBatch(batch)
+	if err != nil {
+		return nil, err
+	}
+	if n := int64(len(reqs)); n > e.largest.Load() {
+		e.largest.Store(n)
+	}
+	select {
+	case <-time.After(e.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return encodeBatch(reqs), nil
+}
+
+func TestBatcherSharesCallsAndAnswersEach(t *testing.T) {
+	e := &echoCalls{delay: 5 * time.Millisecond}
+	b := &batcher{call: e.call}
+	const n = 400
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			want := []byte(fmt.Sprint("req-", i))
+			got, err := b.submit(context.Background(), want)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("submit(%s) = %q, %v", want, got, err)
+			}
+		})
+	}
+	wg.Wait()
+	if c := e.calls.Load(); c >= n/4 {
+		t.Fatalf("%d calls for %d concurrent operations; want them batched", c, n)
+	}
+	if e.largest.Load() > maxBatch {
+		t.Fatalf("a batch of %d; limit %d", e.largest.Load(), maxBatch)
+	}
+	t.Logf("%d operations in %d calls, largest batch %d", n, e.calls.Load(), e.largest.Load())
+}
+
+// TestBatcherCallerGivingUpHoldsNoOneBack: callers whose context ends
+// while they wait leave; the others are still answered.
+func TestBatcherCallerGivingUpHoldsNoOneBack(t *testing.T) {
+	e := &echoCalls{delay: 50 * time.Millisecond}
+	b := &batcher{call: e.call}
+	var wg sync.WaitGroup
+	var ok, gaveUp atomic.Int64
+	for i := range 60 {
+		wg.Go(func() {
+			ctx := context.Background()
+			if i%2 == 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, 10*time.Millisecond)
+				defer cancel()
+			}
+			_, err := b.submit(ctx, []byte("x"))
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case i%2 == 0 && errors.Is(err, context.DeadlineExceeded):
+				gaveUp.Add(1) // its deadline, or its batch's: the same instant
+			default:
+				t.Errorf("submit: %v", err)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("submits still waiting after 10s")
+	}
+	if ok.Load() < 30 {
+		t.Fatalf("%d answered, %d gave up; want the 30 without a deadline answered", ok.Load(), gaveUp.Load())
+	}
+	// A batch whose sender gave up is finished in the background.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b.mu.Lock()
+		inflight, pending := b.inflight, len(b.pending)
+		b.mu.Unlock()
+		if inflight == 0 && pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after everything ended: %d in flight, %d pending; want 0, 0", inflight, pending)
+		}
+	}
+}

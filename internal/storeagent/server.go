@@ -1,0 +1,99 @@
+package storeagent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/broodhq/brood/messenger"
+	"github.com/broodhq/brood/store"
+)
+
+// pageBytes bounds the items of one List reply, far under the messenger's
+// 16 MiB default: List may return fewer items than asked, and callers page
+// on.
+const pageBytes = 4 << 20
+
+// Serve answers the workers' store calls on the agent's messenger from s.
+// The agent calls it before its WithAgent hooks, so that the store is
+// served as soon as the agent is ready.
+func Serve(m *messenger.Messenger, s store.Store) {
+	m.Handle(Action, func(ctx context.Context, msg messenger.Message) (any, error) {
+		var batch []byte
+		if err := msg.Decode(&batch); err != nil {
+			return nil, err
+		}
+		return handleBatch(ctx, s, batch)
+	})
+}
+
+// handleBatch runs the requests of a batch (batch.go) at once, so that the
+// writes among them go into the same commit, and returns their replies in
+// order.
+func handleBatch(ctx context.Context, s store.Store, raw []byte) ([]byte, error) {
+	reqs, err := decodeBatch(raw)
+	if err != nil {
+		return nil, err
+	}
+	replies := make([][]byte, len(reqs))
+	if len(reqs) == 1 {
+		replies[0] = handle(ctx, s, reqs[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, req := range reqs {
+			wg.Go(func() { replies[i] = handle(ctx, s, req) })
+		}
+		wg.Wait()
+	}
+	return encodeBatch(replies), nil
+}
+
+// handle runs one encoded request against s and returns the encoded reply.
+// Errors, the store's included, travel in the reply, so that the client
+// gets its sentinels back.
+func handle(ctx context.Context, s store.Store, raw []byte) []byte {
+	req, err := decodeRequest(raw)
+	if err != nil {
+		return (&response{err: err}).encode()
+	}
+	var r response
+	switch req.op {
+	case opGet, opLookup:
+		var it store.Item
+		it, r.ok, r.err = s.Lookup(ctx, req.key)
+		if r.ok {
+			r.items = []store.Item{it}
+		}
+	case opSet:
+		r.err = s.Set(ctx, req.key, req.value, req.ttl)
+	case opDelete:
+		r.err = s.Delete(ctx, req.key)
+	case opIncr:
+		r.n, r.err = s.Incr(ctx, req.key, req.delta, req.ttl)
+	case opSetIfAbsent:
+		r.ok, r.err = s.SetIfAbsent(ctx, req.key, req.value, req.ttl)
+	case opCompareAndSet:
+		r.ok, r.err = s.CompareAndSet(ctx, req.key, req.value, req.version, req.ttl)
+	case opList:
+		var items []store.Item
+		items, r.err = s.List(ctx, req.key, req.after, req.limit)
+		size := 0
+		for i, it := range items {
+			size += len(it.Key) + len(it.Value)
+			if size > pageBytes && i > 0 {
+				items = items[:i]
+				break
+			}
+		}
+		r.items = items
+	default:
+		r.err = errUnknownOp(req.op)
+	}
+	return r.encode()
+}
+
+type errUnknownOp op
+
+func (e errUnknownOp) Error() string {
+	return fmt.Sprintf("store: unknown operation %d: the worker and the agent run different brood versions", byte(e))
+}

@@ -1,0 +1,336 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/broodhq/brood/store"
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Errors of Open.
+var (
+	// ErrLocked: another Store (in this process or another) has the file
+	// open.
+	ErrLocked = errors.New("boltstore: database file in use")
+	// ErrForeign: the file is not a database this package created, or it
+	// is damaged.
+	ErrForeign = errors.New("boltstore: not a brood store database")
+)
+
+var (
+	bucketMeta   = []byte("brood")
+	bucketKV     = []byte("kv")
+	bucketExpiry = []byte("expiry")
+	formatKey    = []byte("format")
+	formatValue  = []byte("brood-store/1")
+)
+
+// Defaults of Options.
+const (
+	DefaultLockTimeout = 2 * time.Second
+	DefaultSweepEvery  = time.Second
+	// maxGroup bounds the writes in one commit, so that one commit stays
+	// short and the writes behind it are not held long.
+	maxGroup = 1000
+	// maxSweep bounds the expired keys one sweep commit removes.
+	maxSweep = 5000
+)
+
+// Options tune Open; the zero value is the default.
+type Options struct {
+	// Sync fsyncs every commit before acknowledging its writes: they then
+	// survive a power cut, at the cost of an fsync per group of writes.
+	Sync bool
+	// LockTimeout bounds the wait for another holder of the file to close
+	// it (DefaultLockTimeout if 0).
+	LockTimeout time.Duration
+	// SweepEvery is how often expired keys are removed (DefaultSweepEvery
+	// if 0).
+	SweepEvery time.Duration
+}
+
+// Store is a store.Store in a bbolt file.
+type Store struct {
+	db   *bolt.DB
+	path string
+
+	life   sync.RWMutex // operations hold it shared; Close exclusively
+	closed bool
+
+	writes chan *write
+	quit   chan struct{}
+	done   sync.WaitGroup
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the store in the file at path, creating it (mode 0600) if it
+// does not exist; its directory must exist.
+func Open(path string, o Options) (*Store, error) {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = DefaultSweepEvery
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, NoSync: !o.Sync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s is held by another process (waited %s): stop it, or use another file", ErrLocked, path, o.LockTimeout)
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
+		return nil, fmt.Errorf("%w: %s: %w: move the file away (or delete it to start empty)", ErrForeign, path, err)
+	case err != nil:
+		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+	}
+	if err := db.Update(initialize); err != nil {
+		db.Close()
+		if errors.Is(err, ErrForeign) {
+			return nil, fmt.Errorf("%w: %s: %w: move the file away (or delete it to start empty)", ErrForeign, path, err)
+		}
+		return nil, fmt.Errorf("boltstore: initialize %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, writes: make(chan *write, maxGroup), quit: make(chan struct{})}
+	s.done.Go(s.writer)
+	s.done.Go(func() { s.sweeper(o.SweepEvery) })
+	return s, nil
+}
+
+// initialize creates the buckets of a new file, and refuses a file that
+// holds anything else.
+func initialize(tx *bolt.Tx) error {
+	if meta := tx.Bucket(bucketMeta); meta != nil {
+		if f := meta.Get(formatKey); !bytes.Equal(f, formatValue) {
+			return fmt.Errorf("%w: format %q, want %q", ErrForeign, f, formatValue)
+		}
+		if tx.Bucket(bucketKV) == nil || tx.Bucket(bucketExpiry) == nil {
+			return fmt.Errorf("%w: buckets missing", ErrForeign)
+		}
+		return nil
+	}
+	empty := true
+	tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+	if !empty {
+		return fmt.Errorf("%w: a bbolt database with other buckets", ErrForeign)
+	}
+	meta, err := tx.CreateBucket(bucketMeta)
+	if err == nil {
+		err = meta.Put(formatKey, formatValue)
+	}
+	if err == nil {
+		_, err = tx.CreateBucket(bucketKV)
+	}
+	if err == nil {
+		_, err = tx.CreateBucket(bucketExpiry)
+	}
+	return err
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+func (s *Store) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return store.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) leave() { s.life.RUnlock() }
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	it, ok, err := s.Lookup(ctx, key)
+	return it.Value, ok, err
+}
+
+// Lookup implements store.Store.
+func (s *Store) Lookup(ctx context.Context, key string) (store.Item, bool, error) {
+	if err := store.CheckKey(key); err != nil {
+		return store.Item{}, false, err
+	}
+	if err := s.enter(ctx); err != nil {
+		return store.Item{}, false, err
+	}
+	defer s.leave()
+	var (
+		it    store.Item
+		found bool
+	)
+	now := time.Now().UnixMilli()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		r, ok := decodeRecord(tx.Bucket(bucketKV).Get([]byte(key)))
+		if ok && !r.expired(now) {
+			it, found = r.item(key), true
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Item{}, false, fmt.Errorf("boltstore: read %s: %w", s.path, err)
+	}
+	return it, found, nil
+}
+
+// item copies r out of bbolt's memory.
+func (r record) item(key string) store.Item {
+	return store.Item{Key: key, Value: bytes.Clone(r.value[:len(r.value):len(r.value)]), Version: r.version, Expires: r.expiresAt()}
+}
+
+// List implements store.Store. It seeks to the prefix and reads only the
+// keys it returns (and expired ones among them).
+func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]store.Item, error) {
+	if err := store.CheckList(prefix, after, limit); err != nil {
+		return nil, err
+	}
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	var items []store.Item
+	now := time.Now().UnixMilli()
+	p := []byte(prefix)
+	start := p
+	if after > prefix {
+		start = []byte(after)
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketKV).Cursor()
+		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(items) < limit; k, v = c.Next() {
+			if string(k) <= after {
+				continue
+			}
+			if r, ok := decodeRecord(v); ok && !r.expired(now) {
+				items = append(items, r.item(string(k)))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: read %s: %w", s.path, err)
+	}
+	return items, nil
+}
+
+// Set implements store.Store.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := store.CheckWrite(key, value, ttl); err != nil {
+		return err
+	}
+	value = bytes.Clone(value) // the caller may change it while it waits
+	_, err := s.write(ctx, func(t *txn) result {
+		return result{err: t.put([]byte(key), value, store.ExpiresAt(t.now, ttl))}
+	})
+	return err
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := store.CheckKey(key); err != nil {
+		return err
+	}
+	_, err := s.write(ctx, func(t *txn) result { return result{err: t.delete([]byte(key))} })
+	return err
+}
+
+// Incr implements store.Store.
+func (s *Store) Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+	if err := store.CheckWrite(key, nil, ttl); err != nil {
+		return 0, err
+	}
+	r, err := s.write(ctx, func(t *txn) result {
+		k := []byte(key)
+		old, ok := t.live(k)
+		if !ok {
+			return result{n: delta, err: t.put(k, strconv.AppendInt(nil, delta, 10), store.ExpiresAt(t.now, ttl))}
+		}
+		n, err := store.AddInt(old.value, delta)
+		if err != nil {
+			return result{err: err}
+		}
+		return result{n: n, err: t.put(k, strconv.AppendInt(nil, n, 10), old.expiresAt())}
+	})
+	return r.n, err
+}
+
+// SetIfAbsent implements store.Store.
+func (s *Store) SetIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	return s.CompareAndSet(ctx, key, value, 0, ttl)
+}
+
+// CompareAndSet implements store.Store.
+func (s *Store) CompareAndSet(ctx context.Context, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
+	if err := store.CheckWrite(key, value, ttl); err != nil {
+		return false, err
+	}
+	value = bytes.Clone(value)
+	r, err := s.write(ctx, func(t *txn) result {
+		k := []byte(key)
+		if old, _ := t.live(k); old.version != version {
+			return result{}
+		}
+		return result{ok: true, err: t.put(k, value, store.ExpiresAt(t.now, ttl))}
+	})
+	return r.ok, err
+}
+
+// Check reads every page of the file and reports the first inconsistency.
+func (s *Store) Check(ctx context.Context) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	return s.db.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drained: its checker goroutine ends
+			if first == nil {
+				first = fmt.Errorf("%w: %s: %w", ErrForeign, s.path, err)
+			}
+		}
+		return first
+	})
+}
+
+// Stats counts the keys in the file, expired ones not yet swept included,
+// and the entries of the expiry index.
+func (s *Store) Stats() (keys, expiring int, err error) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return 0, 0, store.ErrClosed
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		keys = tx.Bucket(bucketKV).Stats().KeyN
+		expiring = tx.Bucket(bucketExpiry).Stats().KeyN
+		return nil
+	})
+	return keys, expiring, err
+}
+
+// Close waits for the operations under way, commits what is queued and
+// closes the file.
+func (s *Store) Close() error {
+	s.life.Lock()
+	if s.closed {
+		s.life.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.life.Unlock()
+	close(s.quit)
+	s.done.Wait()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("boltstore: close %s: %w", s.path, err)
+	}
+	return nil
+}
