@@ -185,12 +185,19 @@ func (m *Merger) Retire(slotName string, pid int) {
 	}
 }
 
-// PIDs returns the live pids of each slot, as Update saw them.
-func (m *Merger) PIDs() map[string][]int {
-	out := map[string][]int{}
-	for name, s := range m.slots {
+// Proc is a live pid of a slot, and when its last snapshot was taken.
+type Proc struct {
+	Slot string
+	PID  int
+	At   time.Time
+}
+
+// Procs returns the live pids, as Update saw them and Retire left them.
+func (m *Merger) Procs() []Proc {
+	var out []Proc
+	for _, s := range m.sortedSlots() {
 		for _, p := range s.pids {
-			out[name] = append(out[name], p.pid)
+			out = append(out, Proc{Slot: s.name, PID: p.pid, At: p.at})
 		}
 	}
 	return out

@@ -1,0 +1,78 @@
+// Package metrics serves a brood cluster's Prometheus metrics as if the
+// cluster were one process.
+//
+// Instrument workers and the agent with client_golang as usual:
+// prometheus.DefaultRegisterer, promauto, custom collectors, histograms
+// (classic and native), exemplars. Every worker reports
+// prometheus.DefaultGatherer to an aggregator in the agent every
+// ReportInterval (one second), and again whenever a scrape asks; the
+// aggregator merges the reports with the agent's own registry. The master
+// stays out of it.
+//
+// # Where to scrape
+//
+// framework.WithMetricsAddr("127.0.0.1:9090") (or $BROOD_METRICS_ADDR)
+// makes the agent serve /metrics (the cluster view) and /metrics/slots
+// (the per-slot view) on that address, its own listener, not the
+// application's port. Or mount Handler (and SlotHandler) on the router:
+//
+//	r.Handle("/metrics", metrics.Handler())
+//
+// Both negotiate the format as promhttp does: Prometheus text, protobuf or
+// OpenMetrics, compressed when the scraper asks.
+//
+// # What each metric type does
+//
+//	type       cluster view (/metrics)                       per-slot view (/metrics/slots)
+//	counter    summed across slots; never goes backwards     one series per slot
+//	histogram  buckets, count and sum summed; native ones    one series per slot
+//	           at the coarsest schema and widest zero bucket
+//	gauge      by its policy: sum (default), max, min, or    one series per slot
+//	           one series per slot (label slot)
+//	summary    one series per slot; count and sum never      one series per slot
+//	           go backwards, quantiles are the current pid's
+//	untyped    one series per slot                           one series per slot
+//
+// Plus brood_scrape_slot_up{slot}: 1 if the slot's process answered this
+// scrape in time, 0 if the scrape shows its last reported values; and
+// brood_scrape_type_conflict{family,slot} when slots disagree on a family's
+// type (the type most slots report wins; the others' series are left out).
+// The agent is the slot "agent". A series that already has a label slot
+// gets brood_slot instead.
+//
+// Counters never go backwards: when a slot's worker is replaced (a crash,
+// a hang kill, a rolling reload), its last reported values are carried
+// forward for its slot, so a worker killed outright loses at most the
+// increments since its last report. A series that resets within one
+// process (lower than before) is carried forward the same way.
+//
+// Gauges describe the present: a slot that does not answer a scrape in
+// time (DefaultScrapeTimeout) contributes its counters, histograms and
+// summaries' count and sum, not its gauges. A gauge's policy is picked
+// where it is registered, with a constant label that the aggregator
+// removes:
+//
+//	promauto.NewGauge(prometheus.GaugeOpts{Name: "queue_depth", ConstLabels: metrics.Aggregate(metrics.Max)})
+//
+// The default is Sum (in-flight requests, memory, goroutines add up),
+// except process_start_time_seconds, process_max_fds and
+// process_virtual_memory_max_bytes (Min), go_gc_gogc_percent (Max) and any
+// gauge named *_info (Max).
+//
+// # A scrape never hangs
+//
+// The aggregator asks every worker in parallel, with DefaultScrapeTimeout;
+// a worker that is slow, stopped or dying is shown with its last report and
+// brood_scrape_slot_up 0. Scrapes that arrive while one is collecting share
+// its collection.
+//
+// # Known limits
+//
+// The carried-forward values live in the agent: when the agent restarts,
+// the counters of workers replaced before then drop to what the live
+// workers count (Prometheus sees one counter reset, which rate() handles).
+// Differing classic bucket layouts are merged at the union of the bounds,
+// a process's count at a bound it lacks taken at its next lower bound.
+// Native histograms with custom buckets (schema -53) are merged as classic
+// ones only. The master's own metrics are not included.
+package metrics
