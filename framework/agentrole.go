@@ -14,6 +14,7 @@ import (
 	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/internal/lifecycle"
 	"github.com/broodhq/brood/internal/wire"
+	"github.com/broodhq/brood/metrics"
 	"github.com/broodhq/brood/schedule"
 )
 
@@ -25,6 +26,9 @@ func runAgent(c *config, log *slog.Logger, ch *channel, term chan os.Signal) err
 	jobs := schedule.New(schedule.Options{Logger: log})
 	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: ch.msgr, Scheduler: jobs})
 	serveAppSchedules(log, ch.msgr, jobs) // before the hooks: "brood." actions are ours
+	aggregator := metrics.StartAggregator(ch.msgr, metrics.AggregatorConfig{Logger: log, Addr: c.metrics.addr})
+	defer aggregator.Stop()
+	metrics.RegisterJobs(jobs.Status)
 	for _, hook := range c.agentHooks {
 		if err := callHook(func() error { return hook(a) }); err != nil {
 			return ch.bootFailed(fmt.Errorf("agent: WithAgent hook: %w", err))

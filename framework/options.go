@@ -48,6 +48,7 @@ type config struct {
 	ops             opsConfig     // reload, hang detection, recycling: opsoptions.go
 	tls             tlsFiles      // WithTLS, $BROOD_TLS_CERT, $BROOD_TLS_KEY
 	limits          ServerLimits  // WithServerLimits; zero fields mean defaults
+	metrics         metricsConfig // WithMetricsAddr: metricsoptions.go
 
 	// where each value came from, for the effective-configuration log line
 	source map[string]string
@@ -206,6 +207,7 @@ func resolve(opts []Option, getenv func(string) string) (*config, error) {
 	c.tls.fromEnv(getenv)
 	errs = append(errs, c.resolveLogEnv(getenv)...)
 	errs = append(errs, c.resolveOpsEnv(getenv)...)
+	errs = append(errs, c.resolveMetricsEnv(getenv)...)
 	errs = append(errs, c.resolveLogEnv(getenv)...)
 	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {

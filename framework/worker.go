@@ -14,6 +14,7 @@ import (
 	"github.com/broodhq/brood/app"
 	"github.com/broodhq/brood/internal/lifecycle"
 	"github.com/broodhq/brood/internal/workerjobs"
+	"github.com/broodhq/brood/metrics"
 	"github.com/broodhq/brood/middleware"
 )
 
@@ -72,6 +73,11 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 	for _, ln := range lns {
 		go func() { served <- c.serve(srv, ln) }()
 	}
+	metrics.RegisterWorker(func() metrics.WorkerStats {
+		return metrics.WorkerStats{Requests: t.completed.Load(), InFlight: t.inFlight.Load(), Connections: t.conns.Load()}
+	})
+	reporter := metrics.StartReporter(context.Background(), ch.msgr, slot, log)
+	defer reporter.Stop(context.Background())
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); t.heartbeat(hbCtx, c, ch) }()
@@ -112,7 +118,8 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 	if n := t.waitHijacked(ctx); n > 0 && timeout > 0 {
 		log.Warn("hijacked connections still open at the shutdown timeout; closing them", "count", n, "err", context.Cause(ctx))
 	}
-	jobs.stop(ctx) // before the OnStop hooks, which may close what jobs use
+	reporter.Stop(ctx) // what the worker counted while it drained
+	jobs.stop(ctx)     // before the OnStop hooks, which may close what jobs use
 	if err := hooks.Stop(ctx); err != nil {
 		log.Error("OnStop hook failed", "err", err)
 	}

@@ -37,6 +37,11 @@ type AggregatorConfig struct {
 	// Gatherer is the agent's own registry; nil means
 	// prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
+	// StateFile is where the aggregator saves what it carries for
+	// replaced workers, for the next agent; "" means a file named after the
+	// master's pid in $XDG_RUNTIME_DIR (or the temporary directory), "-"
+	// none.
+	StateFile string
 }
 
 // Aggregator merges the workers' reports into the cluster's view. It runs
@@ -49,9 +54,11 @@ type Aggregator struct {
 	self    prometheus.Gatherer
 	now     func() time.Time
 
-	mu      sync.Mutex // guards m and selfSeq
-	m       *merge.Merger
-	selfSeq uint64
+	mu        sync.Mutex // guards m, selfSeq and dirty
+	m         *merge.Merger
+	selfSeq   uint64
+	dirty     bool // changed since the last save
+	stateFile string
 
 	rmu   sync.Mutex // guards cur
 	cur   *round
@@ -74,6 +81,15 @@ type peers interface {
 // the agent reports ready, so that the workers' first reports find it.
 func StartAggregator(msgr *messenger.Messenger, c AggregatorConfig) *Aggregator {
 	a := newAggregator(msgr, c)
+	switch c.StateFile {
+	case "":
+		a.stateFile = defaultStateFile()
+	case "-":
+	default:
+		a.stateFile = c.StateFile
+	}
+	a.loadState()
+	a.tasks.Go(a.saveLoop)
 	msgr.Handle(actionReport, func(_ context.Context, msg messenger.Message) (any, error) {
 		var rep report
 		if err := msg.Decode(&rep); err != nil {
@@ -118,10 +134,31 @@ func newAggregator(p peers, c AggregatorConfig) *Aggregator {
 	return a
 }
 
-// Stop ends the listener and any scrape in progress.
+// Stop ends the listener and any scrape in progress, and saves the state
+// for the next agent.
 func (a *Aggregator) Stop() {
 	a.stop()
 	a.tasks.Wait()
+	a.mu.Lock()
+	a.saveState()
+	a.mu.Unlock()
+}
+
+func (a *Aggregator) saveLoop() {
+	t := time.NewTicker(saveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		if a.dirty {
+			a.saveState()
+		}
+		a.mu.Unlock()
+	}
 }
 
 // record merges one process's report.
@@ -134,7 +171,9 @@ func (a *Aggregator) record(rep report, pid int) error {
 		return fmt.Errorf("metrics report from pid %d: %w", pid, err)
 	}
 	a.mu.Lock()
-	a.m.Update(rep.Slot, pid, rep.Seq, a.now(), fams)
+	if a.m.Update(rep.Slot, pid, rep.Seq, a.now(), fams) {
+		a.dirty = true
+	}
 	a.mu.Unlock()
 	return nil
 }
@@ -242,9 +281,14 @@ const retireGrace = 3 * ReportInterval
 func (a *Aggregator) retire(members []int, cutoff time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	retired := false
 	for _, p := range a.m.Procs() {
 		if p.Slot != AgentSlot && !slices.Contains(members, p.PID) && cutoff.Sub(p.At) > retireGrace {
 			a.m.Retire(p.Slot, p.PID)
+			retired = true
 		}
+	}
+	if retired {
+		a.saveState()
 	}
 }

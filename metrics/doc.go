@@ -68,9 +68,14 @@
 //
 // # Known limits
 //
-// The carried-forward values live in the agent: when the agent restarts,
-// the counters of workers replaced before then drop to what the live
-// workers count (Prometheus sees one counter reset, which rate() handles).
+// The carried-forward values live in the agent, which saves them (on stop,
+// when a worker's pid is retired, and every five seconds when they changed)
+// to a file named after the master's pid in $XDG_RUNTIME_DIR or the
+// temporary directory; the next agent (after a reload, or a crash) carries
+// on from it. An agent killed outright loses what changed since its last
+// save: a worker that died in those seconds may take back its last
+// increments. While the agent restarts, its listener is down (that scrape
+// fails); Handler on the router waits for the new agent instead.
 // Differing classic bucket layouts are merged at the union of the bounds,
 // a process's count at a bound it lacks taken at its next lower bound.
 // Native histograms with custom buckets (schema -53) are merged as classic

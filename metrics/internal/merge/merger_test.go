@@ -550,3 +550,44 @@ func TestParsePolicy(t *testing.T) {
 		t.Error("ParsePolicy(avg): no error")
 	}
 }
+
+// TestStateCarriesOver: a Merger restored from another's state (a new
+// agent) shows the same view and goes on from it.
+func TestStateCarriesOver(t *testing.T) {
+	opts := prometheus.HistogramOpts{Name: "lat_seconds", Help: "h", Buckets: []float64{0.1, 1}, NativeHistogramBucketFactor: 1.1}
+	steps := []any{
+		snap{"0", 10, 1, t0, fams(counter("req_total", "code=200", 7.0), gaugeFam("g", "brood_aggregate=max", 3.0))},
+		snap{"0", 10, 2, t0, fams(counter("req_total", "code=200", 2.0), gaugeFam("g", "brood_aggregate=max", 3.0))}, // a reset: 9
+		snap{"1", 11, 1, t0, fams(counter("req_total", "code=200", 5.0), gaugeFam("g", "brood_aggregate=max", 4.0), fam("s", dto.MetricType_SUMMARY, "", 2.0))},
+		retire{"1", 11},
+		snap{"1", 21, 1, t0, fams(counter("req_total", "code=200", 1.0), gaugeFam("g", "brood_aggregate=max", 1.0))},
+		snap{"2", 12, 1, t0, histSnapshot(t, opts, 0.05, 0.5, 3)},
+	}
+	a := New()
+	apply(t, a, steps...)
+	b, err := a.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.UnmarshalState(b); err != nil {
+		t.Fatal(err)
+	}
+	want, got := flat(t, a.Cluster(t0)), flat(t, r.Cluster(t0))
+	if !maps.Equal(got, want) {
+		t.Fatalf("restored view differs:\ngot\n%swant\n%s", dump(got), dump(want))
+	}
+	check(t, got, map[string]float64{`req_total{code="200"}`: 15, "g": 3, "lat_seconds_count": 3})
+	// The same pids go on; a retired one stays retired.
+	more := []any{
+		snap{"0", 10, 3, t0, fams(counter("req_total", "code=200", 4.0))},
+		snap{"1", 11, 2, t0, fams(counter("req_total", "code=200", 50.0))},
+	}
+	apply(t, a, more...)
+	apply(t, r, more...)
+	want, got = flat(t, a.Cluster(t0)), flat(t, r.Cluster(t0))
+	if !maps.Equal(got, want) {
+		t.Fatalf("after more snapshots:\ngot\n%swant\n%s", dump(got), dump(want))
+	}
+	check(t, got, map[string]float64{`req_total{code="200"}`: 17})
+}
