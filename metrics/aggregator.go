@@ -181,8 +181,9 @@ func (a *Aggregator) record(rep report, pid int) error {
 // round is one collection from every worker, shared by the scrapes that
 // arrive while it runs.
 type round struct {
-	done   chan struct{}
-	cutoff time.Time
+	done      chan struct{}
+	cutoff    time.Time
+	collected time.Time
 
 	once    [2]sync.Once
 	views   [2][]*dto.MetricFamily
@@ -205,6 +206,7 @@ func (a *Aggregator) Gather(ctx context.Context, perSlot bool) ([]*dto.MetricFam
 		i = 1
 	}
 	r.once[i].Do(func() {
+		start := time.Now()
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if perSlot {
@@ -212,6 +214,7 @@ func (a *Aggregator) Gather(ctx context.Context, perSlot bool) ([]*dto.MetricFam
 		} else {
 			r.views[i] = a.m.Cluster(r.cutoff)
 		}
+		a.log.Debug("metrics scrape", "per_slot", perSlot, "collect_ms", ms(r.collected.Sub(r.cutoff)), "merge_ms", ms(time.Since(start)), "families", len(r.views[i]))
 	})
 	return r.views[i], r.viewErr[i]
 }
@@ -232,6 +235,7 @@ func (a *Aggregator) join() *round {
 	a.tasks.Go(func() {
 		defer close(r.done)
 		a.collect(r.cutoff)
+		r.collected = a.now()
 	})
 	return r
 }
@@ -292,3 +296,5 @@ func (a *Aggregator) retire(members []int, cutoff time.Time) {
 		a.saveState()
 	}
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

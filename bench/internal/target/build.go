@@ -13,6 +13,9 @@ var Packages = map[string]string{
 	"hello":     "github.com/broodhq/brood/examples/hello",
 	"hellobare": "github.com/broodhq/brood/bench/cmd/hellobare",
 	"plain":     "github.com/broodhq/brood/bench/cmd/plain",
+
+	"metricsapp":   "github.com/broodhq/brood/bench/cmd/metricsapp",
+	"metricsplain": "github.com/broodhq/brood/bench/cmd/metricsplain",
 }
 
 // Build compiles the named binaries (keys of Packages) into dir with the go

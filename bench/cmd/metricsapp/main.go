@@ -1,0 +1,32 @@
+// Command metricsapp is the brood side of cmd/metricsbench: GET / counts
+// a request and observes its duration with client_golang (promauto), and
+// $METRICS_SERIES extra counter series are registered in every process,
+// so that a scrape has that many series per worker to merge. The router is
+// served bare (framework.WithMiddleware()), as cmd/metricsplain serves its
+// own, so the two differ in the process model and the aggregation only.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/broodhq/brood/bench/cmd/metricsapp/instrumented"
+	"github.com/broodhq/brood/framework"
+	"github.com/broodhq/brood/metrics"
+)
+
+func main() {
+	series, _ := strconv.Atoi(os.Getenv("METRICS_SERIES"))
+	instrumented.Extra(series)
+	r := chi.NewRouter()
+	r.Get("/", instrumented.Hello)
+	r.Handle("/metrics", metrics.Handler())
+	if err := framework.Run(r, framework.WithMiddleware(), framework.WithShutdownTimeout(5*time.Second)); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
