@@ -33,11 +33,14 @@ import (
 )
 
 type report struct {
-	Workers        int           `json:"workers"`
-	Series         int           `json:"series_per_worker"`
-	ScrapeMs       stats.Summary `json:"scrape_ms"`
-	ScrapeBytes    int           `json:"scrape_bytes"`
-	ScrapeP50      float64       `json:"scrape_p50_ms"`
+	Workers     int           `json:"workers"`
+	Series      int           `json:"series_per_worker"`
+	ScrapeMs    stats.Summary `json:"scrape_ms"`
+	ScrapeBytes int           `json:"scrape_bytes"`
+	ScrapeP50   float64       `json:"scrape_p50_ms"`
+	// One net/http process holding all the workers' series, scraped with
+	// promhttp: the same data without a cluster, in the same run.
+	PlainScrapeMs  stats.Summary `json:"plain_scrape_ms"`
 	ScrapedRPS     []float64     `json:"rps_while_scraped"`
 	UnscrapedRPS   []float64     `json:"rps_not_scraped"`
 	ScrapedRatio   float64       `json:"rps_scraped_over_not"` // median of the rounds' ratios
@@ -77,6 +80,9 @@ func run(workers, series, scrapes, hworkers, rounds int, dur time.Duration, conn
 	if err := scrapeBench(ctx, bins["metricsapp"], &rep, scrapes, rounds, dur, conns); err != nil {
 		return err
 	}
+	if err := plainScrape(ctx, bins["metricsplain"], &rep, scrapes); err != nil {
+		return err
+	}
 	if err := handlerBench(ctx, bins, &rep, rounds, dur, conns); err != nil {
 		return err
 	}
@@ -87,6 +93,8 @@ func run(workers, series, scrapes, hworkers, rounds int, dur time.Duration, conn
 	}
 	fmt.Printf("scrape, %d workers x %d series: p50 %.1f ms, p90 %.1f ms, max %.1f ms over %d scrapes, %d bytes (text)\n",
 		rep.Workers, rep.Series, rep.ScrapeMs.Median, rep.ScrapeMs.P90, rep.ScrapeMs.Max, scrapes, rep.ScrapeBytes)
+	fmt.Printf("scrape, one plain process x %d series: p50 %.1f ms, p90 %.1f ms, max %.1f ms\n",
+		rep.Workers*rep.Series, rep.PlainScrapeMs.Median, rep.PlainScrapeMs.P90, rep.PlainScrapeMs.Max)
 	fmt.Printf("hello throughput while scraped every second / not scraped: %.3f (rounds %v vs %v req/s)\n",
 		rep.ScrapedRatio, round0(rep.ScrapedRPS), round0(rep.UnscrapedRPS))
 	fmt.Printf("instrumented handler, brood %d workers / plain net/http: %.3f req/s (rounds %v vs %v), CPU per request plain/brood %.3f (µs %v vs %v)\n",
@@ -110,6 +118,59 @@ func start(ctx context.Context, spec target.Spec, path string) (*target.Process,
 		return nil, err
 	}
 	return p, nil
+}
+
+// timeScrapes GETs url n times, 100 ms apart, after waiting (30 s at
+// most) for it to answer.
+func timeScrapes(url string, n int) (ms []float64, size int, err error) {
+	cl := &http.Client{Timeout: 30 * time.Second}
+	one := func() (time.Duration, int, error) {
+		t0 := time.Now()
+		res, err := cl.Get(url)
+		if err != nil {
+			return 0, 0, err
+		}
+		n, err := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if err == nil && res.StatusCode != 200 {
+			err = fmt.Errorf("scrape: status %d", res.StatusCode)
+		}
+		return time.Since(t0), int(n), err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, err := one(); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			return nil, 0, fmt.Errorf("%s: %w", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for range n {
+		d, sz, err := one()
+		if err != nil {
+			return nil, 0, err
+		}
+		ms = append(ms, loadgen.Ms(d))
+		size = sz
+		time.Sleep(100 * time.Millisecond)
+	}
+	return ms, size, nil
+}
+
+func plainScrape(ctx context.Context, bin string, rep *report, scrapes int) error {
+	p, err := start(ctx, target.Spec{Name: "plain", Path: bin, DiscardOutput: true,
+		Env: []string{fmt.Sprintf("METRICS_SERIES=%d", rep.Workers*rep.Series)}}, "/")
+	if err != nil {
+		return err
+	}
+	defer p.Stop(10 * time.Second)
+	ms, _, err := timeScrapes("http://"+p.Addr+"/metrics", scrapes)
+	if err != nil {
+		return err
+	}
+	rep.PlainScrapeMs = stats.Summarize(ms)
+	return nil
 }
 
 func scrapeBench(ctx context.Context, bin string, rep *report, scrapes, rounds int, dur time.Duration, conns int) error {
@@ -141,26 +202,11 @@ func scrapeBench(ctx context.Context, bin string, rep *report, scrapes, rounds i
 		}
 		return time.Since(t0), int(n), err
 	}
-	// The listener comes up with the agent; wait for it and warm up.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, _, err := scrape(); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			return fmt.Errorf("metrics listener %s: %w", maddr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	ms, size, err := timeScrapes(url, scrapes)
+	if err != nil {
+		return err
 	}
-	var ms []float64
-	for range scrapes {
-		d, n, err := scrape()
-		if err != nil {
-			return err
-		}
-		ms = append(ms, loadgen.Ms(d))
-		rep.ScrapeBytes = n
-		time.Sleep(100 * time.Millisecond)
-	}
+	rep.ScrapeBytes = size
 	rep.ScrapeMs = stats.Summarize(ms)
 	rep.ScrapeP50 = rep.ScrapeMs.Median
 

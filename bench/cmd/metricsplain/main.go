@@ -1,7 +1,8 @@
 // Command metricsplain is the baseline of cmd/metricsbench: one net/http
 // process (GOMAXPROCS default) serving the same instrumented handler as
 // cmd/metricsapp, with promhttp on /metrics, as an application does without
-// brood. It listens on $BROOD_ADDR (default :8080).
+// brood. It listens on $BROOD_ADDR (default :8080); $METRICS_SERIES extra
+// series are registered as in cmd/metricsapp.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -22,6 +24,8 @@ func main() {
 	if a := os.Getenv("BROOD_ADDR"); a != "" {
 		addr = a
 	}
+	series, _ := strconv.Atoi(os.Getenv("METRICS_SERIES"))
+	instrumented.Extra(series)
 	r := chi.NewRouter()
 	r.Get("/", instrumented.Hello)
 	r.Handle("/metrics", promhttp.Handler())

@@ -31,6 +31,7 @@ const retiredMemory = 64
 // New.
 type Merger struct {
 	slots map[string]*slot
+	key   []byte // scratch for label keys
 }
 
 // New returns an empty Merger.
@@ -55,19 +56,22 @@ type family struct {
 	name, help string
 	typ        dto.MetricType
 	series     map[string]*series
+	seen       uint64 // the snapshot that last had it
 }
 
 type series struct {
-	labels []*dto.LabelPair // without the policy label
-	policy Policy
-	p      point
-	base   point // resets of this series under one pid, summed
+	labels  []*dto.LabelPair // without the policy label
+	policy  Policy
+	p       point
+	base    point // resets of this series under one pid, summed
+	hasBase bool
+	seen    uint64
 }
 
 // value is what a series counts: for cumulative types, the resets under
 // its pid plus its last value.
 func (s *series) value(t dto.MetricType) point {
-	if !cumulative(t) {
+	if !s.hasBase || !cumulative(t) {
 		return s.p
 	}
 	v := add(s.base, s.p)
@@ -82,6 +86,10 @@ func cumulative(t dto.MetricType) bool {
 // Update records the snapshot number seq of pid in the slot, taken at.
 // A snapshot not newer than the last one of that pid, or one from a pid
 // that left the slot, is ignored; Update reports whether it was taken.
+//
+// A pid's series are updated in place: snapshots of one process mostly
+// hold the same series, and a scrape of thousands of them should not
+// allocate them anew every time.
 func (m *Merger) Update(slotName string, pid int, seq uint64, at time.Time, fams []*dto.MetricFamily) bool {
 	s := m.slots[slotName]
 	if s == nil {
@@ -104,46 +112,46 @@ func (m *Merger) Update(slotName string, pid int, seq uint64, at time.Time, fams
 		return false
 	}
 	pr.seq, pr.at = seq, at
-	next := make(map[string]*family, len(fams))
 	for _, mf := range fams {
 		name, t := mf.GetName(), mf.GetType()
-		f := &family{name: name, help: mf.GetHelp(), typ: t, series: make(map[string]*series, len(mf.Metric))}
-		old := pr.fams[name]
-		if old != nil && old.typ != t {
-			old = nil // a new type: nothing carries over
+		f := pr.fams[name]
+		if f == nil || f.typ != t {
+			// New, or a new type: nothing carries over.
+			f = &family{name: name, typ: t, series: make(map[string]*series, len(mf.Metric))}
+			pr.fams[name] = f
 		}
+		f.help, f.seen = mf.GetHelp(), seq
+		cum := cumulative(t)
 		for _, dm := range mf.Metric {
-			labels, pol := splitPolicy(dm.GetLabel())
-			key := labelKey(labels)
-			ns := &series{labels: labels, policy: pol, p: pointOf(t, dm)}
-			if old != nil {
-				if os := old.series[key]; os != nil && cumulative(t) {
-					ns.base = os.base
-					if ns.p.reset(t, os.p) {
-						ns.base = add(os.base, os.p)
-					}
+			m.key = appendKey(m.key[:0], dm.GetLabel())
+			np := pointOf(t, dm)
+			sr := f.series[string(m.key)]
+			if sr == nil {
+				labels, pol := splitPolicy(dm.GetLabel())
+				f.series[string(m.key)] = &series{labels: labels, policy: pol, p: np, seen: seq}
+				continue
+			}
+			if cum && np.reset(t, sr.p) {
+				sr.base, sr.hasBase = add(sr.base, sr.p), true
+			}
+			sr.p, sr.seen = np, seq
+		}
+		if !cum {
+			// A cumulative series missing from a snapshot keeps its value
+			// (a counter does not go backwards because a collector skipped
+			// it once); a gauge that is gone is gone.
+			for key, sr := range f.series {
+				if sr.seen != seq {
+					delete(f.series, key)
 				}
 			}
-			f.series[key] = ns
-		}
-		if old != nil && cumulative(t) {
-			// A cumulative series missing from this snapshot keeps its
-			// value: a counter does not go backwards because a collector
-			// skipped it once.
-			for key, os := range old.series {
-				if _, ok := f.series[key]; !ok {
-					f.series[key] = os
-				}
-			}
-		}
-		next[name] = f
-	}
-	for name, old := range pr.fams {
-		if _, ok := next[name]; !ok && cumulative(old.typ) {
-			next[name] = old
 		}
 	}
-	pr.fams = next
+	for name, f := range pr.fams {
+		if f.seen != seq && !cumulative(f.typ) {
+			delete(pr.fams, name)
+		}
+	}
 	return true
 }
 
@@ -209,111 +217,156 @@ func (s *slot) up(cutoff time.Time) bool {
 	return len(s.pids) > 0 && !s.pids[len(s.pids)-1].at.Before(cutoff)
 }
 
-// slotSeries is one slot's value of one series.
-type slotSeries struct {
-	slot   string
-	labels []*dto.LabelPair
-	policy Policy
-	p      point
+// source is what one slot shows of one family: the families of its live
+// pids, newest first, then its base; only those of the slot's type.
+type source struct {
+	slot string
+	typ  dto.MetricType
+	help string
+	fams []*family
 }
 
-// collect returns, by family name, the slots' families: cumulative series
-// summed over the slot's base and live pids, the others from the newest pid
-// if the slot is up.
-func (m *Merger) collect(cutoff time.Time) map[string]*famView {
-	out := map[string]*famView{}
+// sources returns, by family name, each slot's source (in slot order).
+// Cumulative families come from every live pid and the base; the others
+// from the newest pid only, and only if the slot is up.
+func (m *Merger) sources(cutoff time.Time) map[string][]source {
+	out := map[string][]source{}
 	for _, s := range m.sortedSlots() {
 		up := s.up(cutoff)
-		perSlot := map[string]*slotFam{}
-		get := func(f *family) *slotFam {
-			sf := perSlot[f.name]
-			if sf == nil {
-				sf = &slotFam{typ: f.typ, help: f.help, series: map[string]*slotSeries{}}
-				perSlot[f.name] = sf
+		mine := map[string]*source{}
+		var order []string
+		take := func(f *family) {
+			src := mine[f.name]
+			if src == nil {
+				src = &source{slot: s.name, typ: f.typ, help: f.help}
+				mine[f.name] = src
+				order = append(order, f.name)
 			}
-			return sf
-		}
-		addFam := func(f *family, newest bool) {
-			sf := get(f)
-			if sf.typ != f.typ {
-				return // an older pid with another type: the newest wins
-			}
-			if newest {
-				sf.help = f.help
-			}
-			for key, sr := range f.series {
-				v := sr.value(f.typ)
-				cur := sf.series[key]
-				switch {
-				case cur == nil:
-					sf.series[key] = &slotSeries{slot: s.name, labels: sr.labels, policy: sr.policy, p: v}
-				case cumulative(f.typ):
-					q := v.quantiles
-					if !newest {
-						q = cur.p.quantiles
-					}
-					cur.p = add(cur.p, v)
-					cur.p.quantiles = q
-				}
+			if src.typ == f.typ { // the newest pid's type wins
+				src.fams = append(src.fams, f)
 			}
 		}
-		// The newest pid first: its types win.
 		for i := len(s.pids) - 1; i >= 0; i-- {
 			newest := i == len(s.pids)-1
-			for _, f := range sortedFams(s.pids[i].fams) {
+			for _, f := range s.pids[i].fams {
 				if cumulative(f.typ) || (newest && up) {
-					addFam(f, newest)
+					take(f)
 				}
 			}
 		}
-		for _, f := range sortedFams(s.base) {
-			addFam(f, len(s.pids) == 0)
+		for _, f := range s.base {
+			take(f)
 		}
-		for name, sf := range perSlot {
-			v := out[name]
-			if v == nil {
-				v = &famView{name: name}
-				out[name] = v
-			}
-			sf.slot = s.name
-			v.slots = append(v.slots, sf)
+		for _, name := range order {
+			out[name] = append(out[name], *mine[name])
 		}
 	}
 	return out
 }
 
-type famView struct {
-	name  string
-	slots []*slotFam // by slot order
-}
-
-type slotFam struct {
-	slot   string
-	typ    dto.MetricType
-	help   string
-	series map[string]*slotSeries
-}
-
-// pick chooses the family's type: the one most slots report, ties going to
+// pick chooses a family's type: the one most slots report, ties going to
 // the first slot's. It returns the slots whose type differs.
-func (v *famView) pick() (dto.MetricType, string, []string) {
+func pick(srcs []source) (dto.MetricType, string, []string) {
 	n := map[dto.MetricType]int{}
-	for _, sf := range v.slots {
-		n[sf.typ]++
+	for _, src := range srcs {
+		n[src.typ]++
 	}
-	t, help := v.slots[0].typ, v.slots[0].help
-	for _, sf := range v.slots {
-		if n[sf.typ] > n[t] {
-			t, help = sf.typ, sf.help
+	t, help := srcs[0].typ, srcs[0].help
+	for _, src := range srcs {
+		if n[src.typ] > n[t] {
+			t, help = src.typ, src.help
 		}
 	}
 	var conflicts []string
-	for _, sf := range v.slots {
-		if sf.typ != t {
-			conflicts = append(conflicts, sf.slot)
+	for _, src := range srcs {
+		if src.typ != t {
+			conflicts = append(conflicts, src.slot)
 		}
 	}
 	return t, help, conflicts
+}
+
+// acc accumulates one output series.
+type acc struct {
+	key    string // the labels', for sorting
+	slot   string // "" when merged across slots
+	labels []*dto.LabelPair
+	policy Policy
+	p      point
+	vals   []float64 // a gauge's slots, for min and max
+}
+
+// accumulate merges the series of srcs of type t: across slots unless
+// bySlot (one series per slot and labels), within a slot always.
+func accumulate(t dto.MetricType, srcs []source, bySlot func(key string, sr *series) bool) []*acc {
+	var keyed map[string]*acc
+	var out []*acc
+	for _, src := range srcs {
+		if src.typ != t {
+			continue
+		}
+		var local map[string]*acc
+		for _, f := range src.fams {
+			for key, sr := range f.series {
+				m := &keyed
+				if bySlot(key, sr) {
+					m = &local
+				}
+				if *m == nil {
+					*m = map[string]*acc{}
+				}
+				v := sr.value(t)
+				a := (*m)[key]
+				switch {
+				case a == nil:
+					a = &acc{key: key, labels: sr.labels, policy: sr.policy, p: v}
+					if m == &local {
+						a.slot = src.slot
+					}
+					if t == dto.MetricType_GAUGE {
+						a.vals = []float64{v.v}
+					}
+					(*m)[key] = a
+					out = append(out, a)
+				case t == dto.MetricType_GAUGE:
+					a.vals = append(a.vals, v.v)
+				default:
+					q := a.p.quantiles // the newest pid's, which came first
+					a.p = add(a.p, v)
+					a.p.quantiles = q
+				}
+			}
+		}
+	}
+	return out
+}
+
+// metric writes an accumulated series.
+func (f acc) metric(name string, t dto.MetricType) *dto.Metric {
+	labels := f.labels
+	if f.slot != "" {
+		labels = withSlot(labels, f.slot)
+	}
+	if t == dto.MetricType_GAUGE {
+		f.p.v = combine(resolvePolicy(name, f.policy), f.vals)
+	}
+	return f.p.metric(t, labels)
+}
+
+// writeFamily writes accumulated series as one family, sorted by labels
+// (then slot).
+func writeFamily(name, help string, t dto.MetricType, accs []*acc) *dto.MetricFamily {
+	slices.SortFunc(accs, func(a, b *acc) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return compareSlots(a.slot, b.slot)
+	})
+	mf := &dto.MetricFamily{Name: ptr(name), Help: ptr(help), Type: t.Enum(), Metric: make([]*dto.Metric, 0, len(accs))}
+	for _, a := range accs {
+		mf.Metric = append(mf.Metric, a.metric(name, t))
+	}
+	return mf
 }
 
 // Cluster returns the cluster view: see the package documentation. Slots
@@ -321,35 +374,27 @@ func (v *famView) pick() (dto.MetricType, string, []string) {
 func (m *Merger) Cluster(cutoff time.Time) []*dto.MetricFamily {
 	var out []*dto.MetricFamily
 	var conflicts []*dto.Metric
-	for _, v := range m.collect(cutoff) {
-		t, help, bad := v.pick()
+	for name, srcs := range m.sources(cutoff) {
+		t, help, bad := pick(srcs)
 		for _, sl := range bad {
-			conflicts = append(conflicts, gauge(1, lp("family", v.name), lp(SlotLabel, sl)))
+			conflicts = append(conflicts, gauge(1, lp("family", name), lp(SlotLabel, sl)))
 		}
-		mf := &dto.MetricFamily{Name: ptr(v.name), Help: ptr(help), Type: t.Enum()}
-		groups := map[string][]*slotSeries{}
-		var keys []string
-		for _, sf := range v.slots {
-			if sf.typ != t {
-				continue
-			}
-			for key, ss := range sf.series {
-				if groups[key] == nil {
-					keys = append(keys, key)
-				}
-				groups[key] = append(groups[key], ss)
-			}
+		var bySlot func(string, *series) bool
+		switch t {
+		case dto.MetricType_COUNTER, dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+			bySlot = func(string, *series) bool { return false }
+		case dto.MetricType_GAUGE:
+			bySlot = func(_ string, sr *series) bool { return resolvePolicy(name, sr.policy) == PerSlot }
+		default: // summaries and untyped
+			bySlot = func(string, *series) bool { return true }
 		}
-		slices.Sort(keys)
-		for _, key := range keys {
-			mf.Metric = append(mf.Metric, clusterSeries(v.name, t, groups[key])...)
-		}
-		if len(mf.Metric) > 0 {
-			out = append(out, mf)
+		if accs := accumulate(t, srcs, bySlot); len(accs) > 0 {
+			out = append(out, writeFamily(name, help, t, accs))
 		}
 	}
 	out = append(out, m.upFamily(cutoff))
 	if len(conflicts) > 0 {
+		sortMetrics(conflicts)
 		out = append(out, &dto.MetricFamily{
 			Name: ptr(ConflictName), Type: dto.MetricType_GAUGE.Enum(), Metric: conflicts,
 			Help: ptr("1 for each slot whose metric family has another type than the cluster view shows; that slot's series of the family are left out."),
@@ -359,49 +404,15 @@ func (m *Merger) Cluster(cutoff time.Time) []*dto.MetricFamily {
 	return out
 }
 
-// clusterSeries merges the slots' values of one series.
-func clusterSeries(name string, t dto.MetricType, group []*slotSeries) []*dto.Metric {
-	switch t {
-	case dto.MetricType_COUNTER, dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-		var p point
-		for _, ss := range group {
-			p = add(p, ss.p)
-		}
-		return []*dto.Metric{p.metric(t, group[0].labels)}
-	case dto.MetricType_GAUGE:
-		pol := resolvePolicy(name, group[0].policy)
-		if pol != PerSlot {
-			vals := make([]float64, len(group))
-			for i, ss := range group {
-				vals[i] = ss.p.v
-			}
-			return []*dto.Metric{point{v: combine(pol, vals)}.metric(t, group[0].labels)}
-		}
-	}
-	out := make([]*dto.Metric, 0, len(group))
-	for _, ss := range group {
-		out = append(out, ss.p.metric(t, withSlot(ss.labels, ss.slot)))
-	}
-	return out
-}
-
 // PerSlot returns every slot's series with a slot label, nothing merged
 // across slots (a slot's pids are, as in Cluster).
 func (m *Merger) PerSlot(cutoff time.Time) []*dto.MetricFamily {
 	var out []*dto.MetricFamily
-	for _, v := range m.collect(cutoff) {
-		t, help, _ := v.pick()
-		mf := &dto.MetricFamily{Name: ptr(v.name), Help: ptr(help), Type: t.Enum()}
-		for _, sf := range v.slots {
-			if sf.typ != t {
-				continue
-			}
-			for _, ss := range sf.series {
-				mf.Metric = append(mf.Metric, ss.p.metric(t, withSlot(ss.labels, ss.slot)))
-			}
+	for name, srcs := range m.sources(cutoff) {
+		t, help, _ := pick(srcs)
+		if accs := accumulate(t, srcs, func(string, *series) bool { return true }); len(accs) > 0 {
+			out = append(out, writeFamily(name, help, t, accs))
 		}
-		sortMetrics(mf.Metric)
-		out = append(out, mf)
 	}
 	out = append(out, m.upFamily(cutoff))
 	sortFamilies(out)
@@ -464,17 +475,21 @@ func sortMetrics(ms []*dto.Metric) {
 	slices.SortFunc(ms, func(a, b *dto.Metric) int { return strings.Compare(labelKey(a.Label), labelKey(b.Label)) })
 }
 
-// labelKey identifies a label set; Gather sorts labels by name, and so
-// does splitPolicy's caller, so equal sets give equal keys.
-func labelKey(labels []*dto.LabelPair) string {
-	var b strings.Builder
+// labelKey identifies a label set, the policy label aside; Gather sorts
+// labels by name, so equal sets give equal keys.
+func labelKey(labels []*dto.LabelPair) string { return string(appendKey(nil, labels)) }
+
+func appendKey(b []byte, labels []*dto.LabelPair) []byte {
 	for _, l := range labels {
-		b.WriteString(l.GetName())
-		b.WriteByte(0xff)
-		b.WriteString(l.GetValue())
-		b.WriteByte(0xfe)
+		if l.GetName() == PolicyLabel {
+			continue
+		}
+		b = append(b, l.GetName()...)
+		b = append(b, 0xff)
+		b = append(b, l.GetValue()...)
+		b = append(b, 0xfe)
 	}
-	return b.String()
+	return b
 }
 
 // withSlot returns labels plus the slot label, kept sorted by name.

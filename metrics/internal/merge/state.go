@@ -70,7 +70,7 @@ func (m *Merger) MarshalState() ([]byte, error) {
 					continue
 				}
 				for key, sr := range f.series {
-					if sr.base.count != 0 || sr.base.v != 0 {
+					if sr.hasBase {
 						fold(name, f.typ, f.help, key, sr.labels, sr.base)
 					}
 				}
