@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 var t0 = time.Unix(1_000_000, 0)
@@ -590,4 +591,54 @@ func TestStateCarriesOver(t *testing.T) {
 		t.Fatalf("after more snapshots:\ngot\n%swant\n%s", dump(got), dump(want))
 	}
 	check(t, got, map[string]float64{`req_total{code="200"}`: 17})
+}
+
+func TestExemplarsKeepTheLatest(t *testing.T) {
+	ex := func(id string, sec int64) *dto.Exemplar {
+		return &dto.Exemplar{Label: labels("trace_id=" + id), Value: ptr(1.0), Timestamp: timestamppb.New(time.Unix(sec, 0))}
+	}
+	c := func(v float64, e *dto.Exemplar) *dto.MetricFamily {
+		return &dto.MetricFamily{Name: ptr("c_total"), Help: ptr("h"), Type: dto.MetricType_COUNTER.Enum(),
+			Metric: []*dto.Metric{{Counter: &dto.Counter{Value: ptr(v), Exemplar: e}}}}
+	}
+	m := New()
+	m.Update("0", 10, 1, t0, fams(c(1, ex("old", 100))))
+	m.Update("1", 11, 1, t0, fams(c(2, ex("new", 200))))
+	m.Update("2", 12, 1, t0, fams(c(3, nil)))
+	got := find(t, m.Cluster(t0), "c_total").Metric[0].Counter
+	if got.GetValue() != 6 || got.GetExemplar().GetLabel()[0].GetValue() != "new" {
+		t.Fatalf("got %v with exemplar %v, want 6 with the exemplar of trace new", got.GetValue(), got.GetExemplar())
+	}
+}
+
+func TestGaugeHistogramsSummedNotCarried(t *testing.T) {
+	gh := func(count uint64) *dto.MetricFamily {
+		return &dto.MetricFamily{Name: ptr("q"), Help: ptr("h"), Type: dto.MetricType_GAUGE_HISTOGRAM.Enum(),
+			Metric: []*dto.Metric{{Histogram: &dto.Histogram{SampleCount: ptr(count), SampleSum: ptr(float64(count)),
+				Bucket: []*dto.Bucket{{UpperBound: ptr(1.0), CumulativeCount: ptr(count)}}}}}}
+	}
+	m := New()
+	m.Update("0", 10, 1, t0, fams(gh(5)))
+	m.Update("1", 11, 1, t0, fams(gh(2)))
+	m.Retire("0", 10)
+	m.Update("0", 20, 1, t0, fams(gh(1)))
+	h := find(t, m.Cluster(t0), "q").Metric[0].Histogram
+	if h.GetSampleCount() != 3 {
+		t.Fatalf("gauge histogram count %d, want 3 (now, not carried)", h.GetSampleCount())
+	}
+}
+
+func TestNativeDroppedWhenASlotHasOnlyClassicBuckets(t *testing.T) {
+	native := prometheus.HistogramOpts{Name: "n", Help: "h", Buckets: []float64{1}, NativeHistogramBucketFactor: 1.1}
+	classic := prometheus.HistogramOpts{Name: "n", Help: "h", Buckets: []float64{1}}
+	m := New()
+	m.Update("0", 10, 1, t0, histSnapshot(t, native, 0.5, 2))
+	m.Update("1", 11, 1, t0, histSnapshot(t, classic, 0.5))
+	h := find(t, m.Cluster(t0), "n").Metric[0].Histogram
+	if h.Schema != nil || len(h.PositiveSpan) != 0 {
+		t.Fatalf("native buckets kept (schema %v, spans %v) though slot 1 has none of its observations in them", h.Schema, h.PositiveSpan)
+	}
+	if h.GetSampleCount() != 3 || h.Bucket[0].GetCumulativeCount() != 2 {
+		t.Fatalf("classic: count %d, le=1 %d; want 3 and 2", h.GetSampleCount(), h.Bucket[0].GetCumulativeCount())
+	}
 }
