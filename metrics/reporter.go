@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -82,6 +83,9 @@ func (r *Reporter) run(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		err := r.send(ctx, every)
+		if errors.Is(err, errNoAgent) {
+			continue // the next agent asks at its first scrape
+		}
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
 			r.log.Warn("metrics report to the agent failed; retrying every interval", "err", err)
@@ -93,7 +97,14 @@ func (r *Reporter) run(ctx context.Context, every time.Duration) {
 	}
 }
 
+// errNoAgent: no report while the agent restarts; the master would hold
+// them, in the space messages for the agent share.
+var errNoAgent = errors.New("no ready agent")
+
 func (r *Reporter) send(ctx context.Context, timeout time.Duration) error {
+	if r.msgr.AgentPID() == 0 {
+		return errNoAgent
+	}
 	rep, err := r.snapshot()
 	if err != nil {
 		return err
