@@ -74,7 +74,9 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 		go func() { served <- c.serve(srv, ln) }()
 	}
 	metrics.RegisterWorker(func() metrics.WorkerStats {
-		return metrics.WorkerStats{Requests: t.completed.Load(), InFlight: t.inFlight.Load(), Connections: t.conns.Load()}
+		q, backlog, ok := metrics.AcceptQueue(lns)
+		return metrics.WorkerStats{Requests: t.completed.Load(), InFlight: t.inFlight.Load(), Connections: t.conns.Load(),
+			Queued: q, Backlog: backlog, HasQueue: ok}
 	})
 	reporter := metrics.StartReporter(context.Background(), ch.msgr, slot, log)
 	defer reporter.Stop(context.Background())

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/broodhq/brood/schedule"
 )
 
 // fakeWorker is a worker's registry as a fake messenger reaches it.
@@ -372,5 +374,51 @@ func TestSnapshotsAreOrdered(t *testing.T) {
 	fams, err := decodeFamilies(b.Data)
 	if err != nil || len(fams) != 1 || fams[0].Metric[0].Counter.GetValue() != 1 {
 		t.Fatalf("decoded %v, %v; want c_total 1", fams, err)
+	}
+}
+
+func TestWorkerCollector(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	stats := WorkerStats{Requests: 7, InFlight: 2, Connections: 3, Queued: 4, Backlog: 128, HasQueue: true}
+	old := prometheus.DefaultRegisterer
+	prometheus.DefaultRegisterer = reg
+	defer func() { prometheus.DefaultRegisterer = old }()
+	RegisterWorker(func() WorkerStats { return stats })
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := samples(t, fams)
+	for name, want := range map[string]float64{
+		"brood_http_requests_total": 7, "brood_http_requests_in_flight": 2, "brood_http_connections": 3,
+		"brood_accept_queue_length": 4, "brood_accept_queue_backlog": 128,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+}
+
+func TestJobsCollector(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	old := prometheus.DefaultRegisterer
+	prometheus.DefaultRegisterer = reg
+	defer func() { prometheus.DefaultRegisterer = old }()
+	RegisterJobs(func() []schedule.JobStatus {
+		return []schedule.JobStatus{{Name: "cleanup", Runs: 5, Failures: 1, Skipped: 2, LastDuration: 1500 * time.Millisecond, Running: true}}
+	})
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := samples(t, fams)
+	for name, want := range map[string]float64{
+		`brood_agent_job_runs_total{job="cleanup"}`: 5, `brood_agent_job_failures_total{job="cleanup"}`: 1,
+		`brood_agent_job_skipped_total{job="cleanup"}`: 2, `brood_agent_job_last_duration_seconds{job="cleanup"}`: 1.5,
+		`brood_agent_job_running{job="cleanup"}`: 1,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
 	}
 }

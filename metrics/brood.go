@@ -14,6 +14,10 @@ type WorkerStats struct {
 	Requests    uint64 // completed since the worker started
 	InFlight    int64
 	Connections int64 // open
+	// The accept queue of the slot's socket, from AcceptQueue; left out
+	// of the metrics unless HasQueue.
+	Queued, Backlog int64
+	HasQueue        bool
 }
 
 var (
@@ -23,6 +27,10 @@ var (
 		"Requests being served now.", nil, nil)
 	descConns = prometheus.NewDesc("brood_http_connections",
 		"Open client connections.", nil, nil)
+	descQueued = prometheus.NewDesc("brood_accept_queue_length",
+		"Connections waiting in the accept queue of the workers' sockets (Linux).", nil, nil)
+	descBacklog = prometheus.NewDesc("brood_accept_queue_backlog",
+		"How many connections the accept queue of the workers' sockets holds at most (Linux).", nil, nil)
 
 	descJobRuns = prometheus.NewDesc("brood_agent_job_runs_total",
 		"Runs of an agent job started.", []string{"job"}, nil)
@@ -41,12 +49,16 @@ var (
 // it in every worker.
 func RegisterWorker(stats func() WorkerStats) {
 	register(collectorFunc{
-		descs: []*prometheus.Desc{descRequests, descInFlight, descConns},
+		descs: []*prometheus.Desc{descRequests, descInFlight, descConns, descQueued, descBacklog},
 		collect: func(ch chan<- prometheus.Metric) {
 			s := stats()
 			ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(s.Requests))
 			ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(s.InFlight))
 			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(s.Connections))
+			if s.HasQueue {
+				ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(s.Queued))
+				ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(s.Backlog))
+			}
 		},
 	})
 }

@@ -233,6 +233,10 @@ func TestCountsAreExactAcrossWorkersAndAKill(t *testing.T) {
 		}
 	}
 
+	if n := len(slots["brood_accept_queue_backlog"].GetMetric()); n != 3 {
+		t.Errorf("brood_accept_queue_backlog has %d series in the per-slot view, want one per worker: %v", n, slots["brood_accept_queue_backlog"])
+	}
+
 	// 2,000 more, seen only by the periodic reports; then a kill.
 	c.hit(t, 2_000)
 	pids := workerPIDs(t, c)

@@ -59,6 +59,28 @@
 // process_virtual_memory_max_bytes (Min), go_gc_gogc_percent (Max) and any
 // gauge named *_info (Max).
 //
+// # brood's own metrics
+//
+// Each worker (per slot in /metrics/slots, summed in /metrics):
+//
+//	brood_http_requests_total        counter  requests completed
+//	brood_http_requests_in_flight    gauge    requests being served
+//	brood_http_connections           gauge    open client connections
+//	brood_accept_queue_length        gauge    connections waiting in the slot socket's accept queue (Linux)
+//	brood_accept_queue_backlog       gauge    the accept queue's bound (Linux)
+//
+// The agent's jobs (slot "agent"), by label job:
+//
+//	brood_agent_job_runs_total             counter  runs started
+//	brood_agent_job_failures_total         counter  runs that returned an error or panicked
+//	brood_agent_job_skipped_total          counter  ticks dropped while the previous run went on
+//	brood_agent_job_last_duration_seconds  gauge    the latest finished run's duration
+//	brood_agent_job_running                gauge    1 while a run goes on
+//
+// They are read from counters the processes keep anyway, at each gather: a
+// request costs nothing more. The Go and process collectors of
+// prometheus.DefaultRegisterer come with every process.
+//
 // # A scrape never hangs
 //
 // The aggregator asks every worker in parallel, with DefaultScrapeTimeout;
