@@ -232,6 +232,10 @@ func (a *Aggregator) join() *round {
 	}
 	r := &round{done: make(chan struct{}), cutoff: a.now()}
 	a.cur = r
+	if a.ctx.Err() != nil { // stopped: show what is known, ask nobody
+		close(r.done)
+		return r
+	}
 	a.tasks.Go(func() {
 		defer close(r.done)
 		a.collect(r.cutoff)

@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/broodhq/brood/messenger"
 	"github.com/broodhq/brood/schedule"
 )
 
@@ -420,5 +421,53 @@ func TestJobsCollector(t *testing.T) {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
 		}
+	}
+}
+
+// TestStateFileCarriesToTheNextAggregator: what one agent's aggregator
+// carried for a replaced worker, the next one restores.
+func TestStateFileCarriesToTheNextAggregator(t *testing.T) {
+	file := t.TempDir() + "/state"
+	cfg := AggregatorConfig{StateFile: file, Gatherer: prometheus.NewRegistry(), Timeout: time.Second}
+	first := StartAggregator(messenger.New(messenger.Config{}), cfg)
+	w := newFakePeers().add(10, "1")
+	w.count.Add(7)
+	rep, _ := w.report()
+	if err := first.record(rep, 10); err != nil {
+		t.Fatal(err)
+	}
+	first.mu.Lock()
+	first.m.Retire("1", 10)
+	first.mu.Unlock()
+	first.Stop()
+
+	next := StartAggregator(messenger.New(messenger.Config{}), cfg)
+	defer next.Stop()
+	w2 := newFakePeers().add(20, "1")
+	w2.count.Add(2)
+	rep, _ = w2.report()
+	if err := next.record(rep, 20); err != nil {
+		t.Fatal(err)
+	}
+	fams, err := next.Gather(t.Context(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := samples(t, fams)["req_total"]; got != 9 {
+		t.Fatalf("req_total = %v in the next aggregator, want 9 (7 carried + 2)", got)
+	}
+}
+
+func TestGatherAfterStopAnswersWithWhatIsKnown(t *testing.T) {
+	p := newFakePeers()
+	p.add(10, "0").count.Add(3)
+	a := testAggregator(p, time.Second)
+	if _, err := a.Gather(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	a.Stop()
+	fams, err := a.Gather(t.Context(), false)
+	if err != nil || samples(t, fams)["req_total"] != 3 {
+		t.Fatalf("after Stop: %v, %v; want req_total 3", samples(t, fams), err)
 	}
 }
