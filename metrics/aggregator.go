@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,7 @@ type Aggregator struct {
 	selfSeq   uint64
 	dirty     bool // changed since the last save
 	stateFile string
+	last      map[int]*lastReport // by pid
 
 	rmu   sync.Mutex // guards cur
 	cur   *round
@@ -129,7 +131,7 @@ func newAggregator(p peers, c AggregatorConfig) *Aggregator {
 	if c.Gatherer == nil {
 		c.Gatherer = prometheus.DefaultGatherer
 	}
-	a := &Aggregator{msgr: p, log: c.Logger, timeout: c.Timeout, self: c.Gatherer, now: time.Now, m: merge.New()}
+	a := &Aggregator{msgr: p, log: c.Logger, timeout: c.Timeout, self: c.Gatherer, now: time.Now, m: merge.New(), last: map[int]*lastReport{}}
 	a.ctx, a.stop = context.WithCancel(context.Background())
 	return a
 }
@@ -161,21 +163,71 @@ func (a *Aggregator) saveLoop() {
 	}
 }
 
-// record merges one process's report.
+// record merges one process's report. A family whose encoding is the same
+// as in the pid's last report is not decoded again: most of a large
+// registry does not change from one second to the next.
 func (a *Aggregator) record(rep report, pid int) error {
 	if rep.Slot == "" || rep.Slot == AgentSlot {
 		return fmt.Errorf("metrics report from pid %d: slot %q is not a worker's", pid, rep.Slot)
 	}
-	fams, err := decodeFamilies(rep.Data)
+	chunks, err := splitFamilies(rep.Data)
 	if err != nil {
 		return fmt.Errorf("metrics report from pid %d: %w", pid, err)
 	}
 	a.mu.Lock()
-	if a.m.Update(rep.Slot, pid, rep.Seq, a.now(), fams) {
+	prev := a.last[pid]
+	a.mu.Unlock()
+	next := &lastReport{chunks: chunks, names: make([]string, len(chunks))}
+	var changed []*dto.MetricFamily
+	var same []string
+	for i, c := range chunks {
+		if prev != nil && i < len(prev.chunks) && bytes.Equal(prev.chunks[i], c) {
+			next.names[i] = prev.names[i]
+			same = append(same, prev.names[i])
+			continue
+		}
+		mf, err := decodeFamily(c)
+		if err != nil {
+			return fmt.Errorf("metrics report from pid %d: %w", pid, err)
+		}
+		next.names[i] = mf.GetName()
+		changed = append(changed, mf)
+	}
+	whole := func() error {
+		all, err := decodeFamilies(rep.Data)
+		changed, same = all, nil
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.last[pid] != prev && len(same) > 0 {
+		// Another report of this pid came in meanwhile: what is "same"
+		// was same as a report the merger no longer holds.
+		if err := whole(); err != nil {
+			return fmt.Errorf("metrics report from pid %d: %w", pid, err)
+		}
+	}
+	now := a.now()
+	ok := a.m.UpdatePartial(rep.Slot, pid, rep.Seq, now, changed, same)
+	if !ok && len(same) > 0 {
+		// The merger does not know a family it should have (or the
+		// report is stale, which Update refuses again).
+		if err := whole(); err != nil {
+			return fmt.Errorf("metrics report from pid %d: %w", pid, err)
+		}
+		ok = a.m.Update(rep.Slot, pid, rep.Seq, now, changed)
+	}
+	if ok {
+		a.last[pid] = next
 		a.dirty = true
 	}
-	a.mu.Unlock()
 	return nil
+}
+
+// lastReport is a pid's last merged report, family by family.
+type lastReport struct {
+	chunks [][]byte // each family's encoding
+	names  []string
 }
 
 // round is one collection from every worker, shared by the scrapes that
@@ -293,6 +345,7 @@ func (a *Aggregator) retire(members []int, cutoff time.Time) {
 	for _, p := range a.m.Procs() {
 		if p.Slot != AgentSlot && !slices.Contains(members, p.PID) && cutoff.Sub(p.At) > retireGrace {
 			a.m.Retire(p.Slot, p.PID)
+			delete(a.last, p.PID)
 			retired = true
 		}
 	}

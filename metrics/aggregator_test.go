@@ -471,3 +471,37 @@ func TestGatherAfterStopAnswersWithWhatIsKnown(t *testing.T) {
 		t.Fatalf("after Stop: %v, %v; want req_total 3", samples(t, fams), err)
 	}
 }
+
+// TestReportsWithUnchangedFamilies: families a report repeats byte for
+// byte keep their values, gauges included, while the others move on.
+func TestReportsWithUnchangedFamilies(t *testing.T) {
+	a := testAggregator(newFakePeers(), time.Second)
+	defer a.Stop()
+	clock := time.Unix(1000, 0)
+	a.now = func() time.Time { return clock } // the reports are as fresh as the scrape
+	w := newFakePeers().add(10, "1")
+	still := prometheus.NewCounter(prometheus.CounterOpts{Name: "still_total", Help: "h"})
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "level", Help: "h"})
+	w.reg.MustRegister(still, g)
+	still.Add(5)
+	g.Set(3)
+	for i := range 3 {
+		w.count.Add(1)
+		rep, err := w.report()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.record(rep, 10); err != nil {
+			t.Fatal(err)
+		}
+		// A stale copy of the report changes nothing.
+		if err := a.record(rep, 10); err != nil {
+			t.Fatal(err)
+		}
+		fams, _ := a.Gather(t.Context(), false)
+		got := samples(t, fams)
+		if got["req_total"] != float64(i+1) || got["still_total"] != 5 || got["level"] != 3 {
+			t.Fatalf("report %d: req_total %v still_total %v level %v, want %d, 5, 3", i+1, got["req_total"], got["still_total"], got["level"], i+1)
+		}
+	}
+}

@@ -2,12 +2,14 @@ package metrics
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/proto"
 )
 
 // The messenger actions of the metrics protocol; "brood." actions are the
@@ -57,4 +59,27 @@ func decodeFamilies(b []byte) ([]*dto.MetricFamily, error) {
 		}
 		out = append(out, mf)
 	}
+}
+
+// splitFamilies cuts length-delimited families apart without decoding
+// them.
+func splitFamilies(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, errors.New("decode metric families: truncated length-delimited message")
+		}
+		out = append(out, b[k:k+int(n)])
+		b = b[k+int(n):]
+	}
+	return out, nil
+}
+
+func decodeFamily(b []byte) (*dto.MetricFamily, error) {
+	mf := &dto.MetricFamily{}
+	if err := proto.Unmarshal(b, mf); err != nil {
+		return nil, fmt.Errorf("decode metric family: %w", err)
+	}
+	return mf, nil
 }

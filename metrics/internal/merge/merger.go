@@ -91,6 +91,15 @@ func cumulative(t dto.MetricType) bool {
 // hold the same series, and a scrape of thousands of them should not
 // allocate them anew every time.
 func (m *Merger) Update(slotName string, pid int, seq uint64, at time.Time, fams []*dto.MetricFamily) bool {
+	return m.UpdatePartial(slotName, pid, seq, at, fams, nil)
+}
+
+// UpdatePartial is Update for a snapshot of which the caller decoded only
+// the families that changed since the pid's last snapshot (the one Update
+// last took); same names the others, which keep their series as they are.
+// If one of them is unknown, UpdatePartial takes nothing and returns
+// false, and the caller should decode everything and call Update.
+func (m *Merger) UpdatePartial(slotName string, pid int, seq uint64, at time.Time, fams []*dto.MetricFamily, same []string) bool {
 	s := m.slots[slotName]
 	if s == nil {
 		s = &slot{name: slotName, base: map[string]*family{}}
@@ -105,13 +114,22 @@ func (m *Merger) Update(slotName string, pid int, seq uint64, at time.Time, fams
 			pr = p
 		}
 	}
+	if pr != nil && seq <= pr.seq {
+		return false
+	}
+	for _, name := range same {
+		if pr == nil || pr.fams[name] == nil {
+			return false
+		}
+	}
 	if pr == nil {
 		pr = &proc{pid: pid, fams: map[string]*family{}}
 		s.pids = append(s.pids, pr)
-	} else if seq <= pr.seq {
-		return false
 	}
 	pr.seq, pr.at = seq, at
+	for _, name := range same {
+		pr.fams[name].seen = seq
+	}
 	for _, mf := range fams {
 		name, t := mf.GetName(), mf.GetType()
 		f := pr.fams[name]
