@@ -1,6 +1,6 @@
 // Command metricsapp is the brood side of cmd/metricsbench: GET / counts
 // a request and observes its duration with client_golang (promauto), and
-// $METRICS_SERIES extra counter series are registered in every process,
+// $METRICS_SERIES extra counter series are registered in every worker,
 // so that a scrape has that many series per worker to merge. The router is
 // served bare (framework.WithMiddleware()), as cmd/metricsplain serves its
 // own, so the two differ in the process model and the aggregation only.
@@ -20,8 +20,12 @@ import (
 )
 
 func main() {
-	series, _ := strconv.Atoi(os.Getenv("METRICS_SERIES"))
-	instrumented.Extra(series)
+	// Only workers serve requests that would create series; the agent
+	// holds the same (empty) vectors, as in an application.
+	if os.Getenv("BROOD_ROLE") == "worker" {
+		series, _ := strconv.Atoi(os.Getenv("METRICS_SERIES"))
+		instrumented.Extra(series)
+	}
 	r := chi.NewRouter()
 	r.Get("/", instrumented.Hello)
 	r.Handle("/metrics", metrics.Handler())
