@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -82,10 +81,16 @@ func (r *Reporter) run(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		err := r.send(ctx, every)
-		if errors.Is(err, errNoAgent) {
-			continue // the next agent asks at its first scrape
+		if r.msgr.AgentPID() == 0 {
+			// No periodic report while the agent restarts: the master
+			// would hold them in the space messages for the agent share,
+			// and the next agent asks at its first scrape anyway. (The
+			// last report, in Stop, is sent regardless: it is held for the
+			// next agent, and it is the only record of what this worker
+			// counted since its last report.)
+			continue
 		}
+		err := r.send(ctx, every)
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
 			r.log.Warn("metrics report to the agent failed; retrying every interval", "err", err)
@@ -97,14 +102,7 @@ func (r *Reporter) run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// errNoAgent: no report while the agent restarts; the master would hold
-// them, in the space messages for the agent share.
-var errNoAgent = errors.New("no ready agent")
-
 func (r *Reporter) send(ctx context.Context, timeout time.Duration) error {
-	if r.msgr.AgentPID() == 0 {
-		return errNoAgent
-	}
 	rep, err := r.snapshot()
 	if err != nil {
 		return err
