@@ -222,7 +222,8 @@ func TestCountsAreExactAcrossWorkersAndAKill(t *testing.T) {
 		t.Errorf("brood_http_requests_total = %v, want at least 10000", got)
 	}
 	checkPromtool(t, body)
-	_, slots, _ := scrape(t, c.metricsURL+"/metrics/slots", "")
+	slotBody, slots, _ := scrape(t, c.metricsURL+"/metrics/slots", "")
+	checkPromtool(t, slotBody)
 	up := slotUp(slots)
 	if len(up) != 4 {
 		t.Fatalf("slot_up %v, want 3 workers and the agent", up)
