@@ -102,4 +102,14 @@
 // a process's count at a bound it lacks taken at its next lower bound.
 // Native histograms with custom buckets (schema -53) are merged as classic
 // ones only. The master's own metrics are not included.
+//
+// The code before framework.Run runs in every process, so a metric
+// registered there exists in the agent too, at zero unless the agent sets
+// it: harmless for sums, but a Min gauge then reads 0. Register such
+// gauges in a WithApp hook, or give them PerSlot.
+//
+// Handler fetches the view from the agent through the messenger, so a view
+// larger than the message limit (framework.WithMaxMessageSize, 16 MiB)
+// fails there; the agent's own listener has no such limit. Each worker's
+// report is bounded the same way.
 package metrics
