@@ -28,7 +28,9 @@ func runAgent(c *config, log *slog.Logger, ch *channel, term chan os.Signal) err
 	serveAppSchedules(log, ch.msgr, jobs) // before the hooks: "brood." actions are ours
 	aggregator := metrics.StartAggregator(ch.msgr, metrics.AggregatorConfig{Logger: log, Addr: c.metrics.addr})
 	defer aggregator.Stop()
-	metrics.RegisterJobs(jobs.Status)
+	if err := metrics.RegisterJobs(jobs.Status); err != nil {
+		log.Warn("brood's job metrics left out", "err", err)
+	}
 	for _, hook := range c.agentHooks {
 		if err := callHook(func() error { return hook(a) }); err != nil {
 			return ch.bootFailed(fmt.Errorf("agent: WithAgent hook: %w", err))

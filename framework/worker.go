@@ -73,11 +73,13 @@ func runWorker(h http.Handler, c *config, log *slog.Logger, ch *channel, term ch
 	for _, ln := range lns {
 		go func() { served <- c.serve(srv, ln) }()
 	}
-	metrics.RegisterWorker(func() metrics.WorkerStats {
+	if err := metrics.RegisterWorker(func() metrics.WorkerStats {
 		q, backlog, ok := metrics.AcceptQueue(lns)
 		return metrics.WorkerStats{Requests: t.completed.Load(), InFlight: t.inFlight.Load(), Connections: t.conns.Load(),
 			Queued: q, Backlog: backlog, HasQueue: ok}
-	})
+	}); err != nil {
+		log.Warn("brood's worker metrics left out", "err", err)
+	}
 	reporter := metrics.StartReporter(context.Background(), ch.msgr, slot, log)
 	defer reporter.Stop(context.Background())
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())

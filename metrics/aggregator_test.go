@@ -384,7 +384,21 @@ func TestWorkerCollector(t *testing.T) {
 	old := prometheus.DefaultRegisterer
 	prometheus.DefaultRegisterer = reg
 	defer func() { prometheus.DefaultRegisterer = old }()
-	RegisterWorker(func() WorkerStats { return stats })
+	if err := RegisterWorker(func() WorkerStats { return stats }); err != nil {
+		t.Fatal(err)
+	}
+	// Twice is fine (one per process); a clash with the application's
+	// own metric of that name is an error, not a panic.
+	if err := RegisterWorker(func() WorkerStats { return stats }); err != nil {
+		t.Fatalf("second registration: %v", err)
+	}
+	clash := prometheus.NewRegistry()
+	clash.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "brood_http_connections", Help: "mine"}))
+	prometheus.DefaultRegisterer = clash
+	if err := RegisterWorker(func() WorkerStats { return stats }); err == nil {
+		t.Error("registering over the application's brood_http_connections: no error")
+	}
+	prometheus.DefaultRegisterer = reg
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -405,9 +419,11 @@ func TestJobsCollector(t *testing.T) {
 	old := prometheus.DefaultRegisterer
 	prometheus.DefaultRegisterer = reg
 	defer func() { prometheus.DefaultRegisterer = old }()
-	RegisterJobs(func() []schedule.JobStatus {
+	if err := RegisterJobs(func() []schedule.JobStatus {
 		return []schedule.JobStatus{{Name: "cleanup", Runs: 5, Failures: 1, Skipped: 2, LastDuration: 1500 * time.Millisecond, Running: true}}
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

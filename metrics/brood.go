@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -46,9 +47,10 @@ var (
 
 // RegisterWorker registers, in prometheus.DefaultRegisterer, brood's
 // metrics of a worker, read from stats at each gather. framework.Run calls
-// it in every worker.
-func RegisterWorker(stats func() WorkerStats) {
-	register(collectorFunc{
+// it in every worker. It fails if the application registered metrics of
+// the same names.
+func RegisterWorker(stats func() WorkerStats) error {
+	return register(collectorFunc{
 		descs: []*prometheus.Desc{descRequests, descInFlight, descConns, descQueued, descBacklog},
 		collect: func(ch chan<- prometheus.Metric) {
 			s := stats()
@@ -65,9 +67,10 @@ func RegisterWorker(stats func() WorkerStats) {
 
 // RegisterJobs registers, in prometheus.DefaultRegisterer, the agent's
 // job metrics, read from status at each gather. framework.Run calls it in
-// the agent.
-func RegisterJobs(status func() []schedule.JobStatus) {
-	register(collectorFunc{
+// the agent. It fails if the application registered metrics of the same
+// names.
+func RegisterJobs(status func() []schedule.JobStatus) error {
+	return register(collectorFunc{
 		descs: []*prometheus.Desc{descJobRuns, descJobFailures, descJobSkipped, descJobDuration, descJobRunning},
 		collect: func(ch chan<- prometheus.Metric) {
 			for _, j := range status() {
@@ -86,13 +89,14 @@ func RegisterJobs(status func() []schedule.JobStatus) {
 }
 
 // register adds c to the default registry once per process.
-func register(c prometheus.Collector) {
+func register(c prometheus.Collector) error {
 	if err := prometheus.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if !errors.As(err, &are) {
-			panic("metrics: register brood's collector: " + err.Error())
+			return fmt.Errorf("register brood's metrics: %w", err)
 		}
 	}
+	return nil
 }
 
 type collectorFunc struct {
