@@ -341,12 +341,18 @@ const retireGrace = 3 * ReportInterval
 func (a *Aggregator) retire(members []int, cutoff time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if len(members) == 0 {
+		// No membership known (yet): retiring now could retire live
+		// workers, whose later reports would then be ignored.
+		return
+	}
 	retired := false
 	for _, p := range a.m.Procs() {
 		if p.Slot != AgentSlot && !slices.Contains(members, p.PID) && cutoff.Sub(p.At) > retireGrace {
 			a.m.Retire(p.Slot, p.PID)
 			delete(a.last, p.PID)
 			retired = true
+			a.log.Debug("metrics: a pid left its slot; its counts are carried", "slot", p.Slot, "pid", p.PID)
 		}
 	}
 	if retired {

@@ -521,3 +521,44 @@ func TestReportsWithUnchangedFamilies(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoredPIDsAreNotRetiredAtOnce: a new agent that scrapes before it
+// knows the membership must not retire the workers it restored: their
+// later reports would be ignored.
+func TestRestoredPIDsAreNotRetiredAtOnce(t *testing.T) {
+	file := t.TempDir() + "/state"
+	clock := time.Unix(1000, 0)
+	cfg := AggregatorConfig{StateFile: file, Gatherer: prometheus.NewRegistry(), Timeout: time.Second}
+	first := StartAggregator(messenger.New(messenger.Config{}), cfg)
+	first.now = func() time.Time { return clock }
+	w := newFakePeers().add(10, "1")
+	w.count.Add(7)
+	rep, _ := w.report()
+	if err := first.record(rep, 10); err != nil {
+		t.Fatal(err)
+	}
+	first.Stop()
+
+	clock = clock.Add(10 * time.Second) // the old agent saved long before it died
+	p := newFakePeers()                 // a membership not announced yet
+	next := newAggregator(p, cfg)
+	next.now = func() time.Time { return clock }
+	next.stateFile = file
+	next.loadState()
+	defer next.Stop()
+	if _, err := next.Gather(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.workers[10], p.order = w, []int{10} // now it is known, and live
+	p.mu.Unlock()
+	clock = clock.Add(time.Second)
+	w.count.Add(3)
+	fams, err := next.Gather(t.Context(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := samples(t, fams)["req_total"]; got != 10 {
+		t.Fatalf("req_total = %v, want 10: the restored worker's new report was ignored", got)
+	}
+}

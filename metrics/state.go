@@ -59,7 +59,10 @@ func (a *Aggregator) loadState() {
 		return
 	}
 	if err == nil {
-		err = a.m.UnmarshalState(b)
+		// The restored pids get a full grace from now: their last reports
+		// went to the previous agent, seconds ago, and they are live until
+		// the membership says otherwise.
+		err = a.m.UnmarshalState(b, a.now())
 	}
 	if err != nil {
 		a.log.Warn("metrics: cannot restore the previous agent's state; counters of replaced workers restart from the live ones", "file", a.stateFile, "err", err)

@@ -32,10 +32,62 @@ const retiredMemory = 64
 type Merger struct {
 	slots map[string]*slot
 	key   []byte // scratch for label keys
+	ver   uint64 // the last version given to a family that changed
+
+	// The views' families as last written, reused while their sources
+	// are the same families at the same versions: a family no process
+	// changed costs a scrape nothing.
+	views [2]map[string]*cached
 }
 
 // New returns an empty Merger.
-func New() *Merger { return &Merger{slots: map[string]*slot{}} }
+func New() *Merger {
+	return &Merger{slots: map[string]*slot{}, views: [2]map[string]*cached{{}, {}}}
+}
+
+type cached struct {
+	sig       []famRef
+	mf        *dto.MetricFamily // nil: no series
+	conflicts []*dto.Metric
+}
+
+type famRef struct {
+	slot string
+	f    *family
+	ver  uint64
+}
+
+// signature lists what a view's family is made of.
+func signature(srcs []source) []famRef {
+	var sig []famRef
+	for _, src := range srcs {
+		for _, f := range src.fams {
+			sig = append(sig, famRef{src.slot, f, f.ver})
+		}
+	}
+	return sig
+}
+
+// view returns the cached family of view i for name if srcs are what it
+// was made of, or makes it with build and caches it.
+func (m *Merger) view(i int, name string, srcs []source, build func() (*dto.MetricFamily, []*dto.Metric)) (*dto.MetricFamily, []*dto.Metric) {
+	sig := signature(srcs)
+	if c := m.views[i][name]; c != nil && slices.Equal(c.sig, sig) {
+		return c.mf, c.conflicts
+	}
+	mf, conflicts := build()
+	m.views[i][name] = &cached{sig: sig, mf: mf, conflicts: conflicts}
+	return mf, conflicts
+}
+
+// forget drops the cached families that no longer have sources.
+func (m *Merger) forget(i int, srcs map[string][]source) {
+	for name := range m.views[i] {
+		if _, ok := srcs[name]; !ok {
+			delete(m.views[i], name)
+		}
+	}
+}
 
 type slot struct {
 	name    string
@@ -57,6 +109,7 @@ type family struct {
 	typ        dto.MetricType
 	series     map[string]*series
 	seen       uint64 // the snapshot that last had it
+	ver        uint64 // changes whenever its series do
 }
 
 type series struct {
@@ -138,7 +191,8 @@ func (m *Merger) UpdatePartial(slotName string, pid int, seq uint64, at time.Tim
 			f = &family{name: name, typ: t, series: make(map[string]*series, len(mf.Metric))}
 			pr.fams[name] = f
 		}
-		f.help, f.seen = mf.GetHelp(), seq
+		m.ver++
+		f.help, f.seen, f.ver = mf.GetHelp(), seq, m.ver
 		cum := cumulative(t)
 		for _, dm := range mf.Metric {
 			m.key = appendKey(m.key[:0], dm.GetLabel())
@@ -199,6 +253,8 @@ func (m *Merger) Retire(slotName string, pid int) {
 			b = &family{name: name, help: f.help, typ: f.typ, series: map[string]*series{}}
 			s.base[name] = b
 		}
+		m.ver++
+		b.ver = m.ver
 		for key, sr := range f.series {
 			bs := b.series[key]
 			if bs == nil {
@@ -388,27 +444,38 @@ func writeFamily(name, help string, t dto.MetricType, accs []*acc) *dto.MetricFa
 }
 
 // Cluster returns the cluster view: see the package documentation. Slots
-// whose newest snapshot is older than cutoff count as down.
+// whose newest snapshot is older than cutoff count as down. The families
+// returned may be shared with later calls: read them, do not change them.
 func (m *Merger) Cluster(cutoff time.Time) []*dto.MetricFamily {
 	var out []*dto.MetricFamily
 	var conflicts []*dto.Metric
-	for name, srcs := range m.sources(cutoff) {
-		t, help, bad := pick(srcs)
-		for _, sl := range bad {
-			conflicts = append(conflicts, gauge(1, lp("family", name), lp(SlotLabel, sl)))
+	all := m.sources(cutoff)
+	m.forget(0, all)
+	for name, srcs := range all {
+		mf, bad := m.view(0, name, srcs, func() (*dto.MetricFamily, []*dto.Metric) {
+			t, help, slotsBad := pick(srcs)
+			var bad []*dto.Metric
+			for _, sl := range slotsBad {
+				bad = append(bad, gauge(1, lp("family", name), lp(SlotLabel, sl)))
+			}
+			var bySlot func(string, *series) bool
+			switch t {
+			case dto.MetricType_COUNTER, dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+				bySlot = func(string, *series) bool { return false }
+			case dto.MetricType_GAUGE:
+				bySlot = func(_ string, sr *series) bool { return resolvePolicy(name, sr.policy) == PerSlot }
+			default: // summaries and untyped
+				bySlot = func(string, *series) bool { return true }
+			}
+			if accs := accumulate(t, srcs, bySlot); len(accs) > 0 {
+				return writeFamily(name, help, t, accs), bad
+			}
+			return nil, bad
+		})
+		if mf != nil {
+			out = append(out, mf)
 		}
-		var bySlot func(string, *series) bool
-		switch t {
-		case dto.MetricType_COUNTER, dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-			bySlot = func(string, *series) bool { return false }
-		case dto.MetricType_GAUGE:
-			bySlot = func(_ string, sr *series) bool { return resolvePolicy(name, sr.policy) == PerSlot }
-		default: // summaries and untyped
-			bySlot = func(string, *series) bool { return true }
-		}
-		if accs := accumulate(t, srcs, bySlot); len(accs) > 0 {
-			out = append(out, writeFamily(name, help, t, accs))
-		}
+		conflicts = append(conflicts, bad...)
 	}
 	out = append(out, m.upFamily(cutoff))
 	if len(conflicts) > 0 {
@@ -423,13 +490,22 @@ func (m *Merger) Cluster(cutoff time.Time) []*dto.MetricFamily {
 }
 
 // PerSlot returns every slot's series with a slot label, nothing merged
-// across slots (a slot's pids are, as in Cluster).
+// across slots (a slot's pids are, as in Cluster). The families returned
+// may be shared with later calls, as Cluster's.
 func (m *Merger) PerSlot(cutoff time.Time) []*dto.MetricFamily {
 	var out []*dto.MetricFamily
-	for name, srcs := range m.sources(cutoff) {
-		t, help, _ := pick(srcs)
-		if accs := accumulate(t, srcs, func(string, *series) bool { return true }); len(accs) > 0 {
-			out = append(out, writeFamily(name, help, t, accs))
+	all := m.sources(cutoff)
+	m.forget(1, all)
+	for name, srcs := range all {
+		mf, _ := m.view(1, name, srcs, func() (*dto.MetricFamily, []*dto.Metric) {
+			t, help, _ := pick(srcs)
+			if accs := accumulate(t, srcs, func(string, *series) bool { return true }); len(accs) > 0 {
+				return writeFamily(name, help, t, accs), nil
+			}
+			return nil, nil
+		})
+		if mf != nil {
+			out = append(out, mf)
 		}
 	}
 	out = append(out, m.upFamily(cutoff))

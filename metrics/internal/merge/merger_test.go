@@ -571,7 +571,7 @@ func TestStateCarriesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := New()
-	if err := r.UnmarshalState(b); err != nil {
+	if err := r.UnmarshalState(b, t0); err != nil {
 		t.Fatal(err)
 	}
 	want, got := flat(t, a.Cluster(t0)), flat(t, r.Cluster(t0))
@@ -640,5 +640,49 @@ func TestNativeDroppedWhenASlotHasOnlyClassicBuckets(t *testing.T) {
 	}
 	if h.GetSampleCount() != 3 || h.Bucket[0].GetCumulativeCount() != 2 {
 		t.Fatalf("classic: count %d, le=1 %d; want 3 and 2", h.GetSampleCount(), h.Bucket[0].GetCumulativeCount())
+	}
+}
+
+// TestViewsFollowEveryChange: the views reuse what did not change, and
+// nothing else.
+func TestViewsFollowEveryChange(t *testing.T) {
+	m := New()
+	late := t0.Add(time.Second)
+	steps := []struct {
+		name   string
+		do     func()
+		cutoff time.Time
+		want   map[string]float64
+	}{
+		{"first", func() {
+			m.Update("0", 10, 1, t0, fams(counter("c_total", "", 1.0), gaugeFam("g", "", 5.0)))
+			m.Update("1", 11, 1, t0, fams(counter("c_total", "", 2.0), gaugeFam("g", "", 1.0)))
+		}, t0, map[string]float64{"c_total": 3, "g": 6}},
+		{"unchanged", func() {}, t0, map[string]float64{"c_total": 3, "g": 6}},
+		{"same families, marked so", func() {
+			m.UpdatePartial("0", 10, 2, t0, nil, []string{"c_total", "g"})
+		}, t0, map[string]float64{"c_total": 3, "g": 6}},
+		{"a counter moves", func() {
+			m.Update("0", 10, 3, t0, fams(counter("c_total", "", 4.0), gaugeFam("g", "", 5.0)))
+		}, t0, map[string]float64{"c_total": 6, "g": 6}},
+		{"a slot goes down", func() {
+			m.Update("1", 11, 2, late, fams(counter("c_total", "", 2.0), gaugeFam("g", "", 1.0)))
+		}, late, map[string]float64{"c_total": 6, "g": 1}},
+		{"a pid retires", func() {
+			m.Retire("0", 10)
+			m.Update("0", 20, 1, late, fams(counter("c_total", "", 1.0), gaugeFam("g", "", 7.0)))
+		}, late, map[string]float64{"c_total": 7, "g": 8}},
+		{"a family goes", func() {
+			m.Update("0", 20, 2, late, fams(counter("c_total", "", 1.0)))
+			m.Update("1", 11, 3, late, fams(counter("c_total", "", 2.0)))
+		}, late, map[string]float64{"c_total": 7, "g": -1}},
+	}
+	for _, st := range steps {
+		st.do()
+		check(t, flat(t, m.Cluster(st.cutoff)), st.want)
+		per := flat(t, m.PerSlot(st.cutoff))
+		if want, got := st.want["c_total"], per[`c_total{slot="0"}`]+per[`c_total{slot="1"}`]; got != want {
+			t.Errorf("%s: per-slot c_total adds to %v, want %v", st.name, got, want)
+		}
 	}
 }

@@ -29,10 +29,9 @@ type slotState struct {
 }
 
 type procState struct {
-	PID  int       `json:"pid"`
-	Seq  uint64    `json:"seq"`
-	At   time.Time `json:"at"`
-	Fams []byte    `json:"fams"` // the pid's last snapshot, as it sent it
+	PID  int    `json:"pid"`
+	Seq  uint64 `json:"seq"`
+	Fams []byte `json:"fams"` // the pid's last snapshot, as it sent it
 }
 
 // MarshalState encodes the Merger's state for UnmarshalState.
@@ -85,15 +84,16 @@ func (m *Merger) MarshalState() ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			ss.Procs = append(ss.Procs, procState{PID: p.pid, Seq: p.seq, At: p.at, Fams: b})
+			ss.Procs = append(ss.Procs, procState{PID: p.pid, Seq: p.seq, Fams: b})
 		}
 		st.Slots = append(st.Slots, ss)
 	}
 	return json.Marshal(st)
 }
 
-// UnmarshalState restores what MarshalState saved into an empty Merger.
-func (m *Merger) UnmarshalState(b []byte) error {
+// UnmarshalState restores what MarshalState saved into an empty Merger,
+// as of now: the restored pids' snapshots count as taken then.
+func (m *Merger) UnmarshalState(b []byte, now time.Time) error {
 	var st state
 	if err := json.Unmarshal(b, &st); err != nil {
 		return fmt.Errorf("decode metrics state: %w", err)
@@ -118,7 +118,7 @@ func (m *Merger) UnmarshalState(b []byte) error {
 			if err != nil {
 				return err
 			}
-			m.Update(ss.Slot, p.PID, p.Seq, p.At, fams)
+			m.Update(ss.Slot, p.PID, p.Seq, now, fams)
 		}
 	}
 	return nil
