@@ -1,7 +1,8 @@
 // Command metricsapp is the brood side of cmd/metricsbench: GET / counts
 // a request and observes its duration with client_golang (promauto), and
 // $METRICS_SERIES extra counter series are registered in every worker,
-// so that a scrape has that many series per worker to merge. The router is
+// so that a scrape has that many series per worker to merge
+// ($METRICS_CHURN=1: all of them change every 100 ms). The router is
 // served bare (framework.WithMiddleware()), as cmd/metricsplain serves its
 // own, so the two differ in the process model and the aggregation only.
 package main
@@ -24,7 +25,7 @@ func main() {
 	// holds the same (empty) vectors, as in an application.
 	if os.Getenv("BROOD_ROLE") == "worker" {
 		series, _ := strconv.Atoi(os.Getenv("METRICS_SERIES"))
-		instrumented.Extra(series)
+		instrumented.Extra(series, os.Getenv("METRICS_CHURN") == "1")
 	}
 	r := chi.NewRouter()
 	r.Get("/", instrumented.Hello)

@@ -40,17 +40,21 @@ type report struct {
 	ScrapeP50   float64       `json:"scrape_p50_ms"`
 	// One net/http process holding all the workers' series, scraped with
 	// promhttp: the same data without a cluster, in the same run.
-	PlainScrapeMs  stats.Summary `json:"plain_scrape_ms"`
-	ScrapedRPS     []float64     `json:"rps_while_scraped"`
-	UnscrapedRPS   []float64     `json:"rps_not_scraped"`
-	ScrapedRatio   float64       `json:"rps_scraped_over_not"` // median of the rounds' ratios
-	HandlerWorkers int           `json:"handler_workers"`
-	BroodRPS       []float64     `json:"brood_rps"`
-	PlainRPS       []float64     `json:"plain_rps"`
-	BroodCPU       []float64     `json:"brood_cpu_us_per_request"`
-	PlainCPU       []float64     `json:"plain_cpu_us_per_request"`
-	RPSRatio       float64       `json:"brood_over_plain_rps"`         // median of the rounds' ratios
-	CPURatio       float64       `json:"plain_over_brood_cpu_per_req"` // per core: above 1, brood costs less
+	PlainScrapeMs stats.Summary `json:"plain_scrape_ms"`
+	// The same two with every series changing every 100 ms, so that the
+	// agent can skip nothing.
+	ChurnScrapeMs      stats.Summary `json:"churn_scrape_ms"`
+	ChurnPlainScrapeMs stats.Summary `json:"churn_plain_scrape_ms"`
+	ScrapedRPS         []float64     `json:"rps_while_scraped"`
+	UnscrapedRPS       []float64     `json:"rps_not_scraped"`
+	ScrapedRatio       float64       `json:"rps_scraped_over_not"` // median of the rounds' ratios
+	HandlerWorkers     int           `json:"handler_workers"`
+	BroodRPS           []float64     `json:"brood_rps"`
+	PlainRPS           []float64     `json:"plain_rps"`
+	BroodCPU           []float64     `json:"brood_cpu_us_per_request"`
+	PlainCPU           []float64     `json:"plain_cpu_us_per_request"`
+	RPSRatio           float64       `json:"brood_over_plain_rps"`         // median of the rounds' ratios
+	CPURatio           float64       `json:"plain_over_brood_cpu_per_req"` // per core: above 1, brood costs less
 }
 
 func main() {
@@ -80,7 +84,13 @@ func run(workers, series, scrapes, hworkers, rounds int, dur time.Duration, conn
 	if err := scrapeBench(ctx, bins["metricsapp"], &rep, scrapes, rounds, dur, conns); err != nil {
 		return err
 	}
-	if err := plainScrape(ctx, bins["metricsplain"], &rep, scrapes); err != nil {
+	if err := plainScrape(ctx, bins["metricsplain"], &rep, scrapes, false, &rep.PlainScrapeMs); err != nil {
+		return err
+	}
+	if err := churnScrape(ctx, bins["metricsapp"], &rep, scrapes); err != nil {
+		return err
+	}
+	if err := plainScrape(ctx, bins["metricsplain"], &rep, scrapes, true, &rep.ChurnPlainScrapeMs); err != nil {
 		return err
 	}
 	if err := handlerBench(ctx, bins, &rep, rounds, dur, conns); err != nil {
@@ -95,6 +105,8 @@ func run(workers, series, scrapes, hworkers, rounds int, dur time.Duration, conn
 		rep.Workers, rep.Series, rep.ScrapeMs.Median, rep.ScrapeMs.P90, rep.ScrapeMs.Max, scrapes, rep.ScrapeBytes)
 	fmt.Printf("scrape, one plain process x %d series: p50 %.1f ms, p90 %.1f ms, max %.1f ms\n",
 		rep.Workers*rep.Series, rep.PlainScrapeMs.Median, rep.PlainScrapeMs.P90, rep.PlainScrapeMs.Max)
+	fmt.Printf("the same, every series changing every 100 ms: brood p50 %.1f ms (p90 %.1f), plain p50 %.1f ms (p90 %.1f)\n",
+		rep.ChurnScrapeMs.Median, rep.ChurnScrapeMs.P90, rep.ChurnPlainScrapeMs.Median, rep.ChurnPlainScrapeMs.P90)
 	fmt.Printf("hello throughput while scraped every second / not scraped: %.3f (rounds %v vs %v req/s)\n",
 		rep.ScrapedRatio, round0(rep.ScrapedRPS), round0(rep.UnscrapedRPS))
 	fmt.Printf("instrumented handler, brood %d workers / plain net/http: %.3f req/s (rounds %v vs %v), CPU per request plain/brood %.3f (µs %v vs %v)\n",
@@ -158,9 +170,9 @@ func timeScrapes(url string, n int) (ms []float64, size int, err error) {
 	return ms, size, nil
 }
 
-func plainScrape(ctx context.Context, bin string, rep *report, scrapes int) error {
+func plainScrape(ctx context.Context, bin string, rep *report, scrapes int, churn bool, into *stats.Summary) error {
 	p, err := start(ctx, target.Spec{Name: "plain", Path: bin, DiscardOutput: true,
-		Env: []string{fmt.Sprintf("METRICS_SERIES=%d", rep.Workers*rep.Series)}}, "/")
+		Env: []string{fmt.Sprintf("METRICS_SERIES=%d", rep.Workers*rep.Series), churnEnv(churn)}}, "/")
 	if err != nil {
 		return err
 	}
@@ -169,7 +181,36 @@ func plainScrape(ctx context.Context, bin string, rep *report, scrapes int) erro
 	if err != nil {
 		return err
 	}
-	rep.PlainScrapeMs = stats.Summarize(ms)
+	*into = stats.Summarize(ms)
+	return nil
+}
+
+func churnEnv(churn bool) string {
+	if churn {
+		return "METRICS_CHURN=1"
+	}
+	return "METRICS_CHURN=0"
+}
+
+// churnScrape times scrapes of the cluster whose series all change.
+func churnScrape(ctx context.Context, bin string, rep *report, scrapes int) error {
+	maddr, err := target.FreeAddr()
+	if err != nil {
+		return err
+	}
+	p, err := start(ctx, target.Spec{Name: "brood", Path: bin, DiscardOutput: true, Env: []string{
+		fmt.Sprintf("BROOD_WORKERS=%d", rep.Workers), fmt.Sprintf("METRICS_SERIES=%d", rep.Series),
+		"BROOD_METRICS_ADDR=" + maddr, "BROOD_LOG_LEVEL=warn", churnEnv(true),
+	}}, "/")
+	if err != nil {
+		return err
+	}
+	defer p.Stop(10 * time.Second)
+	ms, _, err := timeScrapes("http://"+maddr+"/metrics", scrapes)
+	if err != nil {
+		return err
+	}
+	rep.ChurnScrapeMs = stats.Summarize(ms)
 	return nil
 }
 

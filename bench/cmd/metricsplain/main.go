@@ -25,7 +25,7 @@ func main() {
 		addr = a
 	}
 	series, _ := strconv.Atoi(os.Getenv("METRICS_SERIES"))
-	instrumented.Extra(series)
+	instrumented.Extra(series, os.Getenv("METRICS_CHURN") == "1")
 	r := chi.NewRouter()
 	r.Get("/", instrumented.Hello)
 	r.Handle("/metrics", promhttp.Handler())

@@ -26,13 +26,25 @@ func Hello(w http.ResponseWriter, r *http.Request) {
 }
 
 // Extra registers n counter series, each with a value, in the default
-// registry.
-func Extra(n int) {
+// registry. With churn, every one of them moves every 100 ms, so that no
+// two reports of the process are alike.
+func Extra(n int, churn bool) {
 	if n <= 0 {
 		return
 	}
 	c := promauto.NewCounterVec(prometheus.CounterOpts{Name: "app_extra_total", Help: "Series for the scrape benchmark."}, []string{"key"})
+	series := make([]prometheus.Counter, n)
 	for i := range n {
-		c.WithLabelValues("k" + strconv.Itoa(i)).Add(float64(i))
+		series[i] = c.WithLabelValues("k" + strconv.Itoa(i))
+		series[i].Add(float64(i))
+	}
+	if churn {
+		go func() { // lives as long as the process
+			for range time.Tick(100 * time.Millisecond) {
+				for _, s := range series {
+					s.Inc()
+				}
+			}
+		}()
 	}
 }
