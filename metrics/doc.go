@@ -34,7 +34,9 @@
 //	untyped    one series per slot                           one series per slot
 //
 // Plus brood_scrape_slot_up{slot}: 1 if the slot's process answered this
-// scrape in time, 0 if the scrape shows its last reported values; and
+// scrape in time, 0 if the scrape shows its last reported values (a slot
+// whose worker left and was not replaced, scaled away say, shows 0 for ten
+// minutes, then only its carried counts); and
 // brood_scrape_type_conflict{family,slot} when slots disagree on a family's
 // type (the type most slots report wins; the others' series are left out).
 // The agent is the slot "agent". A series that already has a label slot

@@ -90,11 +90,17 @@ func (m *Merger) forget(i int, srcs map[string][]source) {
 }
 
 type slot struct {
-	name    string
-	base    map[string]*family // carried: the cumulative series of left pids
-	pids    []*proc            // live pids, oldest first
-	retired []int
+	name     string
+	base     map[string]*family // carried: the cumulative series of left pids
+	pids     []*proc            // live pids, oldest first
+	retired  []int
+	lastSeen time.Time // the last snapshot of a retired pid
 }
+
+// UpMemory is how long a slot whose pids all left (scaled away, or not
+// replaced) still shows brood_scrape_slot_up 0; then only its carried
+// counts remain.
+const UpMemory = 10 * time.Minute
 
 // proc is one pid's last snapshot.
 type proc struct {
@@ -240,6 +246,9 @@ func (m *Merger) Retire(slotName string, pid int) {
 	}
 	pr := s.pids[i]
 	s.pids = slices.Delete(s.pids, i, i+1)
+	if pr.at.After(s.lastSeen) {
+		s.lastSeen = pr.at
+	}
 	s.retired = append(s.retired, pid)
 	if len(s.retired) > retiredMemory {
 		s.retired = s.retired[1:]
@@ -519,6 +528,9 @@ func (m *Merger) upFamily(cutoff time.Time) *dto.MetricFamily {
 		Help: ptr("1 if the slot's process answered the last scrape in time, 0 if the scrape shows its last known values."),
 	}
 	for _, s := range m.sortedSlots() {
+		if len(s.pids) == 0 && cutoff.Sub(s.lastSeen) > UpMemory {
+			continue
+		}
 		v := 0.0
 		if s.up(cutoff) {
 			v = 1

@@ -197,6 +197,16 @@ func TestCluster(t *testing.T) {
 			want: map[string]float64{"req_total": 8, `brood_scrape_slot_up{slot="0"}`: 0, `brood_scrape_slot_up{slot="1"}`: 1},
 		},
 		{
+			name: "a slot gone for good leaves slot_up, its counts stay",
+			steps: []any{
+				snap{"0", 10, 1, t0, fams(counter("req_total", "", 7.0))},
+				snap{"1", 11, 1, t0.Add(UpMemory + time.Minute), fams(counter("req_total", "", 1.0))},
+				retire{"0", 10},
+			},
+			cutoff: t0.Add(UpMemory + time.Minute),
+			want:   map[string]float64{"req_total": 8, `brood_scrape_slot_up{slot="0"}`: -1, `brood_scrape_slot_up{slot="1"}`: 1},
+		},
+		{
 			name: "a counter that resets under the same pid",
 			steps: []any{
 				snap{"0", 10, 1, t0, fams(counter("req_total", "", 7.0))},
