@@ -41,5 +41,8 @@ func (c *config) resolveMetricsEnv(getenv func(string) string) []error {
 	if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
 		return []error{&ConfigError{opt, strconv.Quote(c.metrics.addr), `want host:port with a numeric port, e.g. "127.0.0.1:9090"`, err}}
 	}
+	if _, appPort, err := net.SplitHostPort(c.addr); err == nil && appPort == port && port != "0" {
+		return []error{&ConfigError{opt, strconv.Quote(c.metrics.addr), "the metrics listener needs a port of its own, not the application's; or mount metrics.Handler() on the router", nil}}
+	}
 	return nil
 }

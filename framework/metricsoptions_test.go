@@ -16,6 +16,7 @@ func TestMetricsAddr(t *testing.T) {
 		{name: "env turns it off", code: "127.0.0.1:9090", env: "-", want: ""},
 		{name: "no port", code: "127.0.0.1", bad: true},
 		{name: "port out of range", env: "127.0.0.1:70000", bad: true},
+		{name: "the application's port", code: ":8080", bad: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
