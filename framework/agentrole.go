@@ -23,7 +23,7 @@ var errAgentStopping = errors.New("agent stopping")
 
 func runAgent(c *config, log *slog.Logger, ch *channel, term chan os.Signal) error {
 	hooks := lifecycle.New(log)
-	jobs := schedule.New(schedule.Options{Logger: log})
+	jobs := schedule.New(schedule.Options{Logger: log, OnFinish: metrics.ObserveJob})
 	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: ch.msgr, Scheduler: jobs})
 	serveAppSchedules(log, ch.msgr, jobs) // before the hooks: "brood." actions are ours
 	aggregator := metrics.StartAggregator(ch.msgr, metrics.AggregatorConfig{Logger: log, Addr: c.metrics.addr})

@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -424,13 +425,18 @@ func TestJobsCollector(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	ObserveJob("cleanup", 30*time.Millisecond, nil)
+	ObserveJob("cleanup", 2*time.Second, errors.New("disk full"))
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := samples(t, fams)
 	for name, want := range map[string]float64{
-		`brood_agent_job_runs_total{job="cleanup"}`: 5, `brood_agent_job_failures_total{job="cleanup"}`: 1,
+		`brood_agent_job_duration_seconds_count{job="cleanup",result="ok"}`:    1,
+		`brood_agent_job_duration_seconds_count{job="cleanup",result="error"}`: 1,
+		`brood_agent_job_duration_seconds_sum{job="cleanup",result="error"}`:   2,
+		`brood_agent_job_runs_total{job="cleanup"}`:                            5, `brood_agent_job_failures_total{job="cleanup"}`: 1,
 		`brood_agent_job_skipped_total{job="cleanup"}`: 2, `brood_agent_job_last_duration_seconds{job="cleanup"}`: 1.5,
 		`brood_agent_job_running{job="cleanup"}`: 1,
 	} {

@@ -3,6 +3,7 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,7 +44,24 @@ var (
 		"How long the latest finished run of an agent job took.", []string{"job"}, nil)
 	descJobRunning = prometheus.NewDesc("brood_agent_job_running",
 		"1 while a run of the agent job is going.", []string{"job"}, nil)
+
+	jobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "brood_agent_job_duration_seconds",
+		Help:    "How long the runs of an agent job took, by result (ok, error).",
+		Buckets: prometheus.ExponentialBuckets(0.01, 4, 9), // 10 ms to about 11 min
+	}, []string{"job", "result"})
 )
+
+// ObserveJob records one run of an agent job in
+// brood_agent_job_duration_seconds; framework.Run gives it to the agent's
+// scheduler (schedule.Options.OnFinish).
+func ObserveJob(job string, took time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	jobDuration.WithLabelValues(job, result).Observe(took.Seconds())
+}
 
 // RegisterWorker registers, in prometheus.DefaultRegisterer, brood's
 // metrics of a worker, read from stats at each gather. framework.Run calls
@@ -70,6 +88,9 @@ func RegisterWorker(stats func() WorkerStats) error {
 // the agent. It fails if the application registered metrics of the same
 // names.
 func RegisterJobs(status func() []schedule.JobStatus) error {
+	if err := register(jobDuration); err != nil {
+		return err
+	}
 	return register(collectorFunc{
 		descs: []*prometheus.Desc{descJobRuns, descJobFailures, descJobSkipped, descJobDuration, descJobRunning},
 		collect: func(ch chan<- prometheus.Metric) {

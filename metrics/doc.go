@@ -78,6 +78,7 @@
 //	brood_agent_job_skipped_total          counter  ticks dropped while the previous run went on
 //	brood_agent_job_last_duration_seconds  gauge    the latest finished run's duration
 //	brood_agent_job_running                gauge    1 while a run goes on
+//	brood_agent_job_duration_seconds       histogram  runs' durations, by job and result (ok, error)
 //
 // They are read from counters the processes keep anyway, at each gather: a
 // request costs nothing more. The Go and process collectors of
