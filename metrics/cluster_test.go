@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/app"
 	"github.com/broodhq/brood/framework"
 	ct "github.com/broodhq/brood/internal/clustertest"
@@ -43,7 +44,10 @@ var testApps = map[string]func() error{
 			fmt.Fprintf(w, "%d %d", os.Getpid(), app.FromContext(r.Context()).Slot())
 		})
 		r.Handle("/metrics", metrics.Handler())
-		return framework.Run(r)
+		return framework.Run(r, framework.WithAgent(func(a *agent.Agent) error {
+			a.Every(50*time.Millisecond, "tick", func(context.Context) error { return nil })
+			return nil
+		}))
 	},
 }
 
@@ -234,6 +238,12 @@ func TestCountsAreExactAcrossWorkersAndAKill(t *testing.T) {
 		}
 	}
 
+	for _, name := range []string{"brood_agent_job_runs_total", "brood_agent_job_duration_seconds"} {
+		mf := fams[name]
+		if mf == nil || len(mf.Metric) != 1 || mf.Metric[0].Label[0].GetValue() != "tick" {
+			t.Errorf("%s: %v, want one series for the agent's job tick", name, mf)
+		}
+	}
 	if n := len(slots["brood_accept_queue_backlog"].GetMetric()); n != 3 {
 		t.Errorf("brood_accept_queue_backlog has %d series in the per-slot view, want one per worker: %v", n, slots["brood_accept_queue_backlog"])
 	}
