@@ -104,7 +104,9 @@
 // Differing classic bucket layouts are merged at the union of the bounds,
 // a process's count at a bound it lacks taken at its next lower bound.
 // Native histograms with custom buckets (schema -53) are merged as classic
-// ones only. The master's own metrics are not included.
+// ones only. Explicit sample timestamps and created timestamps are dropped
+// (a merged counter has no single creation time). The master's own metrics
+// are not included.
 //
 // The code before framework.Run runs in every process, so a metric
 // registered there exists in the agent too, at zero unless the agent sets
