@@ -48,6 +48,7 @@ func (c *config) fromEnv(getenv func(string) string) []error {
 	envValue(e, "control_socket", "BROOD_CONTROL_SOCKET", &c.ops.controlSocket, parseString, "")
 	envValue(e, "pid_file", "BROOD_PIDFILE", &c.ops.pidFile, parseString, "")
 	envValue(e, "balance", "BROOD_BALANCE", &c.balance, parseString, "")
+	envValue(e, "metrics_addr", "BROOD_METRICS_ADDR", &c.metrics.addr, parseString, "")
 	envValue(e, "store", storeagent.EnvStore, &c.store.url, parseString, "")
 	envValue(e, "data_dir", storeagent.EnvDataDir, &c.store.dataDir, parseString, "")
 	envValue(e, "store_sync", storeagent.EnvSync, &c.store.sync, strconv.ParseBool, "want 1 or 0")

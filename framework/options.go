@@ -51,6 +51,7 @@ type config struct {
 	limits          ServerLimits  // WithServerLimits; zero fields mean defaults
 	balance         string        // WithBalance, $BROOD_BALANCE: balanceoptions.go
 	store           storeOptions  // WithDataDir, WithStore: storeoptions.go
+	metrics         metricsConfig // WithMetricsAddr: metricsoptions.go
 
 	// where each value came from, for the effective-configuration log line
 	source map[string]string
@@ -224,6 +225,7 @@ func (c *config) validate() []error {
 	errs = append(errs, c.validateMessaging()...)
 	errs = append(errs, c.validateBalance(name)...)
 	errs = append(errs, c.store.check(name)...)
+	errs = append(errs, c.validateMetrics(name)...)
 	switch c.logFormat {
 	case "auto", "text", "json":
 	default:

@@ -55,7 +55,8 @@ func (c *config) masterConfig(p *proclog.Process) *master.Config {
 }
 
 func (c *config) agentConfig(p *proclog.Process) agentproc.Config {
-	ac := agentproc.Config{Log: p.Log, Hooks: c.agentHooks, ShutdownTimeout: c.shutdownTimeout, Store: c.storeConfig()}
+	ac := agentproc.Config{Log: p.Log, Hooks: c.agentHooks, ShutdownTimeout: c.shutdownTimeout,
+		Store: c.storeConfig(), MetricsAddr: c.metrics.addr}
 	if c.logs.dir != "" {
 		ac.Rotation = &agentproc.RotationConfig{
 			Dir: c.logs.dir, MaxSize: c.logs.maxSize, Keep: c.logs.keep,

@@ -136,6 +136,9 @@ func (s *Scheduler) finish(j *job, start time.Time, err error) {
 	} else {
 		j.log.Debug("job done", "duration", d)
 	}
+	if s.onFinish != nil {
+		s.onFinish(j.name, d, err)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

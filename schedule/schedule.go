@@ -30,6 +30,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Location is where cron specs are evaluated; nil means time.Local.
 	Location *time.Location
+	// OnFinish, if set, is called after every run with the job's name,
+	// how long the run took and what it returned (a panic as an error),
+	// on the run's goroutine: for metrics (package metrics's ObserveJob).
+	OnFinish func(job string, took time.Duration, err error)
 }
 
 // A JobOption changes how one job runs.
@@ -44,9 +48,10 @@ func AllowOverlap() JobOption {
 // Scheduler runs jobs on intervals and cron specs. Its methods are safe for
 // concurrent use.
 type Scheduler struct {
-	clock Clock
-	log   *slog.Logger
-	loc   *time.Location
+	clock    Clock
+	log      *slog.Logger
+	loc      *time.Location
+	onFinish func(string, time.Duration, error)
 
 	// mu guards everything below. The clock's callbacks, the job goroutines
 	// and the API all take it for a short, non-blocking section; it is never
@@ -67,6 +72,7 @@ func New(opts Options) *Scheduler {
 		clock:    opts.Clock,
 		log:      opts.Logger,
 		loc:      opts.Location,
+		onFinish: opts.OnFinish,
 		jobs:     make(map[string]*job),
 		inflight: make(map[*job]int),
 		idle:     make(chan struct{}),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -359,5 +360,51 @@ func TestRealClock(t *testing.T) {
 	time.Sleep(30 * time.Millisecond)
 	if got := runs.Load(); got != n {
 		t.Errorf("ran %d times after Stop", got-n)
+	}
+}
+
+func TestOnFinishSeesEveryRun(t *testing.T) {
+	type run struct {
+		job  string
+		took time.Duration
+		err  string
+	}
+	runs := make(chan run, 4)
+	clk := schedule.NewFakeClock(t0)
+	s := schedule.New(schedule.Options{Clock: clk, Logger: slog.New(slog.DiscardHandler), OnFinish: func(job string, took time.Duration, err error) {
+		r := run{job: job, took: took}
+		if err != nil {
+			r.err = err.Error()
+		}
+		runs <- r
+	}})
+	defer s.Stop(context.Background())
+	var n atomic.Int32
+	if err := s.Every(time.Minute, "sync", func(context.Context) error {
+		clk.Advance(2 * time.Second) // the run takes two seconds of the clock
+		if n.Add(1) == 2 {
+			return errors.New("remote down")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []run{{"sync", 2 * time.Second, ""}, {"sync", 2 * time.Second, "remote down"}} {
+		if i == 0 {
+			clk.Advance(time.Minute)
+		} else {
+			clk.Advance(time.Minute - 2*time.Second) // the run moved the clock too
+		}
+		select {
+		case got := <-runs:
+			if got != want {
+				t.Fatalf("run %d: OnFinish got %+v, want %+v", i+1, got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("run %d: OnFinish not called", i+1)
+		}
 	}
 }

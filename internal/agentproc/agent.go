@@ -15,6 +15,7 @@ import (
 	"github.com/broodhq/brood/internal/protocol"
 	"github.com/broodhq/brood/internal/storeagent"
 	"github.com/broodhq/brood/internal/wire"
+	"github.com/broodhq/brood/metrics"
 	"github.com/broodhq/brood/schedule"
 )
 
@@ -26,6 +27,7 @@ type Config struct {
 	ShutdownTimeout time.Duration              // when stopped by a signal
 	Rotation        *RotationConfig            // nil without a log directory
 	Store           storeagent.Config          // the cluster's store, which the agent hosts
+	MetricsAddr     string                     // where the agent serves the cluster's /metrics; "": nowhere
 	// Settings of what the agent hosts for the cluster (a store, metrics)
 	// go here, filled in by framework.Run (framework/roles.go).
 }
@@ -44,7 +46,7 @@ var errAgentStopping = errors.New("agent stopping")
 func Run(c Config, link *child.Link, term chan os.Signal) error {
 	log := c.Log
 	hooks := lifecycle.New(log)
-	jobs := schedule.New(schedule.Options{Logger: log})
+	jobs := schedule.New(schedule.Options{Logger: log, OnFinish: metrics.ObserveJob})
 	msgr := link.Messenger()
 	sc := c.Store
 	sc.Logger = log
@@ -56,6 +58,11 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	storeagent.Serve(msgr, st)
 	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: msgr, Scheduler: jobs, Store: storeagent.Shared(st)})
 	serveAppSchedules(log, msgr, jobs) // before the hooks: "brood." actions are ours
+	aggregator := metrics.StartAggregator(msgr, metrics.AggregatorConfig{Logger: log, Addr: c.MetricsAddr})
+	defer aggregator.Stop()
+	if err := metrics.RegisterJobs(jobs.Status); err != nil {
+		log.Warn("brood's job metrics left out", "err", err)
+	}
 	for _, hook := range c.Hooks {
 		if err := child.CallHook(func() error { return hook(a) }); err != nil {
 			return link.BootFailed(fmt.Errorf("agent: WithAgent hook: %w", err))

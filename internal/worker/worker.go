@@ -16,6 +16,7 @@ import (
 	"github.com/broodhq/brood/internal/child"
 	"github.com/broodhq/brood/internal/lifecycle"
 	"github.com/broodhq/brood/internal/workerjobs"
+	"github.com/broodhq/brood/metrics"
 	"github.com/broodhq/brood/middleware"
 )
 
@@ -112,6 +113,15 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	for _, ln := range lns {
 		go func() { served <- c.serve(srv, ln) }()
 	}
+	if err := metrics.RegisterWorker(func() metrics.WorkerStats {
+		q, backlog, ok := metrics.AcceptQueue(lns)
+		return metrics.WorkerStats{Requests: t.completed.Load(), InFlight: t.inFlight.Load(), Connections: t.conns.Load(),
+			Queued: q, Backlog: backlog, HasQueue: ok}
+	}); err != nil {
+		log.Warn("brood's worker metrics left out", "err", err)
+	}
+	reporter := metrics.StartReporter(context.Background(), msgr, slot, log)
+	defer reporter.Stop(context.Background())
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); t.heartbeat(hbCtx, c, link) }()
@@ -163,7 +173,8 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	if n := t.waitHijacked(ctx); n > 0 && timeout > 0 {
 		log.Warn("hijacked connections still open at the shutdown timeout; closing them", "count", n, "err", context.Cause(ctx))
 	}
-	jobs.stop(ctx) // before the OnStop hooks, which may close what jobs use
+	reporter.Stop(ctx) // what the worker counted while it drained
+	jobs.stop(ctx)     // before the OnStop hooks, which may close what jobs use
 	if err := hooks.Stop(ctx); err != nil {
 		log.Error("OnStop hook failed", "err", err)
 	}

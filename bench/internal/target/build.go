@@ -14,6 +14,9 @@ var Packages = map[string]string{
 	"hellobare": "github.com/broodhq/brood/bench/cmd/hellobare",
 	"plain":     "github.com/broodhq/brood/bench/cmd/plain",
 	"storeapp":  "github.com/broodhq/brood/bench/cmd/storeapp",
+
+	"metricsapp":   "github.com/broodhq/brood/bench/cmd/metricsapp",
+	"metricsplain": "github.com/broodhq/brood/bench/cmd/metricsplain",
 }
 
 // Build compiles the named binaries (keys of Packages) into dir with the go
