@@ -80,17 +80,31 @@ type Process struct {
 	Requests   uint64    `json:"requests"`
 	RSS        int64     `json:"rss_bytes"` // 0: unknown
 	Generation int       `json:"generation"`
+	// InFlight is the requests a worker is serving, from its last heartbeat.
+	InFlight int64 `json:"in_flight"`
+	// Queued is the connections waiting in the accept queues of a worker's
+	// sockets (Linux; 0 elsewhere): a worker that falls behind shows here
+	// first.
+	Queued int `json:"queued"`
+	// LastReason says why the slot's process was last restarted or
+	// replaced: an exit status, "reload", "hung", "max requests", ...
+	LastReason string `json:"last_reason,omitempty"`
 }
 
 // Status is the master's answer to "status".
 type Status struct {
-	App        string          `json:"app"`
-	Addr       string          `json:"addr"`
-	Started    time.Time       `json:"started"`
-	Generation int             `json:"generation"`
-	Workers    int             `json:"workers"` // desired
-	Processes  []Process       `json:"processes"`
-	Jobs       json.RawMessage `json:"jobs,omitempty"` // the agent's job table
+	App        string    `json:"app"`
+	Addr       string    `json:"addr"`
+	Started    time.Time `json:"started"`
+	Generation int       `json:"generation"`
+	Workers    int       `json:"workers"` // desired
+	Ready      int       `json:"ready"`   // workers ready to serve
+	// Operation is the reload or scale in progress, if any: "reload 2/4"
+	// (the second of four processes being replaced), "rollback 1/4",
+	// "scale 4→2".
+	Operation string          `json:"operation,omitempty"`
+	Processes []Process       `json:"processes"`
+	Jobs      json.RawMessage `json:"jobs,omitempty"` // the agent's job table
 }
 
 // Response is the one line the server sends back.

@@ -379,6 +379,7 @@ func (m *master) scheduleRestart(ch *child, st *slotState, why string) {
 	st.backoff = min(st.backoff*2, restartMax)
 	st.state = slotRestarting
 	st.restarts++
+	st.lastReason = why
 	ch.log.Warn("exited unexpectedly; restarting", "status", why, "restart_in", delay.String())
 	slot := ch.slot
 	m.clock.AfterFunc(delay, func() { m.post(event{kind: evRestart, slot: slot}) })

@@ -113,11 +113,13 @@ func (m *master) status() *ctlsock.Status {
 		phaseStartingAgent: "starting", phaseStartingWorkers: "starting", phaseRunning: "running",
 		phaseStoppingWorkers: "stopping", phaseStoppingAgent: "stopping",
 	}[m.phase]
+	operation := ""
 	if o := m.ops.running; o != nil {
 		state = "reloading"
 		if o.kind == opScale {
 			state = "scaling"
 		}
+		operation = o.progress()
 	}
 	s := &ctlsock.Status{
 		App:        m.cfg.Name,
@@ -125,6 +127,7 @@ func (m *master) status() *ctlsock.Status {
 		Started:    m.start,
 		Generation: m.gen.n,
 		Workers:    len(m.workerSlots()), // what runs, or is restarting
+		Operation:  operation,
 		Processes: []ctlsock.Process{{
 			Role: "master", PID: os.Getpid(), State: state, Started: m.start, RSS: rss, Generation: m.gen.n,
 		}},
@@ -132,20 +135,25 @@ func (m *master) status() *ctlsock.Status {
 	for c := range m.live {
 		p := ctlsock.Process{
 			Role: "worker", Slot: c.slot, PID: c.pid, State: c.state.String(), Started: c.started,
-			Requests: c.requests, Generation: c.gen.n,
+			Requests: c.requests, InFlight: c.inFlight, Generation: c.gen.n,
 		}
 		if c.slot == agentSlot {
 			p.Role = "agent"
+		} else if c.state == childReady {
+			s.Ready++
 		}
 		if st := m.slots[c.slot]; st != nil {
-			p.Restarts = st.restarts
+			p.Restarts, p.LastReason = st.restarts, st.lastReason
+			if c.state == childReady && c.slot != agentSlot {
+				p.Queued = m.queued(c.sockets)
+			}
 		}
 		p.RSS, _ = proc.RSS(c.pid)
 		s.Processes = append(s.Processes, p)
 	}
 	for slot, st := range m.slots {
 		if st.state == slotGivenUp && st.cur == nil && st.next == nil {
-			p := ctlsock.Process{Role: "worker", Slot: slot, State: st.state.String(), Restarts: st.restarts}
+			p := ctlsock.Process{Role: "worker", Slot: slot, State: st.state.String(), Restarts: st.restarts, LastReason: st.lastReason}
 			if slot == agentSlot {
 				p.Role = "agent"
 			}
@@ -159,6 +167,18 @@ func (m *master) status() *ctlsock.Status {
 		return a.Started.Compare(b.Started)
 	})
 	return s
+}
+
+// queued is the connections waiting in the accept queues of sockets; 0
+// where the kernel does not say (not Linux).
+func (m *master) queued(sockets []int) int {
+	n := 0
+	for _, id := range sockets {
+		if q, _, err := m.group.QueueDepth(id); err == nil {
+			n += q
+		}
+	}
+	return n
 }
 
 // writePIDFile writes the pidfile if one was asked for; the returned func

@@ -8,7 +8,7 @@ import (
 )
 
 func (m *master) onHeartbeat(ch *child, hb protocol.HeartbeatMsg) {
-	ch.requests = hb.Requests
+	ch.requests, ch.inFlight = hb.Requests, hb.InFlight
 	if hb.InFlight == 0 || hb.Progress != ch.progressSeq {
 		ch.lastProgress = m.clock.Now()
 	}

@@ -73,6 +73,7 @@ type child struct {
 
 	// from heartbeats
 	requests     uint64
+	inFlight     int64
 	progressSeq  uint64
 	lastProgress time.Time
 	hung         bool // replaced as hung: its idle connections are not kept (stopChild)
@@ -104,7 +105,10 @@ type slotState struct {
 	backoff  time.Duration
 	exits    []time.Time
 	restarts int
-	drain    time.Duration // how long the replaced process gets to drain; 0: the shutdown timeout
+	// lastReason says why the slot's process was last restarted or
+	// replaced, for status.
+	lastReason string
+	drain      time.Duration // how long the replaced process gets to drain; 0: the shutdown timeout
 }
 
 // result answers an operation waiting on a slot.

@@ -22,6 +22,47 @@ const (
 type op struct {
 	kind opKind
 	n    int // opScale: workers wanted
+
+	// Progress, for status; written on the loop.
+	from        int  // opScale: workers when it began
+	done, total int  // opReload: processes replaced, and to replace
+	rollback    bool // opReload: rolling back
+}
+
+// progress is o for status: "reload 2/4" while the second of four
+// processes is replaced, "scale 4→2".
+func (o *op) progress() string {
+	switch {
+	case o.kind == opScale:
+		return fmt.Sprintf("scale %d→%d", o.from, o.n)
+	case o.total == 0:
+		return "reload"
+	case o.rollback:
+		return fmt.Sprintf("rollback %d/%d", min(o.done+1, o.total), o.total)
+	}
+	return fmt.Sprintf("reload %d/%d", min(o.done+1, o.total), o.total)
+}
+
+// staleCount is how many processes a reload to m.gen has to replace; on
+// the loop.
+func (m *master) staleCount() int {
+	n := 0
+	for _, slot := range append(m.workerSlots(), agentSlot) {
+		if st := m.slots[slot]; st != nil && st.cur != nil && st.cur.gen != m.gen {
+			n++
+		}
+	}
+	return n
+}
+
+// progressed records, from an operation, that one more process of a
+// reload was replaced.
+func (m *master) progressed() {
+	m.call(func() {
+		if o := m.ops.running; o != nil {
+			o.done++
+		}
+	})
 }
 
 func (o op) String() string {
@@ -175,6 +216,9 @@ func (m *master) reload() {
 			m.ops.prevGen.exe.Close()
 		}
 		m.ops.prevGen, m.gen = m.gen, next
+		if o := m.ops.running; o != nil {
+			o.total = m.staleCount()
+		}
 	})
 	if err != nil {
 		return
@@ -197,6 +241,7 @@ func (m *master) reload() {
 			return
 		}
 		if r.ok {
+			m.progressed()
 			continue
 		}
 		end := false
@@ -213,6 +258,9 @@ func (m *master) reload() {
 			}
 			m.log.Error(fmt.Sprintf("reload failed: the new %s did not become ready: %s; rolling back to generation %d", name, r.why, m.ops.prevGen.n))
 			m.gen, m.ops.prevGen = m.ops.prevGen, m.gen
+			if o := m.ops.running; o != nil {
+				o.done, o.total, o.rollback = 0, m.staleCount(), true
+			}
 		})
 		if end {
 			return

@@ -73,6 +73,9 @@ func (m *master) replace(slot int, reason string, drain time.Duration, w chan<- 
 		return err
 	}
 	st.state, st.next, st.waiter, st.drain = slotActive, ch, w, drain
+	if old != nil {
+		st.lastReason = reason
+	}
 	return nil
 }
 
@@ -106,7 +109,7 @@ func (m *master) beginAgentSwap(w chan<- result) error {
 		return fmt.Errorf("the agent slot is %s", st.state)
 	}
 	st.cur.log.Info("replacing", "reason", "reload", "generation", m.gen.n)
-	st.state, st.waiter = slotSwapping, w
+	st.state, st.waiter, st.lastReason = slotSwapping, w, "reload"
 	m.stopChild(st.cur, m.cfg.ShutdownTimeout, m.cfg.ShutdownTimeout+killGrace)
 	return nil
 }

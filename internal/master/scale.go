@@ -30,6 +30,9 @@ func (m *master) scale(n int) {
 		if !m.call(func() {
 			m.dropGivenUp()
 			have = len(m.workerSlots())
+			if o := m.ops.running; o != nil && o.kind == opScale && o.from == 0 {
+				o.from = have
+			}
 			if have == n {
 				m.log.Info("scaled", "workers", have)
 				m.shareCPUs()
