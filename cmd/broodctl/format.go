@@ -17,7 +17,7 @@ func writeStatus(w io.Writer, st *control.Status, now time.Time) error {
 	fmt.Fprintf(w, "app %s  addr %s  generation %d  workers %d  up %s\n",
 		orDash(st.App), orDash(st.Addr), st.Generation, st.Workers, uptime(st.Started, now))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tSLOT\tPID\tSTATE\tUPTIME\tRESTARTS\tREQUESTS\tRSS\tGEN")
+	fmt.Fprintln(tw, "ROLE\tSLOT\tPID\tSTATE\tUPTIME\tRESTARTS\tREQUESTS\tRSS\tGEN\tQUEUED")
 	for _, p := range st.Processes {
 		slot, requests := "-", "-"
 		if p.Role == "worker" {
@@ -26,12 +26,19 @@ func writeStatus(w io.Writer, st *control.Status, now time.Time) error {
 		if p.Role == "worker" || p.Requests > 0 {
 			requests = strconv.FormatUint(p.Requests, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%d\n",
+		queued := "-"
+		if p.Role == "worker" && p.State == "ready" {
+			queued = strconv.Itoa(p.Queued)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n",
 			orDash(p.Role), slot, p.PID, orDash(p.State), uptime(p.Started, now),
-			p.Restarts, requests, size(p.RSS), p.Generation)
+			p.Restarts, requests, size(p.RSS), p.Generation, queued)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if b, ok := balance(st); ok {
+		fmt.Fprintln(w, b)
 	}
 	var jobs []json.RawMessage
 	if len(st.Jobs) > 0 && json.Unmarshal(st.Jobs, &jobs) == nil {
@@ -39,6 +46,29 @@ func writeStatus(w io.Writer, st *control.Status, now time.Time) error {
 		return err
 	}
 	return nil
+}
+
+// balance is how evenly the worker slots share the requests: the busiest
+// slot's requests over the mean, 1.00 being perfectly even. A slot's
+// requests are those of its processes still running (a replaced worker's
+// go with it). ok is false with fewer than two slots or no requests.
+func balance(st *control.Status) (line string, ok bool) {
+	perSlot := map[int]uint64{}
+	for _, p := range st.Processes {
+		if p.Role == "worker" && p.PID != 0 {
+			perSlot[p.Slot] += p.Requests
+		}
+	}
+	var total, top uint64
+	for _, n := range perSlot {
+		total += n
+		top = max(top, n)
+	}
+	if len(perSlot) < 2 || total == 0 {
+		return "", false
+	}
+	mean := float64(total) / float64(len(perSlot))
+	return fmt.Sprintf("balance: busiest slot %.2f× the mean over %d slots (%d requests)", float64(top)/mean, len(perSlot), total), true
 }
 
 func orDash(s string) string {

@@ -23,6 +23,7 @@ const usage = `usage: broodctl [flags] command
 
 commands:
   status        show every process of the master (-json for the raw status)
+  top           watch the master live: rates, queues, restarts (q quits)
   reload        replace the workers one by one with the binary now on disk
   stop          stop gracefully
   scale N       run N workers
@@ -44,6 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	port := fs.Int("port", 0, "the `port` the app serves, to find its socket")
 	asJSON := fs.Bool("json", false, "status: print the raw status as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the master")
+	interval := fs.Duration("interval", time.Second, "top: time between two refreshes")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, usage, control.EnvSocket, control.DefaultDir())
 		fs.PrintDefaults()
@@ -63,6 +65,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		words = append(words, fs.Arg(0))
 		rest = fs.Args()[1:]
+	}
+
+	if len(words) > 0 && words[0] == "top" {
+		if len(words) > 1 || *interval <= 0 {
+			fmt.Fprintf(stderr, "broodctl: top takes no arguments and an -interval above 0\n")
+			return 2
+		}
+		path, err := findSocket(*socket, *app, *port, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "broodctl: %v\n", err)
+			return 1
+		}
+		return runTop(ctx, topOptions{path: path, interval: *interval, timeout: min(*timeout, 5*time.Second)}, stdout, stderr)
 	}
 
 	req, err := request(words)

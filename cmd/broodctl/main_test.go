@@ -25,7 +25,7 @@ func testStatus() *control.Status {
 		Processes: []control.Process{
 			{Role: "master", PID: 4100, State: "ready", Started: started, RSS: 12_900_000, Generation: 2},
 			{Role: "agent", PID: 4101, State: "ready", Started: started.Add(time.Second), Restarts: 1, RSS: 800, Generation: 2},
-			{Role: "worker", Slot: 1, PID: 4102, State: "ready", Started: started.Add(57*time.Minute + 48*time.Second), Requests: 123456, RSS: 21 << 20, Generation: 2},
+			{Role: "worker", Slot: 1, PID: 4102, State: "ready", Started: started.Add(57*time.Minute + 48*time.Second), Requests: 123456, RSS: 21 << 20, Generation: 2, Queued: 3},
 			{Role: "worker", Slot: 2, PID: 4099, State: "draining", Started: started, Restarts: 3, Generation: 1},
 		},
 		Jobs: json.RawMessage(`[{"name":"rotate"},{"name":"cleanup"}]`),
@@ -38,11 +38,12 @@ func TestWriteStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `app hello  addr [::]:8080  generation 2  workers 2  up 1h00m
-ROLE    SLOT  PID   STATE     UPTIME  RESTARTS  REQUESTS  RSS      GEN
-master  -     4100  ready     1h00m   0         -         12.3MiB  2
-agent   -     4101  ready     59m59s  1         -         800B     2
-worker  1     4102  ready     2m12s   0         123456    21.0MiB  2
-worker  2     4099  draining  1h00m   3         0         -        1
+ROLE    SLOT  PID   STATE     UPTIME  RESTARTS  REQUESTS  RSS      GEN  QUEUED
+master  -     4100  ready     1h00m   0         -         12.3MiB  2    -
+agent   -     4101  ready     59m59s  1         -         800B     2    -
+worker  1     4102  ready     2m12s   0         123456    21.0MiB  2    3
+worker  2     4099  draining  1h00m   3         0         -        1    -
+balance: busiest slot 2.00× the mean over 2 slots (123456 requests)
 2 agent jobs (-json shows them)
 `
 	if got := b.String(); got != want {
