@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/broodhq/brood/internal/clustertest"
 	"github.com/broodhq/brood/internal/control"
 )
 
@@ -335,8 +336,16 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	// The test binary is also broodctl itself, for tests that run it in a
+	// terminal (top_linux_test.go), and the applications they watch.
+	if os.Getenv(envBeBroodctl) != "" {
+		main()
+	}
 	// The tests point XDG_RUNTIME_DIR at temporary directories; never let
 	// one find a real master of whoever runs them.
 	os.Unsetenv(control.EnvSocket)
-	os.Exit(m.Run())
+	clustertest.Main(m, testApps)
 }
+
+// envBeBroodctl makes the test binary run as broodctl.
+const envBeBroodctl = "BROODCTL_TEST_MAIN"
