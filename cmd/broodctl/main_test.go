@@ -342,8 +342,11 @@ func TestMain(m *testing.M) {
 		main()
 	}
 	// The tests point XDG_RUNTIME_DIR at temporary directories; never let
-	// one find a real master of whoever runs them.
-	os.Unsetenv(control.EnvSocket)
+	// one find a real master of whoever runs them. (A cluster a test
+	// starts is told its socket.)
+	if os.Getenv("BROOD_TEST_APP") == "" {
+		os.Unsetenv(control.EnvSocket)
+	}
 	clustertest.Main(m, testApps)
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/broodhq/brood/app"
 	"github.com/broodhq/brood/framework"
 	"github.com/broodhq/brood/internal/control"
 )
@@ -20,10 +21,15 @@ import (
 var testApps = map[string]func() error{
 	// light serves every request after a short pause, so a few clients
 	// make a load a laptop does not notice.
+	// A worker takes a while to start, so a reload lasts long enough to
+	// be watched.
 	"light": func() error {
 		return framework.Run(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 			fmt.Fprintln(w, "ok")
+		}), framework.WithApp(func(*app.App) error {
+			time.Sleep(time.Second)
+			return nil
 		}))
 	},
 }
