@@ -1,13 +1,20 @@
 // Command broodctl talks to a running brood master over its control socket
-// (see internal/control): status, reload, stop, scale N, reopen-logs.
+// (see internal/control): status, top, reload, stop, scale N, reopen-logs.
+//
+// broodctl top is a live full-screen view (bubbletea and lipgloss; a
+// refreshing table when the output is not a terminal). broodctl is a module
+// of its own so that the terminal library stays out of the module graph of
+// every application built with brood: build it with
+// go -C cmd/broodctl build, test it with go -C cmd/broodctl test ./....
 //
 //	$ broodctl status
 //	app hello  addr [::]:8080  generation 2  workers 2  up 1h00m
-//	ROLE    SLOT  PID   STATE     UPTIME  RESTARTS  REQUESTS  RSS      GEN
-//	master  -     4100  ready     1h00m   0         -         12.3MiB  2
-//	agent   -     4101  ready     59m59s  1         -         8.1MiB   2
-//	worker  1     4102  ready     2m12s   0         123456    21.0MiB  2
-//	worker  2     4099  draining  1h00m   3         9120      19.4MiB  1
+//	ROLE    SLOT  PID   STATE     UPTIME  RESTARTS  REQUESTS  RSS      GEN  QUEUED
+//	master  -     4100  ready     1h00m   0         -         12.3MiB  2    -
+//	agent   -     4101  ready     59m59s  1         -         8.1MiB   2    -
+//	worker  1     4102  ready     2m12s   0         123456    21.0MiB  2    0
+//	worker  2     4099  draining  1h00m   3         9120      19.4MiB  1    -
+//	balance: busiest slot 1.86× the mean over 2 slots (132576 requests)
 //	$ broodctl scale 4
 //	$ broodctl status -json | jq '.processes[] | select(.role == "worker") | .pid'
 //
