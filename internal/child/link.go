@@ -59,6 +59,7 @@ func Open(c Config) (*Link, error) {
 		closed:  make(chan struct{}),
 	}
 	l.logControl(c.ReopenLogs)
+	l.profileControl()
 	l.openMessenger(c.Env.Role)
 	go l.readLoop()
 	return l, nil

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/broodhq/brood/internal/profile"
 )
 
 // The commands a master answers.
@@ -15,10 +17,22 @@ const (
 	CmdStop       = "stop"        // graceful stop, as SIGTERM
 	CmdScale      = "scale"       // set the desired number of workers to N
 	CmdReopenLogs = "reopen-logs" // reopen log files, as SIGUSR1
+	CmdPprof      = "pprof"       // a profile of one process (Target, Slot, Profile, Seconds)
 )
 
 // Commands lists every command in the order broodctl's usage shows them.
-var Commands = []string{CmdStatus, CmdReload, CmdStop, CmdScale, CmdReopenLogs}
+var Commands = []string{CmdStatus, CmdReload, CmdStop, CmdScale, CmdReopenLogs, CmdPprof}
+
+// MaxProfileSeconds bounds Request.Seconds: the server gives a handler
+// 30 s in all.
+const MaxProfileSeconds = 20
+
+// The processes pprof takes a profile of (Request.Target).
+const (
+	TargetMaster = "master"
+	TargetAgent  = "agent"
+	TargetWorker = "worker" // with Request.Slot
+)
 
 // Size limits. A request is a few dozen bytes, so anything near the limit is
 // not a brood client; a status with the agent's job table can be large, but
@@ -41,6 +55,15 @@ type Request struct {
 	// handler's context ends then: a client that gave up must not see its
 	// command carried out later (a master that was stopped, then continued).
 	DeadlineMS int64 `json:"deadline_ms,omitempty"`
+
+	// For pprof: whose profile (TargetMaster, TargetAgent, TargetWorker
+	// with Slot), which one (cpu, heap, allocs, goroutine, mutex, block,
+	// threadcreate, trace) and, for cpu, trace, mutex and block, over how
+	// many seconds (0: 5).
+	Target  string `json:"target,omitempty"`
+	Slot    int    `json:"slot,omitempty"`
+	Profile string `json:"profile,omitempty"`
+	Seconds int    `json:"seconds,omitempty"`
 }
 
 // Deadline is DeadlineMS as a time, or the zero time when there is none.
@@ -63,6 +86,16 @@ func (r Request) Validate() error {
 			return fmt.Errorf("scale: n is %d; want a number of workers, at least 0", r.N)
 		}
 		return nil
+	case CmdPprof:
+		switch {
+		case r.Target != TargetMaster && r.Target != TargetAgent && r.Target != TargetWorker:
+			return fmt.Errorf("pprof: target %q; want master, agent or worker", r.Target)
+		case r.Target == TargetWorker && r.Slot < 1:
+			return fmt.Errorf("pprof: worker slot %d; want a slot from broodctl status, 1 or more", r.Slot)
+		case r.Seconds < 0 || r.Seconds > MaxProfileSeconds:
+			return fmt.Errorf("pprof: %d seconds; want 0 to %d", r.Seconds, MaxProfileSeconds)
+		}
+		return profile.Check(r.Profile)
 	case CmdStatus, CmdReload, CmdStop, CmdReopenLogs:
 		return nil
 	}
@@ -113,6 +146,7 @@ type Response struct {
 	Error   string  `json:"error,omitempty"`
 	Status  *Status `json:"status,omitempty"`
 	Message string  `json:"message,omitempty"` // e.g. "reload started"
+	Data    []byte  `json:"data,omitempty"`    // pprof: the profile
 }
 
 // Err turns a refusal into an error (nil when r.OK), for callers that only

@@ -220,6 +220,8 @@ func (m *master) onControl(ch *child, f wire.Frame) {
 		}
 	case protocol.ReopenLogs, protocol.LogsReopened, protocol.Jobs:
 		m.onAgentOps(ch, f)
+	case protocol.Profile:
+		m.onProfile(ch, f)
 	default:
 		ch.log.Debug("unknown control action", "action", f.Action)
 	}

@@ -40,6 +40,9 @@ func (m *master) handleControl(ctx context.Context, req ctlsock.Request) ctlsock
 	if err := req.Validate(); err != nil {
 		return ctlsock.Fail("%v", err)
 	}
+	if req.Cmd == ctlsock.CmdPprof {
+		return m.controlProfile(ctx, req)
+	}
 	res := make(chan ctlsock.Response, 1)
 	var reopened chan reopenOutcome // reopen-logs answers with the round's outcome
 	if req.Cmd == ctlsock.CmdReopenLogs {

@@ -176,6 +176,7 @@ type master struct {
 	desired  int         // workers wanted
 
 	agentOps agentOps                // job queries: jobs.go
+	profiles profiles                // broodctl pprof: profile.go
 	rounds   map[uint64]*reopenRound // log reopening rounds in progress: logs.go
 	roundSeq uint64
 }

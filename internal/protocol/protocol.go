@@ -52,7 +52,20 @@ const (
 	// Procs: master → child: the number of workers changed; set
 	// GOMAXPROCS to your new share of the CPUs (ProcsMsg).
 	Procs = "procs"
+	// Profile: master → child: take a profile (ProfileMsg: ID, Kind,
+	// DurationMS); child → master: here it is (ProfileMsg: ID, Data or
+	// Error). For broodctl pprof.
+	Profile = "profile"
 )
+
+// ProfileMsg is the data of Profile, both ways.
+type ProfileMsg struct {
+	ID         uint64 `json:"id"`
+	Kind       string `json:"kind,omitempty"`
+	DurationMS int64  `json:"duration_ms,omitempty"`
+	Data       []byte `json:"data,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
 
 // ProcsMsg is the data of Procs.
 type ProcsMsg struct {
