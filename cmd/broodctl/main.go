@@ -28,6 +28,11 @@ commands:
   stop          stop gracefully
   scale N       run N workers
   reopen-logs   reopen log files, after logrotate has moved them
+  pprof WHO KIND
+                a profile of the master, the agent or worker N
+                (WHO: master, agent, worker N; KIND: cpu, heap, allocs,
+                goroutine, mutex, block, threadcreate, trace), written to
+                -o or a file named after it, for go tool pprof
 
 The master is found by -socket, by $%s, by -app and -port, or
 as the only one in %s.
@@ -46,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "status: print the raw status as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the master")
 	interval := fs.Duration("interval", time.Second, "top: time between two refreshes")
+	out := fs.String("o", "", "pprof: write the profile to `file`")
+	seconds := fs.Int("seconds", 0, "pprof: how long a cpu, trace, mutex or block profile records (0: 5)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, usage, control.EnvSocket, control.DefaultDir())
 		fs.PrintDefaults()
@@ -80,7 +87,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runTop(ctx, topOptions{path: path, interval: *interval, timeout: min(*timeout, 5*time.Second)}, stdout, stderr)
 	}
 
-	req, err := request(words)
+	var req control.Request
+	var err error
+	if len(words) > 0 && words[0] == control.CmdPprof {
+		req, err = pprofRequest(words[1:], *seconds)
+		if err == nil && req.Seconds > 0 {
+			*timeout += time.Duration(req.Seconds) * time.Second
+		} else if err == nil {
+			*timeout += 5 * time.Second
+		}
+	} else {
+		req, err = request(words)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "broodctl: %v\n", err)
 		fs.Usage()
@@ -102,6 +120,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !resp.OK {
 		fmt.Fprintf(stderr, "broodctl: %s: %v\n", req.Cmd, resp.Err())
 		return 1
+	}
+	if req.Cmd == control.CmdPprof {
+		path := *out
+		if path == "" {
+			path = pprofFile(req, time.Now())
+		}
+		msg, err := writeProfile(path, req, resp.Data)
+		if err != nil {
+			fmt.Fprintf(stderr, "broodctl: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, msg)
+		return 0
 	}
 	if err := show(stdout, req, resp, *asJSON); err != nil {
 		fmt.Fprintf(stderr, "broodctl: %v\n", err)
