@@ -80,6 +80,21 @@
 //	brood_agent_job_running                gauge    1 while a run goes on
 //	brood_agent_job_duration_seconds       histogram  runs' durations, by job and result (ok, error)
 //
+// What the master counts, sent to the agent every housekeeping tick (so up
+// to a second old) and shown as the agent's (process is "agent" or a
+// worker's slot):
+//
+//	brood_workers_ready              gauge    workers ready to serve
+//	brood_workers_wanted             gauge    workers the master runs or restarts
+//	brood_restarts_total{process}    counter  restarts after an unexpected exit
+//	brood_hang_kills_total{process}  counter  workers replaced as hung
+//	brood_recycles_total{process}    counter  workers replaced after max requests or over max RSS
+//	brood_reloads_total{result}      counter  reloads: ok, rolled_back, failed, refused
+//	brood_rollbacks_total            counter  reloads that began rolling back
+//
+// A new agent is sent the counts less those its predecessor was sent,
+// since the aggregator carries the predecessor's forward.
+//
 // They are read from counters the processes keep anyway, at each gather: a
 // request costs nothing more. The Go and process collectors of
 // prometheus.DefaultRegisterer come with every process.
@@ -105,8 +120,8 @@
 // a process's count at a bound it lacks taken at its next lower bound.
 // Native histograms with custom buckets (schema -53) are merged as classic
 // ones only. Explicit sample timestamps and created timestamps are dropped
-// (a merged counter has no single creation time). The master's own metrics
-// are not included.
+// (a merged counter has no single creation time). The master's Go and
+// process metrics are not included, only its counts above.
 //
 // The code before framework.Run runs in every process, so a metric
 // registered there exists in the agent too, at zero unless the agent sets

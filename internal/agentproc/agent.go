@@ -63,6 +63,7 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	if err := metrics.RegisterJobs(jobs.Status); err != nil {
 		log.Warn("brood's job metrics left out", "err", err)
 	}
+	serveMasterStats(link, log)
 	for _, hook := range c.Hooks {
 		if err := child.CallHook(func() error { return hook(a) }); err != nil {
 			return link.BootFailed(fmt.Errorf("agent: WithAgent hook: %w", err))

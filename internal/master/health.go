@@ -25,7 +25,9 @@ func (m *master) onRecycle(ch *child, msg protocol.RecycleMsg) {
 	}
 	if err := m.replace(ch.slot, fmt.Sprintf("served %d requests (max requests)", msg.Requests), 0, nil); err != nil {
 		ch.log.Error("could not start a replacement; it keeps serving", "err", err)
+		return
 	}
+	st.recycles++
 }
 
 // housekeep replaces hung workers and workers over the memory limit. It
@@ -42,6 +44,7 @@ func (m *master) housekeep(now time.Time) {
 		}
 		if t := m.cfg.HangTimeout; t > 0 && now.Sub(ch.lastProgress) > t {
 			ch.hung = true
+			st.hangKills++
 			ch.log.Error("hung: no progress on its requests; replacing it", "silent_for", now.Sub(ch.lastProgress).Round(time.Millisecond).String(), "hang_timeout", t.String())
 			// Stop it accepting now rather than once its successor is
 			// ready: whatever it accepts meanwhile would hang with it, while
@@ -60,6 +63,8 @@ func (m *master) housekeep(now time.Time) {
 			if rss, err := m.rss(ch.pid); err == nil && rss > m.cfg.MaxRSS {
 				if err := m.replace(slot, fmt.Sprintf("resident memory %d bytes over the limit of %d (WithMaxRSS)", rss, m.cfg.MaxRSS), 0, nil); err != nil {
 					ch.log.Error("could not start a replacement; it keeps serving", "err", err)
+				} else {
+					st.recycles++
 				}
 			}
 		}

@@ -108,7 +108,9 @@ type slotState struct {
 	// lastReason says why the slot's process was last restarted or
 	// replaced, for status.
 	lastReason string
-	drain      time.Duration // how long the replaced process gets to drain; 0: the shutdown timeout
+	// for /metrics (stats.go)
+	hangKills, recycles uint64
+	drain               time.Duration // how long the replaced process gets to drain; 0: the shutdown timeout
 }
 
 // result answers an operation waiting on a slot.
@@ -177,6 +179,7 @@ type master struct {
 
 	agentOps agentOps                // job queries: jobs.go
 	profiles profiles                // broodctl pprof: profile.go
+	stats    clusterStats            // for /metrics: stats.go
 	rounds   map[uint64]*reopenRound // log reopening rounds in progress: logs.go
 	roundSeq uint64
 }
@@ -345,6 +348,7 @@ func (m *master) handle(ev event) {
 		ev.fn()
 	case evTick:
 		m.housekeep(m.clock.Now())
+		m.sendStats()
 		m.armTick()
 	case evOpDone:
 		m.opDone()

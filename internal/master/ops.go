@@ -208,6 +208,7 @@ func (m *master) reload() {
 		var next *generation
 		if next, err = newGeneration(m.gen.exe.Path, m.gen.n+1); err != nil {
 			m.log.Error("reload refused: cannot open the executable", "err", err)
+			m.stats.reloaded("refused")
 			return
 		}
 		m.notifyReloading()
@@ -252,12 +253,14 @@ func (m *master) reload() {
 			}
 			if rolling {
 				m.log.Error("rollback failed: the slot is left to the restart policy", "slot", slot, "err", r.why)
+				m.stats.reloaded("failed")
 				m.notifyReady()
 				end = true
 				return
 			}
 			m.log.Error(fmt.Sprintf("reload failed: the new %s did not become ready: %s; rolling back to generation %d", name, r.why, m.ops.prevGen.n))
 			m.gen, m.ops.prevGen = m.ops.prevGen, m.gen
+			m.stats.rollbacks++
 			if o := m.ops.running; o != nil {
 				o.done, o.total, o.rollback = 0, m.staleCount(), true
 			}
@@ -270,8 +273,10 @@ func (m *master) reload() {
 	m.call(func() {
 		if rolling {
 			m.log.Error("reload rolled back: the previous generation serves", "generation", m.gen.n)
+			m.stats.reloaded("rolled_back")
 		} else {
 			m.log.Info("reload complete", "generation", m.gen.n)
+			m.stats.reloaded("ok")
 		}
 		m.notifyReady()
 	})

@@ -56,7 +56,27 @@ const (
 	// DurationMS); child → master: here it is (ProfileMsg: ID, Data or
 	// Error). For broodctl pprof.
 	Profile = "profile"
+	// MasterStats: master → agent, every housekeeping tick: what the
+	// master counts, for the cluster's /metrics (MasterStatsMsg).
+	MasterStats = "master-stats"
 )
+
+// MasterStatsMsg is the data of MasterStats: counts since the master
+// started.
+type MasterStatsMsg struct {
+	WorkersReady  int                  `json:"workers_ready"`
+	WorkersWanted int                  `json:"workers_wanted"`
+	Reloads       map[string]uint64    `json:"reloads,omitempty"` // by result: ok, rolled_back, failed, refused
+	Rollbacks     uint64               `json:"rollbacks"`
+	Slots         map[int]SlotStatsMsg `json:"slots,omitempty"` // by slot, 0 the agent
+}
+
+// SlotStatsMsg is one slot's counts in MasterStatsMsg.
+type SlotStatsMsg struct {
+	Restarts  uint64 `json:"restarts"`   // after an unexpected exit
+	HangKills uint64 `json:"hang_kills"` // replaced as hung
+	Recycles  uint64 `json:"recycles"`   // replaced after max requests or over max RSS
+}
 
 // ProfileMsg is the data of Profile, both ways.
 type ProfileMsg struct {
