@@ -119,8 +119,9 @@ func TestTopInTerminal(t *testing.T) {
 	}
 	// A shell around it prints its exit status on the normal screen once
 	// the alternate one is gone, then keeps the pane open to be read.
-	tm := startTmux(t, fmt.Sprintf("env %s=1 TERM=xterm-256color %s -socket %s -interval 250ms top; echo top-exited=$?; sleep 60",
-		envBeBroodctl, exe, sock))
+	top := fmt.Sprintf("env %s=1 TERM=xterm-256color %s -socket %s -interval 250ms top; echo top-exited=$?; sleep 60",
+		envBeBroodctl, exe, sock)
+	tm := startTmux(t, top)
 
 	// Every worker, with traffic.
 	tm.waitScreen("3 ready workers, each with requests per second", 30*time.Second, func(s string) bool {
@@ -178,5 +179,14 @@ func TestTopInTerminal(t *testing.T) {
 	}
 	if alt := strings.TrimSpace(tm.run("display-message", "-p", "#{alternate_on}")); alt != "0" {
 		t.Errorf("after q, the alternate screen is on (%s)", alt)
+	}
+
+	// Watching again, then the master stops: top says so and fails.
+	tm = startTmux(t, top)
+	tm.waitScreen("the view", 30*time.Second, func(s string) bool { return strings.Contains(s, "workers 3/3 ready") })
+	c.Signal(syscall.SIGTERM)
+	s = tm.waitScreen("top exited", 60*time.Second, func(s string) bool { return strings.Contains(s, "top-exited=") })
+	if !strings.Contains(s, "top-exited=1") || !strings.Contains(s, "broodctl top: the master went away") {
+		t.Errorf("after the master stopped: want exit 1 and that the master went away; got:\n%s", s)
 	}
 }
