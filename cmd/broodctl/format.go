@@ -14,8 +14,12 @@ import (
 // writeStatus prints st for people: a header line, then one aligned row per
 // process. now is a parameter so tests get fixed uptimes.
 func writeStatus(w io.Writer, st *control.Status, now time.Time) error {
-	fmt.Fprintf(w, "app %s  addr %s  generation %d  workers %d  up %s\n",
-		orDash(st.App), orDash(st.Addr), st.Generation, st.Workers, uptime(st.Started, now))
+	op := ""
+	if st.Operation != "" {
+		op = "  " + st.Operation
+	}
+	fmt.Fprintf(w, "app %s  addr %s  generation %d  workers %d  up %s%s\n",
+		orDash(st.App), orDash(st.Addr), st.Generation, st.Workers, uptime(st.Started, now), op)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROLE\tSLOT\tPID\tSTATE\tUPTIME\tRESTARTS\tREQUESTS\tRSS\tGEN\tQUEUED")
 	for _, p := range st.Processes {

@@ -52,6 +52,18 @@ balance: busiest slot 2.00× the mean over 2 slots (123456 requests)
 	}
 }
 
+func TestWriteStatusOperation(t *testing.T) {
+	st := testStatus()
+	st.Operation = "reload 2/4"
+	var b bytes.Buffer
+	if err := writeStatus(&b, st, started.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if first, _, _ := strings.Cut(b.String(), "\n"); first != "app hello  addr [::]:8080  generation 2  workers 2  up 1h00m  reload 2/4" {
+		t.Errorf("header: got %q", first)
+	}
+}
+
 func TestUnits(t *testing.T) {
 	day := 24 * time.Hour
 	for d, want := range map[time.Duration]string{

@@ -131,3 +131,24 @@ func TestTopPlainUntilMasterGoes(t *testing.T) {
 		}
 	}
 }
+
+// A master that takes the request but never answers (stopped, say): top
+// gives up after -timeout and says the master stopped answering.
+func TestTopPlainMasterStopsAnswering(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ctl.sock")
+	release := make(chan struct{})
+	s, err := control.Listen(path, func(context.Context, control.Request) control.Response {
+		<-release
+		return control.Fail("too late")
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer close(release) // before Close, which waits for the handler
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"-socket", path, "-timeout", "300ms", "top"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "the master stopped answering") {
+		t.Errorf("got exit %d, stderr %q; want 1 and that the master stopped answering", code, errb.String())
+	}
+}
