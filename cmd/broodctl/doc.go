@@ -1,5 +1,8 @@
 // Command broodctl talks to a running brood master over its control socket
-// (see internal/control): status, top, reload, stop, scale N, reopen-logs.
+// (see internal/control): status, top, reload, stop, scale N, reopen-logs,
+// and pprof, which fetches a profile of the master, the agent or a worker
+// (broodctl pprof worker 2 cpu -seconds 10 -o cpu.pb.gz) through the
+// control socket, for go tool pprof.
 //
 // broodctl top is a live full-screen view (bubbletea and lipgloss; a
 // refreshing table when the output is not a terminal). broodctl is a module
