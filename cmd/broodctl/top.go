@@ -59,6 +59,9 @@ func fetchStatus(ctx context.Context, path string) (*control.Status, error) {
 		return nil, fmt.Errorf("the master stopped answering: %w", err)
 	case err != nil:
 		return nil, fmt.Errorf("lost the master: %w", err)
+	case !resp.OK && strings.HasPrefix(resp.Error, "the master did not"):
+		// Its socket answers, its loop does not (internal/master).
+		return nil, fmt.Errorf("the master stopped answering: %w", resp.Err())
 	case !resp.OK:
 		return nil, fmt.Errorf("the master refused status: %w", resp.Err())
 	case resp.Status == nil:

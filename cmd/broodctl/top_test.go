@@ -152,3 +152,22 @@ func TestTopPlainMasterStopsAnswering(t *testing.T) {
 		t.Errorf("got exit %d, stderr %q; want 1 and that the master stopped answering", code, errb.String())
 	}
 }
+
+// A master whose socket answers but whose loop does not refuses with "the
+// master did not take the command": that is a master that stopped
+// answering too.
+func TestTopPlainMasterLoopStuck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ctl.sock")
+	s, err := control.Listen(path, func(context.Context, control.Request) control.Response {
+		return control.Fail("the master did not take the command: context deadline exceeded")
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"-socket", path, "top"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "the master stopped answering: the master did not take the command") {
+		t.Errorf("got exit %d, stderr %q; want 1 and that the master stopped answering", code, errb.String())
+	}
+}
