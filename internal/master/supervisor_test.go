@@ -423,3 +423,23 @@ func TestInProcessControlCommands(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 }
+
+// When every worker slot has been given up, nothing serves: the master
+// stops with ErrCrashLoop.
+func TestInProcessEveryWorkerGivenUpStopsTheMaster(t *testing.T) {
+	h := start(t, testConfig(1))
+	agent, ws := h.running(1)
+	exitWhenStopped(agent)
+	w := ws[0]
+	for i := range crashLoopExits {
+		w.exit(errors.New("exit status 9"))
+		if i == crashLoopExits-1 {
+			break // the last one: the master stops
+		}
+		h.eventually("the exit was handled", func(m *master) bool { return m.slots[1].state == slotRestarting })
+		w = h.advanceToStart()
+	}
+	if err := h.exited(); !errors.Is(err, ErrCrashLoop) {
+		t.Fatalf("got %v; want ErrCrashLoop", err)
+	}
+}
