@@ -433,3 +433,18 @@ func (h *harness) advanceToStart() *fakeProc {
 	h.t.Fatal("no child started within 20s of fake time")
 	return nil
 }
+
+// heartbeat sends a heartbeat and waits until the loop has handled it (its
+// Requests, which each call should make unique, are recorded).
+func (p *fakeProc) heartbeat(t *testing.T, hb protocol.HeartbeatMsg) {
+	t.Helper()
+	p.send(t, protocol.Control(protocol.Heartbeat, hb))
+	p.h.eventually(p.String()+"'s heartbeat handled", func(m *master) bool {
+		for c := range m.live {
+			if c.pid == p.pid {
+				return c.requests == hb.Requests
+			}
+		}
+		return true
+	})
+}

@@ -215,8 +215,7 @@ func TestInProcessHungWorkerIsReplaced(t *testing.T) {
 	c.HangTimeout, c.Housekeeping = 2*time.Second, 500*time.Millisecond
 	h := start(t, c)
 	_, ws := h.running(1)
-	hb := protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{Requests: 5, InFlight: 1, Progress: 7})
-	ws[0].send(t, hb)
+	ws[0].heartbeat(t, protocol.HeartbeatMsg{Requests: 5, InFlight: 1, Progress: 7})
 	for range 6 {
 		h.clk.Advance(500 * time.Millisecond)
 		h.onLoop(func(*master) {})
