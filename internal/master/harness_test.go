@@ -235,6 +235,7 @@ func testConfig(workers int) *Config {
 		Log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Addr:            "127.0.0.1:0",
 		Workers:         workers,
+		MaxWorkers:      512,
 		ShutdownTimeout: time.Second,
 		StartTimeout:    10 * time.Second,
 		Name:            "brood-test",
