@@ -277,3 +277,11 @@ func reloadedTo(st *ctlsock.Status, gen int) bool {
 
 // idle reports whether no reload or scale is in progress.
 func idle(st *ctlsock.Status) bool { return st.Processes[0].State == "running" }
+
+// waitReloaded waits until the cluster's status shows a finished reload to
+// generation gen.
+func waitReloaded(t *testing.T, c *ct.Cluster, gen int) {
+	t.Helper()
+	waitStatus(t, controlPath(t, c), 60*time.Second, fmt.Sprintf("reloaded to generation %d", gen),
+		func(st *ctlsock.Status) bool { return reloadedTo(st, gen) })
+}
