@@ -275,7 +275,7 @@ func TestStoppingAgentAnswersWhileItsJobsEnd(t *testing.T) {
 			t.Fatalf("a call while the old agent's job winds down was answered by agent %s, want the old agent %s", got, old)
 		}
 	}
-	waitMsg(t, c, at, "reload complete", 60*time.Second)
+	waitReloaded(t, c, 2)
 	if got := visit(); got == old {
 		t.Errorf("after the reload the old agent %s still answers", old)
 	}
@@ -322,9 +322,8 @@ func TestReloadLeavesHijackedConnectionsToTheirHandlers(t *testing.T) {
 	if got, err := echo(t, stubborn, stubbornR, "ping"); got != "ping" || err != nil {
 		t.Fatalf("echo before the reload: %q, %v", got, err)
 	}
-	at := c.Lines()
 	c.Signal(syscall.SIGHUP)
-	waitMsg(t, c, at, "reload complete", 60*time.Second)
+	waitReloaded(t, c, 2)
 
 	// The polite handler was told and said goodbye.
 	if got, err := politeR.ReadString('\n'); got != "bye\n" {
@@ -364,7 +363,7 @@ func TestHijackedConnectionsEndAtTheShutdownTimeout(t *testing.T) {
 	pid, _ := strconv.Atoi(oldPID)
 	at := c.Lines()
 	c.Signal(syscall.SIGHUP)
-	waitMsg(t, c, at, "reload complete", 60*time.Second)
+	waitReloaded(t, c, 2)
 	waitMsg(t, c, at, "hijacked connections still open at the shutdown timeout", 20*time.Second)
 	if !exits(pid, 10*time.Second) {
 		t.Errorf("the old worker %d still runs after its shutdown timeout", pid)
@@ -393,9 +392,8 @@ func TestFailedReloadKeepsTheOldWorkers(t *testing.T) {
 			}
 			// The cluster is still whole and can be reloaded once fixed.
 			os.Remove(flag)
-			n := c.Lines()
 			c.Signal(syscall.SIGHUP)
-			waitMsg(t, c, n, "reload complete", 60*time.Second)
+			waitReloaded(t, c, 2) // the failed generation's number, again
 		})
 	}
 }

@@ -21,7 +21,7 @@ import (
 // Limits on configuration values; a value outside them is refused before
 // anything starts.
 const (
-	MaxWorkers         = master.MaxWorkers
+	MaxWorkers         = 512
 	MaxShutdownTimeout = 24 * time.Hour
 	MaxStartTimeout    = time.Hour
 )

@@ -30,6 +30,7 @@ func (c *config) masterConfig(p *proclog.Process) *master.Config {
 		Log:             p.Log,
 		Addr:            c.addr,
 		Workers:         c.workers,
+		MaxWorkers:      MaxWorkers,
 		ShutdownTimeout: c.shutdownTimeout,
 		StartTimeout:    c.startTimeout,
 		Name:            c.name,

@@ -150,6 +150,13 @@ func TestFailedExecIsRetried(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("no failed start of worker 2 reported: %v", err)
 	}
+	// A scale-up whose worker cannot exec is undone: status keeps
+	// counting what runs (it said 3 with 2 running before).
+	scale(t, sock, 3)
+	st := waitStatus(t, sock, 10*time.Second, "scale 3 over", idle)
+	if st.Workers != 2 {
+		t.Errorf("after a scale-up that could not exec: status says %d workers; want 2", st.Workers)
+	}
 	if err := os.Chmod(exe, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -270,3 +277,11 @@ func reloadedTo(st *ctlsock.Status, gen int) bool {
 
 // idle reports whether no reload or scale is in progress.
 func idle(st *ctlsock.Status) bool { return st.Processes[0].State == "running" }
+
+// waitReloaded waits until the cluster's status shows a finished reload to
+// generation gen.
+func waitReloaded(t *testing.T, c *ct.Cluster, gen int) {
+	t.Helper()
+	waitStatus(t, controlPath(t, c), 60*time.Second, fmt.Sprintf("reloaded to generation %d", gen),
+		func(st *ctlsock.Status) bool { return reloadedTo(st, gen) })
+}

@@ -5,15 +5,13 @@ import (
 	"time"
 )
 
-// MaxWorkers bounds the number of workers, at start and when scaling.
-const MaxWorkers = 512
-
 // Config is the master's runtime configuration, built once by framework.Run
 // from the resolved options.
 type Config struct {
 	Log             *slog.Logger
 	Addr            string // host:port the workers serve
 	Workers         int
+	MaxWorkers      int // the most a scale may ask for (framework.MaxWorkers)
 	ShutdownTimeout time.Duration
 	StartTimeout    time.Duration
 	Name            string // processes' titles: "NAME: worker 2"

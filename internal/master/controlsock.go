@@ -97,8 +97,8 @@ func (m *master) controlOnLoop(req ctlsock.Request, reopened chan<- reopenOutcom
 		m.stop(true)
 		return ctlsock.Response{OK: true, Message: "stopping gracefully"}
 	case ctlsock.CmdScale:
-		if req.N < 1 || req.N > MaxWorkers {
-			return ctlsock.Fail("scale %d: workers must be between 1 and %d", req.N, MaxWorkers)
+		if req.N < 1 || req.N > m.cfg.MaxWorkers {
+			return ctlsock.Fail("scale %d: workers must be between 1 and %d", req.N, m.cfg.MaxWorkers)
 		}
 		m.enqueue(op{kind: opScale, n: req.N})
 		return ctlsock.Response{OK: true, Message: fmt.Sprintf("scaling to %d workers", req.N)}

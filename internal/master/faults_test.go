@@ -287,12 +287,11 @@ func TestInProcessStopFramesSayWhetherSocketsAreHandedOver(t *testing.T) {
 	if !handedOver(ws[0]) {
 		t.Error("a recycled worker's stop does not say its sockets are handed over")
 	}
-	ws[1].send(t, protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{InFlight: 1, Progress: 3}))
-	succ.send(t, protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{}))
-	for range 6 {
+	ws[1].heartbeat(t, protocol.HeartbeatMsg{Requests: 1, InFlight: 1, Progress: 3})
+	for i := range 6 {
+		succ.heartbeat(t, protocol.HeartbeatMsg{Requests: uint64(i + 1)}) // idle: not hung
 		h.clk.Advance(500 * time.Millisecond)
 		h.onLoop(func(*master) {})
-		succ.send(t, protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{}))
 	}
 	if handedOver(ws[1]) {
 		t.Error("a hung worker's stop says its sockets are handed over")

@@ -235,6 +235,7 @@ func testConfig(workers int) *Config {
 		Log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Addr:            "127.0.0.1:0",
 		Workers:         workers,
+		MaxWorkers:      512,
 		ShutdownTimeout: time.Second,
 		StartTimeout:    10 * time.Second,
 		Name:            "brood-test",
@@ -432,4 +433,19 @@ func (h *harness) advanceToStart() *fakeProc {
 	}
 	h.t.Fatal("no child started within 20s of fake time")
 	return nil
+}
+
+// heartbeat sends a heartbeat and waits until the loop has handled it (its
+// Requests, which each call should make unique, are recorded).
+func (p *fakeProc) heartbeat(t *testing.T, hb protocol.HeartbeatMsg) {
+	t.Helper()
+	p.send(t, protocol.Control(protocol.Heartbeat, hb))
+	p.h.eventually(p.String()+"'s heartbeat handled", func(m *master) bool {
+		for c := range m.live {
+			if c.pid == p.pid {
+				return c.requests == hb.Requests
+			}
+		}
+		return true
+	})
 }

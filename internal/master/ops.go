@@ -174,11 +174,15 @@ func (m *master) replaceAndWait(slot int, reason string) (r result, started bool
 func (m *master) swapAgent() result {
 	w := make(chan result, 1)
 	var err error
-	if !m.call(func() { err = m.beginAgentSwap(w) }) {
+	swapping := false
+	if !m.call(func() { swapping, err = m.beginAgentSwap(w) }) {
 		return result{why: errStopping.Error()}
 	}
 	if err != nil {
 		return result{why: err.Error()}
+	}
+	if !swapping {
+		return result{ok: true} // it restarts from the current generation
 	}
 	if r := m.wait(w); !r.ok {
 		return r

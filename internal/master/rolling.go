@@ -100,18 +100,22 @@ func (m *master) promote(slot int) {
 // beginAgentSwap stops the agent for a successor: it is a singleton, so
 // the new one starts once the old one has exited (startAgentSuccessor), the
 // messages for it held meanwhile. w is told when the old one has exited.
-func (m *master) beginAgentSwap(w chan<- result) error {
+// It reports false, with nothing to wait for, when there is no agent to
+// stop: one restarting after a crash starts from the current generation.
+func (m *master) beginAgentSwap(w chan<- result) (bool, error) {
 	st := m.slots[agentSlot]
 	switch {
 	case m.phase != phaseRunning:
-		return errStopping
+		return false, errStopping
+	case st.state == slotRestarting:
+		return false, nil
 	case st.state != slotActive || st.cur == nil || st.next != nil:
-		return fmt.Errorf("the agent slot is %s", st.state)
+		return false, fmt.Errorf("the agent slot is %s", st.state)
 	}
 	st.cur.log.Info("replacing", "reason", "reload", "generation", m.gen.n)
 	st.state, st.waiter, st.lastReason = slotSwapping, w, "reload"
 	m.stopChild(st.cur, m.cfg.ShutdownTimeout, m.cfg.ShutdownTimeout+killGrace)
-	return nil
+	return true, nil
 }
 
 // startAgentSuccessor starts the new agent of a swap; w is told whether it

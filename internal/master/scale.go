@@ -19,9 +19,9 @@ import (
 // scale adds or removes workers, one at a time, until n serve. It runs as
 // an operation (ops.go).
 func (m *master) scale(n int) {
-	if n < 1 || n > MaxWorkers {
+	if n < 1 || n > m.cfg.MaxWorkers {
 		m.call(func() {
-			m.log.Warn(fmt.Sprintf("cannot scale to %d workers: workers must be between 1 and %d", n, MaxWorkers))
+			m.log.Warn(fmt.Sprintf("cannot scale to %d workers: workers must be between 1 and %d", n, m.cfg.MaxWorkers))
 		})
 		return
 	}

@@ -215,8 +215,7 @@ func TestInProcessHungWorkerIsReplaced(t *testing.T) {
 	c.HangTimeout, c.Housekeeping = 2*time.Second, 500*time.Millisecond
 	h := start(t, c)
 	_, ws := h.running(1)
-	hb := protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{Requests: 5, InFlight: 1, Progress: 7})
-	ws[0].send(t, hb)
+	ws[0].heartbeat(t, protocol.HeartbeatMsg{Requests: 5, InFlight: 1, Progress: 7})
 	for range 6 {
 		h.clk.Advance(500 * time.Millisecond)
 		h.onLoop(func(*master) {})
@@ -421,5 +420,25 @@ func TestInProcessControlCommands(t *testing.T) {
 	exitWhenStopped(ws[0], w2, agent)
 	if err := h.exited(); err != nil {
 		t.Fatalf("stop: %v", err)
+	}
+}
+
+// When every worker slot has been given up, nothing serves: the master
+// stops with ErrCrashLoop.
+func TestInProcessEveryWorkerGivenUpStopsTheMaster(t *testing.T) {
+	h := start(t, testConfig(1))
+	agent, ws := h.running(1)
+	exitWhenStopped(agent)
+	w := ws[0]
+	for i := range crashLoopExits {
+		w.exit(errors.New("exit status 9"))
+		if i == crashLoopExits-1 {
+			break // the last one: the master stops
+		}
+		h.eventually("the exit was handled", func(m *master) bool { return m.slots[1].state == slotRestarting })
+		w = h.advanceToStart()
+	}
+	if err := h.exited(); !errors.Is(err, ErrCrashLoop) {
+		t.Fatalf("got %v; want ErrCrashLoop", err)
 	}
 }
