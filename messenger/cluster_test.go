@@ -384,9 +384,9 @@ func TestAgentKilledWithMessagesInFlight(t *testing.T) {
 	}
 	held, _, err := c.WaitLog(time.Second, killedAt, ct.Msg("delivered held messages to the new agent"))
 	if err != nil {
-		t.Errorf("the master held nothing for the new agent: %v", err)
+		t.Errorf("the sender held nothing for the new agent: %v", err)
 	}
-	t.Logf("old agent handled 1..%d; new agent %d..%d (%d handled twice); master held %v",
+	t.Logf("old agent handled 1..%d; new agent %d..%d (%d handled twice); sender held %v",
 		old[len(old)-1], nw[0], nw[len(nw)-1], old[len(old)-1]-nw[0]+1, held["count"])
 }
 

@@ -230,7 +230,7 @@ type result struct {
 //	op=agentsend&...                                    have the agent send
 //	op=call&pid=..&action=..&data=..&ms=..               Call (pid 0: CallAgent)
 //	op=seqsend&route=..&pid=..&n=..&pace=..              send 1..n on "seq"
-//	op=garbage                                           corrupt the channel
+//	op=garbage                                           corrupt the channels (to the master, to the agent)
 func do(w http.ResponseWriter, r *http.Request) {
 	a := app.FromContext(r.Context())
 	m := a.Messenger()
@@ -349,6 +349,7 @@ func writeGarbage() error {
 	if err != nil {
 		return err
 	}
+	found := false
 	for _, e := range ents {
 		fd, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -364,8 +365,16 @@ func writeGarbage() error {
 		if typ, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TYPE); err != nil || typ != syscall.SOCK_STREAM {
 			continue
 		}
-		_, err = syscall.Write(fd, []byte{3, 0, 0, 0, 'b', 'a', 'd'})
-		return err
+
+		// Every one: the channel to the master and the direct one to the
+		// agent, which cannot be told apart from here.
+		if _, err := syscall.Write(fd, []byte{3, 0, 0, 0, 'b', 'a', 'd'}); err != nil {
+			return err
+		}
+		found = true
 	}
-	return errors.New("no channel socket found")
+	if !found {
+		return errors.New("no channel socket found")
+	}
+	return nil
 }

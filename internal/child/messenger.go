@@ -38,10 +38,33 @@ func (l *Link) toMessenger(f wire.Frame) bool {
 			l.msgs.Members(mem)
 		}
 		return true
+	case f.Action == msglink.CtlDirect:
+		l.takeDirect(f)
+		return true
 	case f.Action == protocol.ClusterReady:
 		l.msgs.ClusterReady()
 	}
 	return false
+}
+
+// takeDirect hands the messenger the direct channel that came with f: its
+// descriptor arrived with the frame's first byte, so it is there now.
+func (l *Link) takeDirect(f wire.Frame) {
+	fd := l.conn.TakeFD()
+	var d msglink.Direct
+	if err := protocol.Decode(f, &d); err != nil || fd == nil {
+		if fd != nil {
+			fd.Close()
+		}
+		l.log.Error("direct channel from the master unusable", "err", err, "descriptor", fd != nil)
+		return
+	}
+	conn, err := wire.FileConn(fd, l.conn.MaxFrame())
+	if err != nil {
+		l.log.Error("direct channel from the master unusable", "peer_pid", d.Peer, "err", err)
+		return
+	}
+	l.msgs.Peer(d.Peer, conn)
 }
 
 // LeaveMessaging, at the agent's stop, asks the master to send nothing more

@@ -171,6 +171,11 @@ type master struct {
 	ops      opQueue     // reloads and scaling, one at a time
 	desired  int         // workers wanted
 
+	// the ready agent the workers have direct channels to (direct.go); nil
+	// while there is none, or it is stopping
+	directAgent *child
+	relay       bool // BROOD_MESSENGER_RELAY=1: agent traffic through the master, as before direct channels
+
 	agentOps agentOps                // job queries: jobs.go
 	rounds   map[uint64]*reopenRound // log reopening rounds in progress: logs.go
 	roundSeq uint64
@@ -223,6 +228,7 @@ func newMaster(c *Config, exe string, st Starter, clock schedule.Clock, sigs <-c
 		slots:   map[int]*slotState{},
 		live:    map[*child]bool{},
 		desired: c.Workers,
+		relay:   os.Getenv(EnvRelay) == "1",
 	}
 	m.router.log = c.Log
 	return m, nil
