@@ -308,3 +308,40 @@ func TestOnMembersFiresOnChange(t *testing.T) {
 		}
 	}
 }
+
+// A worker SIGKILLed with calls to the agent in flight, and replies on the
+// way to it, costs the agent nothing: it stays up, logs no error, and
+// answers the other worker at once.
+func TestDirectWorkerKilledWithCallsInFlight(t *testing.T) {
+	c := start(t)
+	mem := clusterPIDs(t, c)
+	victim, other := mem.Apps[0], mem.Apps[1]
+	cl := pinned(t, c, victim)
+	go func() {
+		// Ends with an error when the worker dies.
+		_, _, _ = ct.Get(cl, c.URL("/do?"+q("op", "callloop", "ms", 5000, "c", 8)))
+	}()
+	if _, _, err := c.WaitLog(10*time.Second, 0, func(l map[string]any) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	at := c.Lines()
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.WaitLog(20*time.Second, at, ct.Msg("replacement ready")); err != nil {
+		t.Fatal(err)
+	}
+	st := callLoopOn(t, pinned(t, c, other), c, time.Second, 2)
+	if st.Other != 0 || st.Gone != 0 || st.OK == 0 {
+		t.Errorf("the other worker's calls after the kill: %+v; want all answered", st)
+	}
+	if after := membersOf(t, c); after.Agent != mem.Agent {
+		t.Errorf("agent %d after the kill; want the same %d", after.Agent, mem.Agent)
+	}
+	if _, _, err := c.WaitLog(time.Second, at, func(l map[string]any) bool {
+		return l["pid"] == float64(mem.Agent) && (l["level"] == "ERROR" || l["level"] == "WARN")
+	}); err == nil {
+		t.Errorf("the agent logged a warning or an error for a worker that died:\n%s", c.Messages())
+	}
+}
