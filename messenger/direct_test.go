@@ -290,7 +290,14 @@ func TestOnMembersFiresOnChange(t *testing.T) {
 	if _, _, err := c.WaitLog(20*time.Second, at, ct.Msg("replacement ready")); err != nil {
 		t.Fatal(err)
 	}
-	after := clusterPIDs(t, c)
+	// The agent hears of the new worker just after the master logs it.
+	var after members
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		after = membersOf(t, c)
+		if len(after.Apps) == 2 && !slices.Contains(after.Apps, victim) || time.Now().After(deadline) {
+			break
+		}
+	}
 	var newPID int
 	for _, p := range after.Apps {
 		if p != mem.Apps[1] {

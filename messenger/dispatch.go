@@ -188,8 +188,8 @@ func (m *Messenger) dispatchOne(f *wire.Frame, p *peer) {
 			p.dirty = true
 			m.ackDirty = append(m.ackDirty, p)
 		}
-	} else {
-		m.handled++
+	} else if m.relay.Load() {
+		m.handled++ // acknowledged to the master, which keeps them (relay mode)
 	}
 	heard := false
 	for _, s := range t.on[f.Action] {

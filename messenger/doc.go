@@ -18,6 +18,7 @@
 //	SendTo(pid, action, data)   the process with that pid
 //	On / Once(action, fn)       subscribe
 //	Handle(action, fn)          answer Call and CallAgent
+//	OnMembers(fn)               learn when the ready processes change
 //
 // Data is encoded as JSON (encoding/json); a handler reads it with
 // Message.Decode.
