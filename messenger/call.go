@@ -88,6 +88,13 @@ func (m *Messenger) call(ctx context.Context, route wire.Route, pid int, action 
 	}
 	select {
 	case r := <-p.done:
+		if r.kind == wire.KindReplyError && !dl.IsZero() && !time.Now().Before(dl) {
+			// The handler's context carries this deadline too and may end
+			// a moment before ours is noticed: the caller's deadline is
+			// what it reports.
+			<-ctx.Done()
+			return callCtxError(ctx, action, target)
+		}
 		switch {
 		case r.err != nil:
 			return fmt.Errorf("call %q to %s: %w", action, target, r.err)
@@ -102,12 +109,16 @@ func (m *Messenger) call(ctx context.Context, route wire.Route, pid int, action 
 	case <-ctx.Done():
 		m.calls.remove(id)
 		m.gaveUp(route, pid, id)
-		err, cause := ctx.Err(), context.Cause(ctx)
-		if cause != nil && cause != err {
-			return fmt.Errorf("call %q to %s: %w: %w", action, target, err, cause)
-		}
-		return fmt.Errorf("call %q to %s: %w", action, target, err)
+		return callCtxError(ctx, action, target)
 	}
+}
+
+func callCtxError(ctx context.Context, action, target string) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if cause != nil && cause != err {
+		return fmt.Errorf("call %q to %s: %w: %w", action, target, err, cause)
+	}
+	return fmt.Errorf("call %q to %s: %w", action, target, err)
 }
 
 // direct sends a call at once, unless the Messenger is closed.

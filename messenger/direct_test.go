@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -350,5 +351,43 @@ func TestDirectWorkerKilledWithCallsInFlight(t *testing.T) {
 		return l["pid"] == float64(mem.Agent) && (l["level"] == "ERROR" || l["level"] == "WARN")
 	}); err == nil {
 		t.Errorf("the agent logged a warning or an error for a worker that died:\n%s", c.Messages())
+	}
+}
+
+// An agent whose dispatcher deadlocks while messages wait is killed after
+// the hang timeout; the message queued behind the stuck one reaches the
+// next agent, and calls work again.
+func TestDeadlockedAgentIsReplaced(t *testing.T) {
+	hangFile := filepath.Join(t.TempDir(), "hung")
+	c := start(t, "BROOD_HANG_TIMEOUT=2s", "BROOD_TEST_HANG_FILE="+hangFile)
+	mem := clusterPIDs(t, c)
+	cl := pinned(t, c, mem.Apps[0])
+	at := c.Lines()
+	get(t, cl, c, q("op", "send", "route", "agent", "action", "hang", "data", "x"))
+	get(t, cl, c, q("op", "send", "route", "agent", "action", "t", "data", "behind-the-hang"))
+	if _, _, err := c.WaitLog(20*time.Second, at, ct.Msg("agent hung: its message handlers made no progress while messages waited; killing it, the next agent gets what was held")); err != nil {
+		t.Fatalf("deadlocked agent not detected: %v", err)
+	}
+	rs := waitRecords(t, c, 1, got("behind-the-hang"))
+	if len(rs) != 1 || rs[0].PID == mem.Agent {
+		t.Errorf("the message behind the stuck one: %+v; want it handled once, by the new agent", rs)
+	}
+	r := get(t, cl, c, q("op", "call", "action", "whoami"))
+	var pid int
+	if r.Err != "" || json.Unmarshal(r.Reply, &pid) != nil || pid == mem.Agent {
+		t.Errorf("call after the replacement: %+v; want an answer from the new agent", r)
+	}
+}
+
+// A long call is not a hang: calls run in goroutines of their own.
+func TestLongCallIsNotAHang(t *testing.T) {
+	c := start(t, "BROOD_HANG_TIMEOUT=1s")
+	cl := ct.Client(30 * time.Second)
+	r := get(t, cl, c, q("op", "call", "action", "slow", "data", "", "json", "3000", "ms", 10000))
+	if r.Err != "" {
+		t.Errorf("a 3 s call with a 1 s hang timeout: %+v; want it answered", r)
+	}
+	if strings.Contains(c.Output(), "agent hung") {
+		t.Error("a long call was taken for a hang")
 	}
 }

@@ -71,6 +71,7 @@ func (b *inbox) push(f wire.Frame, p *peer, m *Messenger) {
 	}
 	b.q = append(b.q, inFrame{f, p})
 	b.bytes += n
+	m.queued.Add(1)
 	wake := b.idle
 	b.idle = false
 	b.mu.Unlock()
@@ -132,6 +133,8 @@ func (m *Messenger) dispatch() {
 		for i := range batch {
 			m.dispatchOne(&batch[i].f, batch[i].p)
 			batch[i] = inFrame{} // let the data go
+			m.queued.Add(-1)
+			m.progress.Add(1)
 		}
 		m.ack(ackEvery)
 	}
@@ -238,6 +241,7 @@ func (m *Messenger) serve(f *wire.Frame) {
 	go func() {
 		defer m.handlers.Done()
 		defer m.running.Add(-1)
+		defer m.progress.Add(1)
 		defer done()
 		res, err := m.runHandler(ctx, h, msg)
 		if err != nil {

@@ -84,6 +84,14 @@
 // Membership: OnMembers says when the ready agent or the ready workers
 // change; AgentPID and AppPIDs say who they are now.
 //
+// A hung agent: with a hang timeout (framework.WithHangTimeout), the agent
+// reports its dispatcher's work to the master, which kills an agent whose
+// messages waited for the whole timeout while none was handled (an On
+// function deadlocked); the workers keep what it did not acknowledge for
+// the next agent, and its calls in flight fail with ErrTargetGone. Calls
+// run in goroutines of their own, so a long one is no hang; an On function
+// that runs long on purpose calls Messenger.Progress.
+//
 // Failures: a panic in an On or Handle function is logged with its action
 // and the process carries on (a Call gets a *RemoteError). Data over the
 // size limit (framework.WithMaxMessageSize, 16 MiB by default) is refused by

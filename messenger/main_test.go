@@ -128,6 +128,17 @@ func listen(m *messenger.Messenger, log *slog.Logger) {
 		time.Sleep(time.Hour)
 		return nil, nil
 	})
+	// Blocks the dispatcher for good, the first time only (a file marks
+	// it): a deadlocked agent, for the hang detection.
+	m.On("hang", func(msg messenger.Message) {
+		f, err := os.OpenFile(os.Getenv("BROOD_TEST_HANG_FILE"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return
+		}
+		f.Close()
+		log.Info("hanging")
+		select {}
+	})
 	m.OnMembers(func(agent int, apps []int) { log.Info("members", "agent", agent, "apps", apps) })
 	m.Handle("fail", func(ctx context.Context, msg messenger.Message) (any, error) {
 		return nil, errors.New("no such thing")

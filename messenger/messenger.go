@@ -49,6 +49,8 @@ type Messenger struct {
 	cancel   context.CancelFunc
 	handlers sync.WaitGroup // running Handle functions
 	running  atomic.Int64   // how many
+	progress atomic.Uint64  // messages handled, handlers returned, Progress calls: for hang detection
+	queued   atomic.Int64   // frames in the inbox
 }
 
 // Config describes a Messenger to New.
@@ -253,6 +255,21 @@ func (e endpoint) Peer(pid int, conn *wire.Conn) {
 }
 
 func (e endpoint) Members(mem msglink.Members) { e.m.setMembers(mem) }
+
+// Work counts as waiting what is queued for the dispatcher (messages, and
+// calls behind them): each call runs in its own goroutine, so a call that
+// runs long, or a handler stuck on its own, holds up nobody but its caller,
+// whose deadline ends it; what can hang the agent is its dispatcher.
+func (e endpoint) Work() (inFlight int64, progress uint64) {
+	return e.m.queued.Load(), e.m.progress.Load()
+}
+
+// Progress tells the hang detection that this process is making progress.
+// The agent is replaced as hung when messages wait for its On functions and
+// for the hang timeout (framework.WithHangTimeout) none was handled, no
+// Handle function returned and nothing called Progress: an On function
+// that legitimately runs that long calls it now and then.
+func (m *Messenger) Progress() { m.progress.Add(1) }
 
 func (e endpoint) ClusterReady() { e.m.out.flush(e.m.route, e.m.log) }
 

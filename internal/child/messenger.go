@@ -2,6 +2,7 @@ package child
 
 import (
 	"context"
+	"time"
 
 	"github.com/broodhq/brood/internal/msglink"
 	"github.com/broodhq/brood/internal/protocol"
@@ -110,4 +111,20 @@ func (l *Link) disconnectMessenger() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = l.msgs.Close(ctx)
+}
+
+// Heartbeat reports the messenger's work to the master every interval
+// until ctx ends: the agent's hang detection (the master's housekeeping).
+func (l *Link) Heartbeat(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		inFlight, progress := l.msgs.Work()
+		l.Send(protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{InFlight: inFlight, Progress: progress}))
+	}
 }

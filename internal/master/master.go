@@ -76,6 +76,7 @@ type child struct {
 	progressSeq  uint64
 	lastProgress time.Time
 	hung         bool // replaced as hung: its idle connections are not kept (stopChild)
+	beats        bool // it sends heartbeats: the hang detection may judge it
 }
 
 // exited reports whether the child has been reaped.

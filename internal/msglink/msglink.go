@@ -58,6 +58,9 @@ type Endpoint interface {
 	Deliver(f wire.Frame)
 	// Members announces a new membership.
 	Members(m Members)
+	// Work is what the hang detection watches: frames queued or being
+	// handled, and a count that moves whenever one is done.
+	Work() (inFlight int64, progress uint64)
 	// Peer hands over a direct channel to pid (CtlDirect); the Messenger
 	// reads it and closes it.
 	Peer(pid int, conn *wire.Conn)
