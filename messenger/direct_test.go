@@ -73,7 +73,12 @@ func TestDirectAgentKilledMidStreamFromThreeWorkers(t *testing.T) {
 	seqFile := filepath.Join(t.TempDir(), "seq")
 	slowEnv, slow := agentSlowStart(t)
 	c := start(t, "BROOD_WORKERS=3", "BROOD_TEST_SEQ_FILE="+seqFile, slowEnv)
-	mem := membersOf(t, c)
+	var mem members
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if mem = membersOf(t, c); len(mem.Apps) == 3 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(mem.Apps) != 3 {
 		t.Fatalf("members %+v; want 3 workers", mem)
 	}

@@ -34,7 +34,9 @@
 // The queue holds up to 64 MiB (4× the message size limit if that is more);
 // past it, sends fail with ErrBacklog. Calls are not queued (see Call).
 // Only ready processes receive: a message sent while a worker is still
-// starting does not reach that worker.
+// starting does not reach that worker. Each process learns the membership
+// from the master, a little apart from the others: the agent may hear
+// that a worker is ready a moment after that worker has called it.
 //
 // While the agent restarts: each worker holds what it sends to the agent,
 // and hands it to the new agent once the master passes it the channel to

@@ -59,7 +59,8 @@ func (m *master) directReset(ch *child, f wire.Frame) {
 		return
 	}
 	for c := range m.live {
-		if c.pid == d.Peer && c.slot != agentSlot && !c.exited() && c.conn != nil {
+		// A worker that was told to stop closes its channel itself.
+		if c.pid == d.Peer && c.slot != agentSlot && (c.state == childStarting || c.state == childReady) && c.conn != nil {
 			c.log.Info("direct channel to the agent reset: passing a new one")
 			m.pair(ch, c)
 			return
