@@ -57,7 +57,7 @@ func (c *config) masterConfig(p *proclog.Process) *master.Config {
 
 func (c *config) agentConfig(p *proclog.Process) agentproc.Config {
 	ac := agentproc.Config{Log: p.Log, Hooks: c.agentHooks, ShutdownTimeout: c.shutdownTimeout,
-		Store: c.storeConfig(), MetricsAddr: c.metrics.addr}
+		Store: c.storeConfig(), MetricsAddr: c.metrics.addr, Heartbeat: c.housekeepingEvery()}
 	if c.logs.dir != "" {
 		ac.Rotation = &agentproc.RotationConfig{
 			Dir: c.logs.dir, MaxSize: c.logs.maxSize, Keep: c.logs.keep,

@@ -77,9 +77,10 @@ func (m *Messenger) call(ctx context.Context, route wire.Route, pid int, action 
 		defer cancel()
 	}
 	id, p := m.calls.add(pid)
-	raw, err := m.encode(wire.KindCall, route, pid, id, action, data)
+	dl, _ := ctx.Deadline()
+	raw, err := m.encodeBy(wire.KindCall, route, pid, id, dl.UnixNano(), action, data)
 	if err == nil {
-		err = m.out.direct(m.conn, raw)
+		err = m.out.direct(m.route, raw)
 	}
 	if err != nil {
 		m.calls.remove(id)
@@ -87,6 +88,13 @@ func (m *Messenger) call(ctx context.Context, route wire.Route, pid int, action 
 	}
 	select {
 	case r := <-p.done:
+		if r.kind == wire.KindReplyError && !dl.IsZero() && !time.Now().Before(dl) {
+			// The handler's context carries this deadline too and may end
+			// a moment before ours is noticed: the caller's deadline is
+			// what it reports.
+			<-ctx.Done()
+			return callCtxError(ctx, action, target)
+		}
 		switch {
 		case r.err != nil:
 			return fmt.Errorf("call %q to %s: %w", action, target, r.err)
@@ -100,23 +108,82 @@ func (m *Messenger) call(ctx context.Context, route wire.Route, pid int, action 
 		return nil
 	case <-ctx.Done():
 		m.calls.remove(id)
-		err, cause := ctx.Err(), context.Cause(ctx)
-		if cause != nil && cause != err {
-			return fmt.Errorf("call %q to %s: %w: %w", action, target, err, cause)
-		}
-		return fmt.Errorf("call %q to %s: %w", action, target, err)
+		m.gaveUp(route, pid, id)
+		return callCtxError(ctx, action, target)
 	}
 }
 
+func callCtxError(ctx context.Context, action, target string) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if cause != nil && cause != err {
+		return fmt.Errorf("call %q to %s: %w: %w", action, target, err, cause)
+	}
+	return fmt.Errorf("call %q to %s: %w", action, target, err)
+}
+
 // direct sends a call at once, unless the Messenger is closed.
-func (o *outbox) direct(conn *wire.Conn, raw []byte) error {
+func (o *outbox) direct(route func([]byte) error, raw []byte) error {
 	o.mu.Lock()
 	closed := o.closed
 	o.mu.Unlock()
 	if closed {
 		return ErrClosed
 	}
-	return conn.SendNow(raw)
+	return route(raw)
+}
+
+// gaveUp tells the handler of call id that its caller gave up, so that its
+// context ends.
+func (m *Messenger) gaveUp(route wire.Route, pid int, id uint64) {
+	if m.conn == nil {
+		return
+	}
+	if m.role == wire.RoleApp && !m.relay.Load() && (route == wire.ToAgent || m.path.reaches(pid)) {
+		m.path.cancel(id)
+		return
+	}
+	f := wire.Frame{Kind: wire.KindCancel, Route: wire.ToPID, From: m.role, ToPID: pid, FromPID: m.pid, CallID: id}
+	if route == wire.ToAgent {
+		f.Route = wire.ToAgent
+	}
+	raw := f.Encode()
+	if m.role == wire.RoleAgent && !m.relay.Load() {
+		if pid == m.pid {
+			m.cancelHandler(m.pid, id, "the caller gave up")
+		} else if p := m.peers.get(pid); p != nil {
+			_ = p.conn.SendNow(raw)
+		}
+		return
+	}
+	_ = m.conn.SendNow(raw)
+}
+
+func (c *callTable) has(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending[id] != nil
+}
+
+// failTarget fails every call waiting on pid.
+func (c *callTable) failTarget(pid int, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, p := range c.pending {
+		if p.target == pid {
+			delete(c.pending, id)
+			p.done <- callResult{err: err}
+		}
+	}
+}
+
+// failAgentCalls fails the calls with these ids: calls to the agent that
+// it will not answer.
+func (m *Messenger) failAgentCalls(ids []uint64, why string) {
+	for _, id := range ids {
+		if p := m.calls.take(id); p != nil {
+			p.done <- callResult{err: fmt.Errorf("%w: %s", ErrTargetGone, why)}
+		}
+	}
 }
 
 func (c *callTable) add(pid int) (uint64, *pendingCall) {
@@ -166,6 +233,14 @@ func (m *Messenger) resolve(f wire.Frame) {
 // such a call cannot be answered, and the caller should not wait for its
 // deadline to learn that.
 func (m *Messenger) setMembers(mem msglink.Members) {
+	m.relay.Store(mem.Relay)
+	if m.role == wire.RoleApp {
+		if mem.Relay {
+			m.path.relayHeld(m)
+		}
+		m.path.setGone(m, mem.AgentGone)
+	}
+	defer m.watch.notify(false)
 	c := &m.calls
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -183,6 +258,11 @@ func (m *Messenger) setMembers(mem msglink.Members) {
 		if gone[p.target] {
 			delete(c.pending, id)
 			p.done <- callResult{err: fmt.Errorf("%w: pid %d exited before it replied; the call may or may not have run", ErrTargetGone, p.target)}
+		}
+	}
+	for pid, g := range gone {
+		if g {
+			go m.orphanHandlers(pid, "the caller exited")
 		}
 	}
 }

@@ -71,19 +71,26 @@ func clusterPIDs(t *testing.T, c *ct.Cluster) members {
 	t.Helper()
 	cl := ct.Client(30 * time.Second)
 	defer cl.CloseIdleConnections() // nothing left to keep a replaced worker waiting
-	r := get(t, cl, c, q("op", "call", "action", "members"))
-	var mem members
-	if r.Err != "" || json.Unmarshal(r.Reply, &mem) != nil {
-		t.Fatalf("members: %+v", r)
+	// The master announces the membership to every process; a call reaches
+	// the agent over another channel, so the agent may hear of a worker
+	// that just became ready a moment after the worker can call it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r := get(t, cl, c, q("op", "call", "action", "members"))
+		var mem members
+		if r.Err != "" || json.Unmarshal(r.Reply, &mem) != nil {
+			t.Fatalf("members: %+v", r)
+		}
+		kids := c.Children()
+		all := append([]int{mem.Agent}, mem.Apps...)
+		slices.Sort(kids)
+		slices.Sort(all)
+		if slices.Equal(kids, all) && len(mem.Apps) == 2 {
+			return mem
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("AgentPID %d and AppPIDs %v; the master's children are %v", mem.Agent, mem.Apps, kids)
+		}
 	}
-	kids := c.Children()
-	all := append([]int{mem.Agent}, mem.Apps...)
-	slices.Sort(kids)
-	slices.Sort(all)
-	if !slices.Equal(kids, all) || len(mem.Apps) != 2 {
-		t.Fatalf("AgentPID %d and AppPIDs %v; the master's children are %v", mem.Agent, mem.Apps, kids)
-	}
-	return mem
 }
 
 type rec struct {
@@ -384,9 +391,9 @@ func TestAgentKilledWithMessagesInFlight(t *testing.T) {
 	}
 	held, _, err := c.WaitLog(time.Second, killedAt, ct.Msg("delivered held messages to the new agent"))
 	if err != nil {
-		t.Errorf("the master held nothing for the new agent: %v", err)
+		t.Errorf("the sender held nothing for the new agent: %v", err)
 	}
-	t.Logf("old agent handled 1..%d; new agent %d..%d (%d handled twice); master held %v",
+	t.Logf("old agent handled 1..%d; new agent %d..%d (%d handled twice); sender held %v",
 		old[len(old)-1], nw[0], nw[len(nw)-1], old[len(old)-1]-nw[0]+1, held["count"])
 }
 

@@ -1,6 +1,7 @@
 package messenger
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -23,7 +24,7 @@ const ackEvery = 1024
 // the calls those handlers make arrive through it.
 type inbox struct {
 	mu     sync.Mutex
-	q      []wire.Frame
+	q      []inFrame
 	bytes  int
 	limit  int  // bytes queued at most; past it, messages are dropped
 	idle   bool // the dispatcher waits for wake
@@ -33,13 +34,20 @@ type inbox struct {
 	done   chan struct{} // the dispatcher has returned
 }
 
+// inFrame is a frame in the inbox, with the direct channel it came by (nil:
+// the master's).
+type inFrame struct {
+	f wire.Frame
+	p *peer
+}
+
 func (b *inbox) init() {
 	b.wake = make(chan struct{}, 1)
 	b.lost.Msg, b.lost.Level = "messages dropped", slog.LevelError
 	b.done = make(chan struct{})
 }
 
-func (b *inbox) push(f wire.Frame, m *Messenger) {
+func (b *inbox) push(f wire.Frame, p *peer, m *Messenger) {
 	n := len(f.Data) + len(f.Action)
 	b.mu.Lock()
 	if b.closed {
@@ -61,8 +69,9 @@ func (b *inbox) push(f wire.Frame, m *Messenger) {
 		b.lost.Add(m.log, fmt.Sprintf("handlers are not keeping up and the inbox is full (%d bytes)", limit), f.Action)
 		return
 	}
-	b.q = append(b.q, f)
+	b.q = append(b.q, inFrame{f, p})
 	b.bytes += n
+	m.queued.Add(1)
 	wake := b.idle
 	b.idle = false
 	b.mu.Unlock()
@@ -104,7 +113,7 @@ func (m *Messenger) dispatch() {
 	defer close(m.in.done)
 	defer m.in.lost.Flush()
 	b := &m.in
-	var batch []wire.Frame
+	var batch []inFrame
 	for {
 		b.mu.Lock()
 		batch, b.q = b.q, batch[:0]
@@ -122,8 +131,10 @@ func (m *Messenger) dispatch() {
 		}
 		b.mu.Unlock()
 		for i := range batch {
-			m.dispatchOne(&batch[i])
-			batch[i] = wire.Frame{} // let the data go
+			m.dispatchOne(&batch[i].f, batch[i].p)
+			batch[i] = inFrame{} // let the data go
+			m.queued.Add(-1)
+			m.progress.Add(1)
 		}
 		m.ack(ackEvery)
 	}
@@ -133,7 +144,26 @@ func (m *Messenger) dispatch() {
 // least min are unacknowledged. Only the agent acknowledges: its messages
 // are the ones the master keeps across a restart.
 func (m *Messenger) ack(min uint64) {
-	if m.role != wire.RoleAgent || m.handled == m.acked || m.handled-m.acked < min {
+	if m.role != wire.RoleAgent {
+		return
+	}
+	// Messages that came over a direct channel are acknowledged to their
+	// sender, over it.
+	keep := m.ackDirty[:0]
+	for _, p := range m.ackDirty {
+		if p.handled-p.acked < min {
+			keep = append(keep, p)
+			continue
+		}
+		p.acked, p.dirty = p.handled, false
+		f := wire.Frame{Kind: wire.KindAck, Route: wire.ToPID, From: m.role, ToPID: p.pid, FromPID: m.pid, CallID: p.handled}
+		if err := p.conn.Send(f.Encode()); err != nil {
+			m.log.Debug("acknowledgement not sent", "worker_pid", p.pid, "err", err)
+		}
+	}
+	clear(m.ackDirty[len(keep):])
+	m.ackDirty = keep
+	if m.handled == m.acked || m.handled-m.acked < min {
 		return
 	}
 	m.acked = m.handled
@@ -147,7 +177,7 @@ func messageOf(f *wire.Frame) Message {
 	return Message{Action: f.Action, Data: f.Data, From: f.From.String(), PID: f.FromPID}
 }
 
-func (m *Messenger) dispatchOne(f *wire.Frame) {
+func (m *Messenger) dispatchOne(f *wire.Frame, p *peer) {
 	if f.Kind == wire.KindCall {
 		m.handlers.Add(1) // before the dispatcher ends, so before Close waits
 		m.serve(f)
@@ -155,7 +185,15 @@ func (m *Messenger) dispatchOne(f *wire.Frame) {
 	}
 	msg := messageOf(f)
 	t := m.subs.Load()
-	m.handled++
+	if p != nil {
+		p.handled++
+		if !p.dirty {
+			p.dirty = true
+			m.ackDirty = append(m.ackDirty, p)
+		}
+	} else if m.relay.Load() {
+		m.handled++ // acknowledged to the master, which keeps them (relay mode)
+	}
 	heard := false
 	for _, s := range t.on[f.Action] {
 		if s.once {
@@ -199,10 +237,13 @@ func (m *Messenger) serve(f *wire.Frame) {
 		return
 	}
 	m.running.Add(1)
+	ctx, done := m.handlerContext(f)
 	go func() {
 		defer m.handlers.Done()
 		defer m.running.Add(-1)
-		res, err := m.runHandler(h, msg)
+		defer m.progress.Add(1)
+		defer done()
+		res, err := m.runHandler(ctx, h, msg)
 		if err != nil {
 			code := msglink.CodeError
 			if _, ok := err.(panicError); ok {
@@ -229,7 +270,7 @@ type panicError string
 
 func (p panicError) Error() string { return string(p) }
 
-func (m *Messenger) runHandler(h HandlerFunc, msg Message) (res any, err error) {
+func (m *Messenger) runHandler(ctx context.Context, h HandlerFunc, msg Message) (res any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			m.log.Error("call handler panicked", "action", msg.Action, "from", msg.From,
@@ -237,7 +278,7 @@ func (m *Messenger) runHandler(h HandlerFunc, msg Message) (res any, err error) 
 			res, err = nil, panicError(fmt.Sprint(p))
 		}
 	}()
-	return h(m.ctx, msg)
+	return h(ctx, msg)
 }
 
 func (m *Messenger) replyError(to int, id uint64, code, text string) {
@@ -249,7 +290,7 @@ func (m *Messenger) replyError(to int, id uint64, code, text string) {
 // cluster to be ready: the caller is waiting.
 func (m *Messenger) reply(to int, id uint64, kind wire.Kind, data []byte) {
 	f := wire.Frame{Kind: kind, Route: wire.ToPID, From: m.role, ToPID: to, FromPID: m.pid, CallID: id, Data: data}
-	if err := m.conn.SendNow(f.Encode()); err != nil {
+	if err := m.sendReply(to, f.Encode()); err != nil {
 		m.log.Warn("reply not sent", "to_pid", to, "err", err)
 	}
 }

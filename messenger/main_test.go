@@ -108,9 +108,38 @@ func listen(m *messenger.Messenger, log *slog.Logger) {
 		case <-time.After(time.Duration(ms) * time.Millisecond):
 			return "done", nil
 		case <-ctx.Done():
+			log.Info("slow call context ended", "cause", fmt.Sprint(context.Cause(ctx)),
+				"caller_gone", errors.Is(context.Cause(ctx), messenger.ErrCallerGone))
 			return nil, ctx.Err()
 		}
 	})
+	// The caller's deadline as the handler sees it: ms left, -1 for none.
+	m.Handle("deadline", func(ctx context.Context, msg messenger.Message) (any, error) {
+		dl, ok := ctx.Deadline()
+		if !ok {
+			return -1, nil
+		}
+		return time.Until(dl).Milliseconds(), nil
+	})
+	// A handler that ignores its context: a stopping process must not wait
+	// for it past messenger.OrphanWait once its caller gave up.
+	m.Handle("stuck", func(ctx context.Context, msg messenger.Message) (any, error) {
+		log.Info("stuck call started")
+		time.Sleep(time.Hour)
+		return nil, nil
+	})
+	// Blocks the dispatcher for good, the first time only (a file marks
+	// it): a deadlocked agent, for the hang detection.
+	m.On("hang", func(msg messenger.Message) {
+		f, err := os.OpenFile(os.Getenv("BROOD_TEST_HANG_FILE"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return
+		}
+		f.Close()
+		log.Info("hanging")
+		select {}
+	})
+	m.OnMembers(func(agent int, apps []int) { log.Info("members", "agent", agent, "apps", apps) })
 	m.Handle("fail", func(ctx context.Context, msg messenger.Message) (any, error) {
 		return nil, errors.New("no such thing")
 	})
@@ -199,7 +228,7 @@ func (s *seqState) on(msg messenger.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.file != nil {
-		fmt.Fprintf(s.file, "%d %d\n", os.Getpid(), n)
+		fmt.Fprintf(s.file, "%d %d %d\n", os.Getpid(), n, msg.PID)
 	}
 	// A new agent may first see the few messages the old one handled but
 	// had not acknowledged: the check starts at the first number seen.
@@ -230,7 +259,7 @@ type result struct {
 //	op=agentsend&...                                    have the agent send
 //	op=call&pid=..&action=..&data=..&ms=..               Call (pid 0: CallAgent)
 //	op=seqsend&route=..&pid=..&n=..&pace=..              send 1..n on "seq"
-//	op=garbage                                           corrupt the channel
+//	op=garbage                                           corrupt the channels (to the master, to the agent)
 func do(w http.ResponseWriter, r *http.Request) {
 	a := app.FromContext(r.Context())
 	m := a.Messenger()
@@ -291,6 +320,12 @@ func do(w http.ResponseWriter, r *http.Request) {
 			}
 			a.Logger().Info("seqsend done", "n", n)
 		}()
+	case "callloop":
+		// CallAgent echo for ms milliseconds, c at a time; every call must
+		// end, answered or with ErrTargetGone.
+		ms, _ := strconv.Atoi(q.Get("ms"))
+		conc, _ := strconv.Atoi(q.Get("c"))
+		res.Reply, err = json.Marshal(callLoop(m, time.Duration(ms)*time.Millisecond, max(conc, 1)))
 	case "garbage":
 		err = writeGarbage()
 	default:
@@ -349,6 +384,7 @@ func writeGarbage() error {
 	if err != nil {
 		return err
 	}
+	found := false
 	for _, e := range ents {
 		fd, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -364,8 +400,58 @@ func writeGarbage() error {
 		if typ, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TYPE); err != nil || typ != syscall.SOCK_STREAM {
 			continue
 		}
-		_, err = syscall.Write(fd, []byte{3, 0, 0, 0, 'b', 'a', 'd'})
-		return err
+
+		// Every one: the channel to the master and the direct one to the
+		// agent, which cannot be told apart from here.
+		if _, err := syscall.Write(fd, []byte{3, 0, 0, 0, 'b', 'a', 'd'}); err != nil {
+			return err
+		}
+		found = true
 	}
-	return errors.New("no channel socket found")
+	if !found {
+		return errors.New("no channel socket found")
+	}
+	return nil
+}
+
+type loopStats struct {
+	OK, Gone, Other int
+	MaxMS           int64
+	Errs            []string
+}
+
+func callLoop(m *messenger.Messenger, d time.Duration, conc int) loopStats {
+	var mu sync.Mutex
+	var st loopStats
+	end := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for g := range conc {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(end); i++ {
+				t0 := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				var got string
+				want := fmt.Sprintf("%d-%d", g, i)
+				err := m.CallAgent(ctx, "echo", want, &got)
+				cancel()
+				ms := time.Since(t0).Milliseconds()
+				mu.Lock()
+				st.MaxMS = max(st.MaxMS, ms)
+				switch {
+				case err == nil && got == want:
+					st.OK++
+				case errors.Is(err, messenger.ErrTargetGone):
+					st.Gone++
+				default:
+					st.Other++
+					if len(st.Errs) < 5 {
+						st.Errs = append(st.Errs, fmt.Sprintf("%v (reply %q)", err, got))
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return st
 }

@@ -8,7 +8,9 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/broodhq/brood/internal/losslog"
 	"github.com/broodhq/brood/internal/msglink"
 	"github.com/broodhq/brood/internal/wire"
 )
@@ -31,13 +33,24 @@ type Messenger struct {
 	calls   callTable
 	members atomic.Pointer[msglink.Members]
 	unheard atomic.Uint64
+	watch   watchers // OnMembers
 
-	handled, acked uint64 // messages the dispatcher has handled, and acknowledged; its own
+	relay   atomic.Bool // the master relays agent traffic (msglink.Members.Relay)
+	closing atomic.Bool
+	path    agentPath // a worker's way to the agent: direct.go
+	peers   peerTable // the agent's ways to the workers: direct.go
+	lostOut losslog.Log
+
+	handled, acked uint64  // messages the dispatcher has handled, and acknowledged; its own
+	ackDirty       []*peer // peers with messages handled and not acknowledged; the dispatcher's
+	inflight       inflight
 
 	ctx      context.Context // handlers' context; ends when the Messenger closes
 	cancel   context.CancelFunc
 	handlers sync.WaitGroup // running Handle functions
 	running  atomic.Int64   // how many
+	progress atomic.Uint64  // messages handled, handlers returned, Progress calls: for hang detection
+	queued   atomic.Int64   // frames in the inbox
 }
 
 // Config describes a Messenger to New.
@@ -60,6 +73,7 @@ func New(c Config) *Messenger {
 	m.members.Store(&msglink.Members{})
 	m.calls.pending = map[uint64]*pendingCall{}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.inflight.m = map[callKey]*running{}
 	m.in.init()
 	if c.Link != nil {
 		m.conn = c.Link.Conn
@@ -67,6 +81,7 @@ func New(c Config) *Messenger {
 		m.maxData = m.conn.MaxFrame()
 		m.out.limit = wire.QueueLimit(m.maxData)
 		m.in.limit = wire.QueueLimit(m.maxData)
+		m.path.limit = wire.QueueLimit(m.maxData) / 2
 		c.Link.Endpoint = endpoint{m}
 		go m.dispatch()
 	} else {
@@ -115,7 +130,7 @@ func (m *Messenger) send(route wire.Route, pid int, action string, data any) err
 	if err != nil {
 		return fmt.Errorf("send %q: %w", action, err)
 	}
-	if err := m.out.send(m.conn, raw); err != nil {
+	if err := m.out.send(m.route, raw); err != nil {
 		return fmt.Errorf("send %q: %w", action, err)
 	}
 	return nil
@@ -123,6 +138,10 @@ func (m *Messenger) send(route wire.Route, pid int, action string, data any) err
 
 // encode makes a frame, refusing what the receiving end would refuse.
 func (m *Messenger) encode(kind wire.Kind, route wire.Route, pid int, id uint64, action string, data any) ([]byte, error) {
+	return m.encodeBy(kind, route, pid, id, 0, action, data)
+}
+
+func (m *Messenger) encodeBy(kind wire.Kind, route wire.Route, pid int, id uint64, deadline int64, action string, data any) ([]byte, error) {
 	if m.conn == nil {
 		return nil, ErrNoCluster
 	}
@@ -136,7 +155,7 @@ func (m *Messenger) encode(kind wire.Kind, route wire.Route, pid int, id uint64,
 	if len(b) > m.maxData {
 		return nil, fmt.Errorf("%w: %d bytes encoded, limit %d (framework.WithMaxMessageSize)", ErrTooLarge, len(b), m.maxData)
 	}
-	f := wire.Frame{Kind: kind, Route: route, From: m.role, ToPID: pid, FromPID: m.pid, CallID: id, Action: action, Data: b}
+	f := wire.Frame{Kind: kind, Route: route, From: m.role, ToPID: pid, FromPID: m.pid, CallID: id, Deadline: deadline, Action: action, Data: b}
 	return f.Encode(), nil
 }
 
@@ -152,7 +171,7 @@ type outbox struct {
 	limit  int // bytes queued at most
 }
 
-func (o *outbox) send(conn *wire.Conn, raw []byte) error {
+func (o *outbox) send(route func([]byte) error, raw []byte) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch {
@@ -166,12 +185,12 @@ func (o *outbox) send(conn *wire.Conn, raw []byte) error {
 		o.queued += len(raw)
 		return nil
 	}
-	return conn.Send(raw)
+	return route(raw)
 }
 
 // flush sends what was queued; sends that come later wait on the lock, so
 // they cannot overtake.
-func (o *outbox) flush(conn *wire.Conn, log *slog.Logger) {
+func (o *outbox) flush(route func([]byte) error, log *slog.Logger) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.ready || o.closed {
@@ -179,7 +198,7 @@ func (o *outbox) flush(conn *wire.Conn, log *slog.Logger) {
 	}
 	o.ready = true
 	for i, raw := range o.queue {
-		if err := conn.Send(raw); err != nil {
+		if err := route(raw); err != nil {
 			log.Warn("messages queued before the cluster was ready not sent", "count", len(o.queue)-i, "err", err)
 			break
 		}
@@ -201,7 +220,12 @@ func (o *outbox) close() {
 // separate type so that none of it is part of Messenger's API.
 type endpoint struct{ m *Messenger }
 
-func (e endpoint) Deliver(f wire.Frame) {
+func (e endpoint) Deliver(f wire.Frame) { e.m.deliver(f, nil) }
+
+// deliver takes a frame from a channel's reader: from the master's channel
+// (p nil) or from a worker's direct channel to the agent.
+func (m *Messenger) deliver(f wire.Frame, p *peer) {
+	e := endpoint{m}
 	switch f.Kind {
 	case wire.KindReply, wire.KindReplyError:
 		// Straight from the reader: a handler waiting for a reply must not
@@ -212,19 +236,51 @@ func (e endpoint) Deliver(f wire.Frame) {
 			e.m.serve(&f) // starts the handler's goroutine and returns
 			return
 		}
-		e.m.in.push(f, e.m)
+		e.m.in.push(f, p, e.m)
 	case wire.KindMessage:
-		e.m.in.push(f, e.m)
+		e.m.in.push(f, p, e.m)
+	case wire.KindCancel:
+		e.m.cancelHandler(f.FromPID, f.CallID, "the caller gave up")
 	}
+}
+
+func (e endpoint) Peer(pid int, conn *wire.Conn) {
+	m := e.m
+	if m.role == wire.RoleAgent {
+		m.addPeer(pid, conn)
+		return
+	}
+	m.path.attach(m, pid, conn)
+	go m.readAgent(pid, conn)
 }
 
 func (e endpoint) Members(mem msglink.Members) { e.m.setMembers(mem) }
 
-func (e endpoint) ClusterReady() { e.m.out.flush(e.m.conn, e.m.log) }
+// Work counts as waiting what is queued for the dispatcher (messages, and
+// calls behind them): each call runs in its own goroutine, so a call that
+// runs long, or a handler stuck on its own, holds up nobody but its caller,
+// whose deadline ends it; what can hang the agent is its dispatcher.
+func (e endpoint) Work() (inFlight int64, progress uint64) {
+	return e.m.queued.Load(), e.m.progress.Load()
+}
+
+// Progress tells the hang detection that this process is making progress.
+// The agent is replaced as hung when messages wait for its On functions and
+// for the hang timeout (framework.WithHangTimeout) none was handled, no
+// Handle function returned and nothing called Progress: an On function
+// that legitimately runs that long calls it now and then.
+func (m *Messenger) Progress() { m.progress.Add(1) }
+
+func (e endpoint) ClusterReady() { e.m.out.flush(e.m.route, e.m.log) }
 
 func (e endpoint) Close(ctx context.Context) error { return e.m.close(ctx) }
 
-func (e endpoint) Drain(ctx context.Context) error { return e.m.drain(ctx) }
+func (e endpoint) Drain(ctx context.Context) error {
+	if e.m.role == wire.RoleAgent {
+		e.m.leavePeers(ctx)
+	}
+	return e.m.drain(ctx)
+}
 
 // drain closes the inbox and waits, until ctx ends, for what it took to be
 // handled: the dispatcher empties the inbox, then the handlers return.
@@ -236,22 +292,51 @@ func (m *Messenger) drain(ctx context.Context) error {
 		m.handlers.Wait()
 		close(done)
 	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		if n := m.running.Load(); n > 0 {
-			return fmt.Errorf("messenger: %d call handlers still running: %w", n, context.Cause(ctx))
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var orphansSince time.Time
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			if n := m.running.Load(); n > 0 {
+				return fmt.Errorf("messenger: %d call handlers still running: %w", n, context.Cause(ctx))
+			}
+			return nil
+		case now := <-tick.C:
+			// Handlers whose callers gave up or are gone get OrphanWait,
+			// not the whole stop timeout: nobody waits for their answers,
+			// and a reload waits for this drain.
+			select {
+			case <-m.in.done:
+			default:
+				continue
+			}
+			if n, orphans := m.inflight.counts(); n == 0 || orphans < n {
+				orphansSince = time.Time{}
+				continue
+			}
+			if orphansSince.IsZero() {
+				orphansSince = now
+			} else if now.Sub(orphansSince) >= OrphanWait {
+				m.log.Warn("not waiting for call handlers whose callers gave up or are gone: they ignored their context",
+					"handlers", m.running.Load(), "waited", OrphanWait.String())
+				return nil
+			}
 		}
-		return nil
 	}
 }
 
 // close stops the Messenger: sends fail, pending calls fail, the inbox is
 // drained by the dispatcher, and running handlers get until ctx ends.
 func (m *Messenger) close(ctx context.Context) error {
+	m.closing.Store(true)
 	m.out.close()
 	m.calls.failAll(fmt.Errorf("%w: the process is stopping or its master went away", ErrClosed))
 	defer m.cancel()
-	return m.drain(ctx)
+	err := m.drain(ctx)
+	m.closePeers()
+	m.path.close()
+	return err
 }

@@ -5,18 +5,24 @@
 //	cd bench && go run ./messenger -rounds 5
 //
 // one-way: the worker sends -n small messages to the agent with
-// SendToAgent, through the master; the rate is n over the time from the
+// SendToAgent; the rate is n over the time from the
 // first send until the agent has handled the last (a CallAgent queued
 // behind them answers with the agent's count). To stay within the bounded
 // queues the worker keeps at most two windows of -window messages in
 // flight, each closed by such a call.
 //
 // round trip: the worker makes -calls sequential CallAgent calls with a
-// small argument and reply (worker → master → agent → master → worker),
-// and reports the latency percentiles.
+// small argument and reply, and reports the latency percentiles.
 //
 // Each is repeated -rounds times; the summary gives the median round. With
 // -cpuprofile DIR, every process writes DIR/ROLE.pprof.
+//
+// -compare runs each round twice, on fresh clusters: over the direct
+// channels (worker → agent → worker) and over the route through the master
+// (BROOD_MESSENGER_RELAY=1), with both baselines beside the direct one,
+// and prints the medians side by side:
+//
+//	cd bench && go run ./messenger -compare -rounds 5 -n 500000
 //
 // -baseline alternates each round trip round with a round through the same
 // four hops between three bare Go processes (relay.go): on a shared machine
@@ -56,7 +62,8 @@ var (
 	profDir = flag.String("cpuprofile", "", "directory for a CPU profile of every process")
 	workers = flag.Int("workers", 0, "workers (0: brood's default, one per CPU); worker 1 runs the benchmark")
 	procs   = flag.String("procs", "", "GOMAXPROCS by role for experiments, e.g. master=1,agent=1 (default: brood's)")
-	base    = flag.Bool("baseline", false, "alternate round trip rounds with rounds through a bare 4-hop relay of three Go processes")
+	base    = flag.Bool("baseline", false, "alternate round trip rounds with rounds through a bare 4-hop relay of three Go processes, and a bare 2-hop ping-pong")
+	cmp     = flag.Bool("compare", false, "alternate rounds on the direct channels and on the route through the master (BROOD_MESSENGER_RELAY=1), each a fresh cluster, with both bare baselines")
 )
 
 func main() {
@@ -65,6 +72,19 @@ func main() {
 	}
 	flag.Parse()
 	role := os.Getenv("BROOD_ROLE")
+	if *cmp && role == "" && os.Getenv("BENCH_INNER") == "" {
+		release, err := target.Exclusive(context.Background(), 20*time.Minute)
+		if err != nil {
+			fmt.Printf("note: run without the benchmark lock, CPUs possibly shared: %v\n", err)
+		}
+		err = compare()
+		release()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	if role == "" {
 		role = "master"
@@ -75,7 +95,7 @@ func main() {
 			runtime.GOMAXPROCS(n)
 		}
 	}
-	if role == "master" {
+	if role == "master" && os.Getenv("BENCH_INNER") == "" {
 		// One benchmark at a time on this machine (see target.Exclusive).
 		release, err := target.Exclusive(context.Background(), 20*time.Minute)
 		if err != nil {
@@ -152,6 +172,11 @@ func run(m *messenger.Messenger) error {
 			}
 			base50s = append(base50s, pct(lat, 50))
 			fmt.Printf("bare relay round %d: p50 %v  p90 %v  p99 %v\n", r+1, pct(lat, 50), pct(lat, 90), pct(lat, 99))
+			lat, err = pingpong(*calls)
+			if err != nil {
+				return fmt.Errorf("ping-pong: %w", err)
+			}
+			fmt.Printf("bare ping-pong round %d: p50 %v  p90 %v  p99 %v\n", r+1, pct(lat, 50), pct(lat, 90), pct(lat, 99))
 		}
 		lat, err := roundTrip(m)
 		if err != nil {

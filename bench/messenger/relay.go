@@ -117,3 +117,47 @@ func baseline(calls int) ([]time.Duration, error) {
 	}
 	return lat, nil
 }
+
+// pingpong runs calls round trips of a 40-byte frame between this process
+// and a bare echo process over one socketpair: the two hops of a CallAgent
+// on a direct channel, with nothing of brood's around them.
+func pingpong(calls int) ([]time.Duration, error) {
+	mine, theirs, err := socketpair()
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), envRelay+"=echo")
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	theirs.Close()
+	c, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	b := make([]byte, 40)
+	lat := make([]time.Duration, 0, calls)
+	for i := range calls + 1000 {
+		t0 := time.Now()
+		if _, err := c.Write(b); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return nil, err
+		}
+		if i >= 1000 {
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	return lat, nil
+}

@@ -28,6 +28,7 @@ type Config struct {
 	Rotation        *RotationConfig            // nil without a log directory
 	Store           storeagent.Config          // the cluster's store, which the agent hosts
 	MetricsAddr     string                     // where the agent serves the cluster's /metrics; "": nowhere
+	Heartbeat       time.Duration              // how often to report the messenger's work to the master; 0: never
 	// Settings of what the agent hosts for the cluster (a store, metrics)
 	// go here, filled in by framework.Run (framework/roles.go).
 }
@@ -106,6 +107,10 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 		hooks.Ready()
 	})
 	link.Ready()
+	if c.Heartbeat > 0 {
+		bg.Add(1)
+		go func() { defer bg.Done(); link.Heartbeat(ctx, c.Heartbeat) }()
+	}
 
 	stop, err := link.WaitStop(c.ShutdownTimeout, term, onReady, nil)
 	mu.Lock()

@@ -53,7 +53,7 @@ func Open(c Config) (*Link, error) {
 		return nil, fmt.Errorf("open channel to master: %w", err)
 	}
 	l := &Link{
-		conn:    wire.NewConn(nc, c.MaxMessage),
+		conn:    wire.NewConnFD(nc, c.MaxMessage), // the master passes direct channels on it
 		log:     c.Log,
 		control: make(chan wire.Frame, 16),
 		closed:  make(chan struct{}),

@@ -2,6 +2,7 @@ package child
 
 import (
 	"context"
+	"time"
 
 	"github.com/broodhq/brood/internal/msglink"
 	"github.com/broodhq/brood/internal/protocol"
@@ -38,10 +39,33 @@ func (l *Link) toMessenger(f wire.Frame) bool {
 			l.msgs.Members(mem)
 		}
 		return true
+	case f.Action == msglink.CtlDirect:
+		l.takeDirect(f)
+		return true
 	case f.Action == protocol.ClusterReady:
 		l.msgs.ClusterReady()
 	}
 	return false
+}
+
+// takeDirect hands the messenger the direct channel that came with f: its
+// descriptor arrived with the frame's first byte, so it is there now.
+func (l *Link) takeDirect(f wire.Frame) {
+	fd := l.conn.TakeFD()
+	var d msglink.Direct
+	if err := protocol.Decode(f, &d); err != nil || fd == nil {
+		if fd != nil {
+			fd.Close()
+		}
+		l.log.Error("direct channel from the master unusable", "err", err, "descriptor", fd != nil)
+		return
+	}
+	conn, err := wire.FileConn(fd, l.conn.MaxFrame())
+	if err != nil {
+		l.log.Error("direct channel from the master unusable", "peer_pid", d.Peer, "err", err)
+		return
+	}
+	l.msgs.Peer(d.Peer, conn)
 }
 
 // LeaveMessaging, at the agent's stop, asks the master to send nothing more
@@ -87,4 +111,20 @@ func (l *Link) disconnectMessenger() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = l.msgs.Close(ctx)
+}
+
+// Heartbeat reports the messenger's work to the master every interval
+// until ctx ends: the agent's hang detection (the master's housekeeping).
+func (l *Link) Heartbeat(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		inFlight, progress := l.msgs.Work()
+		l.Send(protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{InFlight: inFlight, Progress: progress}))
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/broodhq/brood/internal/msglink"
 	"github.com/broodhq/brood/internal/proc"
 	"github.com/broodhq/brood/internal/protocol"
 	"github.com/broodhq/brood/internal/wire"
@@ -208,6 +209,8 @@ func (m *master) onControl(ch *child, f wire.Frame) {
 		m.onReady(ch)
 	case protocol.Draining:
 		m.agentDraining(ch)
+	case msglink.CtlDirectReset:
+		m.directReset(ch, f)
 	case protocol.Heartbeat:
 		var hb protocol.HeartbeatMsg
 		if m.decode(ch, f, &hb) {

@@ -8,6 +8,7 @@ import (
 )
 
 func (m *master) onHeartbeat(ch *child, hb protocol.HeartbeatMsg) {
+	ch.beats = true
 	ch.requests, ch.inFlight = hb.Requests, hb.InFlight
 	if hb.InFlight == 0 || hb.Progress != ch.progressSeq {
 		ch.lastProgress = m.clock.Now()
@@ -36,6 +37,7 @@ func (m *master) housekeep(now time.Time) {
 	if m.phase != phaseRunning {
 		return
 	}
+	m.agentHung(now)
 	for _, slot := range m.workerSlots() {
 		st := m.slots[slot]
 		ch := st.cur
@@ -77,3 +79,29 @@ const (
 	hangDrain     = 5 * time.Second
 	hangKillGrace = 2 * time.Second
 )
+
+// agentHung kills an agent whose messenger made no progress for the hang
+// timeout while messages waited for its dispatcher (its heartbeats say), so
+// that a deadlocked agent does not hold the cluster's calls: the workers
+// fail the calls in flight to it with ErrTargetGone, keep the messages it
+// did not acknowledge, and hand them to the next agent, which the restart
+// policy starts as for a crash. A long call is not a hang: calls run in
+// goroutines of their own; an On function that runs long on purpose says
+// it progresses (messenger.Messenger.Progress).
+func (m *master) agentHung(now time.Time) {
+	st := m.slots[agentSlot]
+	t := m.cfg.HangTimeout
+	if t <= 0 || st == nil || st.state != slotActive || st.next != nil {
+		return
+	}
+	ch := st.cur
+	if ch == nil || ch.state != childReady || !ch.beats || ch.hung || now.Sub(ch.lastProgress) <= t {
+		return
+	}
+	ch.hung = true
+	ch.log.Error("agent hung: its message handlers made no progress while messages waited; killing it, the next agent gets what was held",
+		"silent_for", now.Sub(ch.lastProgress).Round(time.Millisecond).String(), "hang_timeout", t.String())
+	if err := ch.proc.Kill(); err != nil {
+		ch.log.Warn("kill the hung agent", "err", err)
+	}
+}

@@ -77,6 +77,7 @@ type child struct {
 	progressSeq  uint64
 	lastProgress time.Time
 	hung         bool // replaced as hung: its idle connections are not kept (stopChild)
+	beats        bool // it sends heartbeats: the hang detection may judge it
 }
 
 // exited reports whether the child has been reaped.
@@ -177,6 +178,11 @@ type master struct {
 	ops      opQueue     // reloads and scaling, one at a time
 	desired  int         // workers wanted
 
+	// the ready agent the workers have direct channels to (direct.go); nil
+	// while there is none, or it is stopping
+	directAgent *child
+	relay       bool // BROOD_MESSENGER_RELAY=1: agent traffic through the master, as before direct channels
+
 	agentOps agentOps                // job queries: jobs.go
 	profiles profiles                // broodctl pprof: profile.go
 	stats    clusterStats            // for /metrics: stats.go
@@ -231,6 +237,7 @@ func newMaster(c *Config, exe string, st Starter, clock schedule.Clock, sigs <-c
 		slots:   map[int]*slotState{},
 		live:    map[*child]bool{},
 		desired: c.Workers,
+		relay:   os.Getenv(EnvRelay) == "1",
 	}
 	m.router.log = c.Log
 	return m, nil

@@ -34,7 +34,9 @@ func (m *master) messagingChanged() {
 	var unanswered []callKey
 	if agent != nil && !r.agent.draining(agent.conn) {
 		unanswered = r.agent.attach(agent.conn, agent.pid)
+		m.pairAll(agent) // direct.go: before the membership that names it
 	} else {
+		m.directAgent = nil
 		// No agent, or one that is stopping and was sent its last frame
 		// (agentDraining): it is settled once it has exited.
 		var dropped [][]byte
@@ -48,14 +50,16 @@ func (m *master) messagingChanged() {
 	}
 
 	slices.SortFunc(apps, func(a, b *child) int { return cmp.Or(cmp.Compare(a.slot, b.slot), cmp.Compare(a.pid, b.pid)) })
-	mem := msglink.Members{Apps: make([]int, len(apps))}
+	mem := msglink.Members{Apps: make([]int, len(apps)), Relay: m.relay}
 	if agent != nil {
 		mem.Agent = agent.pid
+	} else {
+		mem.AgentGone = !m.agentComing()
 	}
 	for i, c := range apps {
 		mem.Apps[i] = c.pid
 	}
-	if mem.Agent == r.members.Agent && slices.Equal(mem.Apps, r.members.Apps) {
+	if mem.Agent == r.members.Agent && mem.AgentGone == r.members.AgentGone && slices.Equal(mem.Apps, r.members.Apps) {
 		return
 	}
 	r.members = mem
@@ -95,7 +99,12 @@ func (m *master) dropHeld(dropped [][]byte, stopping bool) {
 // so that its hooks can already address the agent, and lets replies reach
 // it while its hooks run.
 func (m *master) childStarted(ch *child) {
-	_ = ch.conn.SendFrame(protocol.Control(ctlMembers, m.router.members))
+	mem := m.router.members
+	mem.Relay = m.relay
+	_ = ch.conn.SendFrame(protocol.Control(ctlMembers, mem))
+	if ch.slot != agentSlot && m.directAgent != nil {
+		m.pair(m.directAgent, ch)
+	}
 	m.publishLive()
 }
 

@@ -64,6 +64,9 @@ func (m *master) agentDraining(c *child) {
 		return
 	}
 	c.state = childDraining // also when it was sent SIGTERM by someone else
+	if m.directAgent == c {
+		m.directAgent = nil // workers starting from now on wait for the next agent
+	}
 	// A no-op unless c is the agent the link sends to; the agent waits for
 	// "drained" either way.
 	for _, k := range m.router.agent.drain(c.conn, m.agentComing()) {

@@ -19,6 +19,35 @@ const CtlMembers = "members"
 type Members struct {
 	Agent int   `json:"agent"` // 0 while there is no ready agent
 	Apps  []int `json:"apps"`  // ready workers, by slot
+	// AgentGone: there is no agent and none is coming (it crashed too
+	// often, or the cluster stops); what workers hold for it is dropped.
+	AgentGone bool `json:"agent_gone,omitempty"`
+	// Relay: traffic between workers and the agent goes through the master
+	// (the old route, kept for benchmarks: BROOD_MESSENGER_RELAY=1), not
+	// over direct channels.
+	Relay bool `json:"relay,omitempty"`
+}
+
+// Control actions of the direct channels (messenger/doc.go, wire format).
+const (
+	// CtlDirect: master → child, with one end of a new socketpair passed
+	// as SCM_RIGHTS; its data is a Direct.
+	CtlDirect = "direct"
+	// CtlDirectReset: agent → master, the direct channel to a live worker
+	// was reset (a malformed frame, a read error); its data is a Direct
+	// naming the worker. The master makes them a new pair.
+	CtlDirectReset = "direct-reset"
+	// CtlDraining: agent → worker over their direct channel, the agent is
+	// stopping: send it nothing more but replies and hold what is new.
+	CtlDraining = "draining"
+	// CtlDrained: worker → agent, the answer to CtlDraining: nothing
+	// follows it but replies.
+	CtlDrained = "drained"
+)
+
+// Direct is the data of CtlDirect and CtlDirectReset.
+type Direct struct {
+	Peer int `json:"peer"` // the pid at the other end
 }
 
 // Endpoint is the messenger's side of a Link.
@@ -29,6 +58,12 @@ type Endpoint interface {
 	Deliver(f wire.Frame)
 	// Members announces a new membership.
 	Members(m Members)
+	// Work is what the hang detection watches: frames queued or being
+	// handled, and a count that moves whenever one is done.
+	Work() (inFlight int64, progress uint64)
+	// Peer hands over a direct channel to pid (CtlDirect); the Messenger
+	// reads it and closes it.
+	Peer(pid int, conn *wire.Conn)
 	// ClusterReady says the whole cluster is ready: messages queued until
 	// now are sent, in order.
 	ClusterReady()

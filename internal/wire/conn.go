@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -39,7 +40,7 @@ type Conn struct {
 	rc syscall.RawConn // for SendNow's direct writes; nil: none
 
 	mu      sync.Mutex
-	queue   [][]byte
+	queue   []chunk
 	queued  int
 	writing bool // the writer goroutine is writing a batch
 	direct  bool // a SendNow is writing
@@ -47,24 +48,45 @@ type Conn struct {
 	err     error // why the writer stopped
 	wake    chan struct{}
 	done    chan struct{}
+
+	fdMu sync.Mutex
+	fds  []*os.File // descriptors received with frames, oldest first (NewConnFD)
+}
+
+// chunk is what the writer writes: bytes, and a descriptor sent with their
+// first byte (SendFD).
+type chunk struct {
+	b  []byte
+	fd *os.File
 }
 
 // NewConn starts a Conn over c. maxFrame bounds one frame (0: DefaultMaxFrame);
 // the send queue holds at most QueueLimit(maxFrame) bytes.
-func NewConn(c net.Conn, maxFrame int) *Conn {
+func NewConn(c net.Conn, maxFrame int) *Conn { return newConn(c, maxFrame, false) }
+
+// NewConnFD is NewConn for a channel that also receives descriptors
+// (SendFD on the other end): each is kept, in the order received, for
+// TakeFD.
+func NewConnFD(c net.Conn, maxFrame int) *Conn { return newConn(c, maxFrame, true) }
+
+func newConn(c net.Conn, maxFrame int, fds bool) *Conn {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
 	rc := rawConn(c)
 	w := &Conn{
 		c:        c,
-		r:        bufio.NewReaderSize(reader(c, rc), 64<<10),
 		rc:       rc,
 		maxFrame: maxFrame,
 		maxQueue: QueueLimit(maxFrame),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
+	var r io.Reader = reader(c, rc)
+	if fds && rc != nil {
+		r = fdReader{rc: rc, conn: w}
+	}
+	w.r = bufio.NewReaderSize(r, 64<<10)
 	go w.writeLoop()
 	return w
 }
@@ -85,7 +107,7 @@ func (w *Conn) MaxFrame() int { return w.maxFrame }
 
 // Send queues a raw frame. It never blocks on the peer.
 func (w *Conn) Send(raw []byte) error {
-	if len(raw) > w.maxFrame+HeaderLen {
+	if len(raw) > w.maxFrame+HeaderLen+8 {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw)-HeaderLen, w.maxFrame)
 	}
 	w.mu.Lock()
@@ -107,7 +129,7 @@ func (w *Conn) Send(raw []byte) error {
 // blocks on the peer either. Messages in bulk should use Send, whose writer
 // batches them.
 func (w *Conn) SendNow(raw []byte) error {
-	if len(raw) > w.maxFrame+HeaderLen {
+	if len(raw) > w.maxFrame+HeaderLen+8 {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw)-HeaderLen, w.maxFrame)
 	}
 	w.mu.Lock()
@@ -136,7 +158,7 @@ func (w *Conn) SendNow(raw []byte) error {
 		w.queue, w.queued = nil, 0
 	} else if n < len(raw) {
 		// The rest goes first: it is the middle of a frame.
-		w.queue = append([][]byte{raw[n:]}, w.queue...)
+		w.queue = append([]chunk{{b: raw[n:]}}, w.queue...)
 		w.queued += len(raw) - n
 	}
 	wake := len(w.queue) > 0 || w.closed
@@ -166,8 +188,45 @@ func (w *Conn) refuse(n int) error {
 }
 
 func (w *Conn) enqueue(raw []byte) {
-	w.queue = append(w.queue, raw)
+	w.queue = append(w.queue, chunk{b: raw})
 	w.queued += len(raw)
+}
+
+// SendFD queues a raw frame with a descriptor, which the peer receives
+// with the frame's first byte (SCM_RIGHTS) and takes with TakeFD once it
+// has read the frame. The Conn closes f once it is sent, or dropped.
+func (w *Conn) SendFD(raw []byte, f *os.File) error {
+	w.mu.Lock()
+	if err := w.refuse(len(raw)); err != nil {
+		w.mu.Unlock()
+		f.Close()
+		return err
+	}
+	w.queue = append(w.queue, chunk{b: raw, fd: f})
+	w.queued += len(raw)
+	w.mu.Unlock()
+	w.wakeWriter()
+	return nil
+}
+
+// TakeFD returns the oldest descriptor received and not yet taken, or nil.
+// Frames that carry one are read after it arrived, so the reader of such a
+// frame finds its descriptor here.
+func (w *Conn) TakeFD() *os.File {
+	w.fdMu.Lock()
+	defer w.fdMu.Unlock()
+	if len(w.fds) == 0 {
+		return nil
+	}
+	f := w.fds[0]
+	w.fds = w.fds[1:]
+	return f
+}
+
+func (w *Conn) keepFD(f *os.File) {
+	w.fdMu.Lock()
+	w.fds = append(w.fds, f)
+	w.fdMu.Unlock()
 }
 
 func (w *Conn) wakeWriter() {
@@ -191,7 +250,7 @@ func (w *Conn) SendFrame(f *Frame) error {
 func (w *Conn) writeLoop() {
 	defer close(w.done)
 	bw := bufio.NewWriterSize(writer(w.c, w.rc), 64<<10)
-	var batch [][]byte
+	var batch []chunk
 	for {
 		w.mu.Lock()
 		if w.direct {
@@ -205,12 +264,23 @@ func (w *Conn) writeLoop() {
 		closed := w.closed
 		w.writing = len(batch) > 0
 		w.mu.Unlock()
-		for i, raw := range batch {
-			if _, err := bw.Write(raw); err != nil {
+		for i, ch := range batch {
+			var err error
+			if ch.fd != nil {
+				err = w.writeFD(bw, ch)
+			} else {
+				_, err = bw.Write(ch.b)
+			}
+			if err != nil {
+				for _, rest := range batch[i:] {
+					if rest.fd != nil {
+						rest.fd.Close()
+					}
+				}
 				w.fail(err)
 				return
 			}
-			batch[i] = nil
+			batch[i] = chunk{}
 		}
 		if len(batch) > 0 {
 			err := bw.Flush()
@@ -230,11 +300,33 @@ func (w *Conn) writeLoop() {
 	}
 }
 
+// writeFD writes what is buffered, then the chunk with its descriptor.
+func (w *Conn) writeFD(bw *bufio.Writer, ch chunk) error {
+	defer ch.fd.Close()
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if w.rc == nil {
+		return errors.New("this channel cannot pass descriptors")
+	}
+	n, err := sendFD(w.rc, ch.b, int(ch.fd.Fd()))
+	if err != nil {
+		return err
+	}
+	_, err = bw.Write(ch.b[n:])
+	return err
+}
+
 func (w *Conn) fail(err error) {
 	w.mu.Lock()
 	w.closed = true
 	if w.err == nil {
 		w.err = err
+	}
+	for _, ch := range w.queue {
+		if ch.fd != nil {
+			ch.fd.Close()
+		}
 	}
 	w.queue, w.queued = nil, 0
 	w.mu.Unlock()
@@ -248,8 +340,8 @@ func (w *Conn) Read() ([]byte, error) {
 		return nil, err
 	}
 	n := int(binary.LittleEndian.Uint32(lenb[:]))
-	if n < HeaderLen-4 || n > w.maxFrame+MaxAction+HeaderLen {
-		return nil, fmt.Errorf("%w: length %d outside [%d, %d]", ErrMalformed, n, HeaderLen-4, w.maxFrame+MaxAction+HeaderLen)
+	if n < HeaderLen-4 || n > w.maxFrame+MaxAction+HeaderLen+8 {
+		return nil, fmt.Errorf("%w: length %d outside [%d, %d]", ErrMalformed, n, HeaderLen-4, w.maxFrame+MaxAction+HeaderLen+8)
 	}
 	raw := make([]byte, 4+n)
 	copy(raw, lenb[:])
@@ -284,6 +376,9 @@ func (w *Conn) Close(timeout time.Duration) error {
 	}
 	err := w.c.Close()
 	<-w.done
+	for f := w.TakeFD(); f != nil; f = w.TakeFD() {
+		f.Close()
+	}
 	if already || errors.Is(err, net.ErrClosed) {
 		return nil
 	}

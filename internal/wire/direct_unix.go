@@ -3,9 +3,13 @@
 package wire
 
 import (
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 func rawConn(c net.Conn) syscall.RawConn {
@@ -110,4 +114,102 @@ func writer(c net.Conn, rc syscall.RawConn) io.Writer {
 		return c
 	}
 	return rawWriter{rc}
+}
+
+// sendFD writes the start of b with fd attached, waiting while the socket
+// is full, and returns how much of b it took (at least one byte).
+func sendFD(rc syscall.RawConn, b []byte, fd int) (int, error) {
+	var n int
+	var werr error
+	oob := unix.UnixRights(fd)
+	err := rc.Write(func(s uintptr) bool {
+		for {
+			n, werr = unix.SendmsgN(int(s), b, oob, nil, 0)
+			switch werr {
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			}
+			return true
+		}
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// fdReader is rawReader for a channel that receives descriptors: it keeps
+// each in its Conn, close-on-exec, for TakeFD.
+type fdReader struct {
+	rc   syscall.RawConn
+	conn *Conn
+}
+
+func (r fdReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n, oobn int
+	var rerr error
+	oob := make([]byte, unix.CmsgSpace(4*8))
+	err := r.rc.Read(func(fd uintptr) bool {
+		for {
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), p, oob, recvFlags)
+			if rerr != unix.EINTR {
+				return rerr != unix.EAGAIN
+			}
+		}
+	})
+	if oobn > 0 {
+		if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
+			for _, m := range msgs {
+				fds, _ := unix.ParseUnixRights(&m)
+				for _, fd := range fds {
+					unix.CloseOnExec(fd) // where recvFlags could not
+					r.conn.keepFD(os.NewFile(uintptr(fd), "brood-direct"))
+				}
+			}
+		}
+	}
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Pair returns both ends of a new socketpair, close-on-exec, with room for
+// bursts: the direct channel between a worker and the agent.
+func Pair() (*os.File, *os.File, error) {
+	syscall.ForkLock.RLock()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err == nil {
+		unix.CloseOnExec(fds[0])
+		unix.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	for _, fd := range fds {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
+	}
+	return os.NewFile(uintptr(fds[0]), "brood-direct"), os.NewFile(uintptr(fds[1]), "brood-direct"), nil
+}
+
+// FileConn makes a Conn of one end of a Pair, received or kept.
+func FileConn(f *os.File, maxFrame int) (*Conn, error) {
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("direct channel: %w", err)
+	}
+	return NewConn(c, maxFrame), nil
 }

@@ -16,7 +16,15 @@ const (
 	KindCall       Kind = 3 // a request that expects a reply
 	KindReply      Kind = 4 // the answer to a call
 	KindReplyError Kind = 5 // a call that failed; Data is the error text
-	KindAck        Kind = 6 // agent → master: CallID counts the messages it has handled
+	KindAck        Kind = 6 // agent → sender: CallID counts the messages it has handled
+	KindCancel     Kind = 7 // caller → handler: the caller of call CallID gave up
+)
+
+// Flags of a frame's header.
+const (
+	// FlagDeadline: 8 bytes after the action hold the caller's deadline, in
+	// Unix nanoseconds (a call only).
+	FlagDeadline uint8 = 1
 )
 
 // Route says where the master delivers a frame.
@@ -72,22 +80,38 @@ type Frame struct {
 	FromPID int
 	CallID  uint64
 	Action  string
-	Data    []byte
+	// Deadline is the caller's deadline in Unix nanoseconds, 0 for none; it
+	// travels only on calls (FlagDeadline).
+	Deadline int64
+	Data     []byte
 }
 
 // Size is the encoded size of f.
-func (f *Frame) Size() int { return HeaderLen + len(f.Action) + len(f.Data) }
+func (f *Frame) Size() int {
+	n := HeaderLen + len(f.Action) + len(f.Data)
+	if f.Deadline != 0 {
+		n += 8
+	}
+	return n
+}
 
 // Append encodes f onto b.
 func (f *Frame) Append(b []byte) []byte {
 	n := f.Size()
 	b = binary.LittleEndian.AppendUint32(b, uint32(n-4))
-	b = append(b, byte(f.Kind), byte(f.Route), byte(f.From), 0)
+	var flags uint8
+	if f.Deadline != 0 {
+		flags |= FlagDeadline
+	}
+	b = append(b, byte(f.Kind), byte(f.Route), byte(f.From), flags)
 	b = binary.LittleEndian.AppendUint32(b, uint32(f.ToPID))
 	b = binary.LittleEndian.AppendUint32(b, uint32(f.FromPID))
 	b = binary.LittleEndian.AppendUint64(b, f.CallID)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(f.Action)))
 	b = append(b, f.Action...)
+	if f.Deadline != 0 {
+		b = binary.LittleEndian.AppendUint64(b, uint64(f.Deadline))
+	}
 	return append(b, f.Data...)
 }
 
@@ -111,9 +135,17 @@ func Parse(raw []byte) (Frame, error) {
 		FromPID: int(binary.LittleEndian.Uint32(raw[12:])),
 		CallID:  binary.LittleEndian.Uint64(raw[16:]),
 		Action:  string(raw[HeaderLen : HeaderLen+al]),
-		Data:    raw[HeaderLen+al:],
 	}
-	if f.Kind < KindControl || f.Kind > KindAck || f.Route > ToPID || f.From > RoleApp {
+	rest := raw[HeaderLen+al:]
+	if raw[7]&FlagDeadline != 0 {
+		if len(rest) < 8 {
+			return Frame{}, fmt.Errorf("%w: deadline flag without a deadline", ErrMalformed)
+		}
+		f.Deadline = int64(binary.LittleEndian.Uint64(rest))
+		rest = rest[8:]
+	}
+	f.Data = rest
+	if f.Kind < KindControl || f.Kind > KindCancel || f.Route > ToPID || f.From > RoleApp {
 		return Frame{}, fmt.Errorf("%w: kind %d route %d role %d", ErrMalformed, f.Kind, f.Route, f.From)
 	}
 	return f, nil
@@ -146,3 +178,6 @@ func SetSender(raw []byte, role Role, pid int) {
 	raw[6] = byte(role)
 	binary.LittleEndian.PutUint32(raw[12:], uint32(pid))
 }
+
+// SetRoute overwrites the route of a raw frame in place.
+func SetRoute(raw []byte, r Route) { raw[5] = byte(r) }

@@ -3,7 +3,12 @@ package wire
 import (
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
+
+// recvFlags makes received descriptors close-on-exec atomically.
+const recvFlags = unix.MSG_CMSG_CLOEXEC
 
 // The channel's descriptors are non-blocking, so a read or write returns
 // at once (EAGAIN when it would block). That makes raw system calls safe,

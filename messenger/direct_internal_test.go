@@ -1,0 +1,141 @@
+//go:build unix
+
+package messenger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/broodhq/brood/internal/msglink"
+	"github.com/broodhq/brood/internal/wire"
+)
+
+func testPair(t *testing.T) (*wire.Conn, *wire.Conn) {
+	t.Helper()
+	a, b, err := wire.Pair()
+	if err != nil {
+		t.Skip(err)
+	}
+	ca, err := wire.FileConn(a, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := wire.FileConn(b, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ca.Close(0); cb.Close(0) })
+	return ca, cb
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// testMessenger is a Messenger of the role whose master is the returned
+// conn's other end.
+func testMessenger(t *testing.T, role wire.Role) (*Messenger, msglink.Endpoint, *wire.Conn) {
+	t.Helper()
+	mine, master := testPair(t)
+	link := &msglink.Link{Conn: mine, Role: role}
+	m := New(Config{Logger: quiet(), Link: link})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		link.Endpoint.Close(ctx)
+	})
+	return m, link.Endpoint, master
+}
+
+// An agent that stops reading cannot grow a worker's memory past the
+// documented bound: once the messages it has not acknowledged reach it,
+// SendToAgent fails with ErrBacklog.
+func TestDirectAgentThatStopsReadingBoundsTheWorker(t *testing.T) {
+	m, ep, _ := testMessenger(t, wire.RoleApp)
+	ep.Members(msglink.Members{Agent: 4242, Apps: []int{1}})
+	ep.ClusterReady()
+	workerEnd, agentEnd := testPair(t) // the agent never reads agentEnd
+	_ = agentEnd
+	ep.Peer(4242, workerEnd)
+
+	data := strings.Repeat("x", 64<<10)
+	sent := 0
+	var err error
+	for sent < 200<<20 {
+		if err = m.SendToAgent("m", data); err != nil {
+			break
+		}
+		sent += len(data)
+	}
+	if !errors.Is(err, ErrBacklog) {
+		t.Fatalf("after %d MiB to an agent that does not read: %v; want ErrBacklog", sent>>20, err)
+	}
+	m.path.mu.Lock()
+	unacked, limit := m.path.unackedN, m.path.limit
+	m.path.mu.Unlock()
+	if unacked > limit || sent > limit+len(data)*2 {
+		t.Errorf("%d bytes kept unacknowledged, %d sent; want both within the bound of %d", unacked, sent, limit)
+	}
+}
+
+// A malformed frame on a direct channel resets that channel only: the
+// agent asks the master for a new pair, and answers over the new one.
+func TestDirectMalformedFrameResetsOnlyThatChannel(t *testing.T) {
+	m, ep, master := testMessenger(t, wire.RoleAgent)
+	m.Handle("echo", func(_ context.Context, msg Message) (any, error) { return msg.Data, nil })
+	ep.Members(msglink.Members{Agent: 1, Apps: []int{4242}})
+	agentEnd, workerEnd := testPair(t)
+	ep.Peer(4242, agentEnd)
+
+	if err := workerEnd.Send([]byte{3, 0, 0, 0, 'b', 'a', 'd'}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		raw, err := readTimeout(master, 5*time.Second)
+		if err != nil {
+			t.Fatalf("no reset request to the master: %v", err)
+		}
+		f, _ := wire.Parse(raw)
+		if f.Kind != wire.KindControl || f.Action != msglink.CtlDirectReset {
+			continue
+		}
+		var d msglink.Direct
+		if json.Unmarshal(f.Data, &d) != nil || d.Peer != 4242 {
+			t.Fatalf("reset request %s; want peer 4242", f.Data)
+		}
+		break
+	}
+	// The master passes a new pair: a call over it is answered.
+	agentEnd2, workerEnd2 := testPair(t)
+	ep.Peer(4242, agentEnd2)
+	call := wire.Frame{Kind: wire.KindCall, Route: wire.ToAgent, From: wire.RoleApp, FromPID: 4242, CallID: 7, Action: "echo", Data: []byte(`"hi"`)}
+	if err := workerEnd2.SendNow(call.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := readTimeout(workerEnd2, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := wire.Parse(raw); f.Kind != wire.KindReply || f.CallID != 7 || string(f.Data) != `"hi"` {
+		t.Errorf("reply over the new channel: %+v", f)
+	}
+}
+
+func readTimeout(c *wire.Conn, d time.Duration) ([]byte, error) {
+	type res struct {
+		raw []byte
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() { raw, err := c.Read(); ch <- res{raw, err} }()
+	select {
+	case r := <-ch:
+		return r.raw, r.err
+	case <-time.After(d):
+		return nil, errors.New("timed out")
+	}
+}
