@@ -75,7 +75,8 @@ type child struct {
 	requests     uint64
 	progressSeq  uint64
 	lastProgress time.Time
-	hung         bool // replaced as hung: its idle connections are not kept (stopChild)
+	conns        int64 // open connections
+	hung         bool  // replaced as hung: its idle connections are not kept (stopChild)
 }
 
 // exited reports whether the child has been reaped.
@@ -260,6 +261,14 @@ func (m *master) run() error {
 	if c.Sticky {
 		if err := group.EnableSticky(); err != nil {
 			return fmt.Errorf("%w: balance sticky: %w", ErrStart, err)
+		}
+	}
+	if c.Shared {
+		ctx, cancel := context.WithTimeout(context.Background(), c.StartTimeout)
+		err := group.EnableShared(ctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w: balance shared: %w", ErrStart, err)
 		}
 	}
 

@@ -52,7 +52,21 @@ const (
 	// Procs: master → child: the number of workers changed; set
 	// GOMAXPROCS to your new share of the CPUs (ProcsMsg).
 	Procs = "procs"
+	// Share: master → worker, balance shared: accept from the shared
+	// socket while you hold fewer connections than this (ShareMsg).
+	Share = "share"
 )
+
+// ShareMsg is the data of Share: the workers' fair share of the cluster's
+// open connections, plus one so that a new connection always has a worker
+// under its share.
+type ShareMsg struct {
+	Conns int64 `json:"conns"`
+}
+
+// SharedSocket is the id, in EnvSockets, of the socket every worker serves
+// with balance shared (reuseport.SharedSlot).
+const SharedSocket = "0"
 
 // ProcsMsg is the data of Procs.
 type ProcsMsg struct {
@@ -105,6 +119,7 @@ type HeartbeatMsg struct {
 	Requests uint64 `json:"requests"`
 	InFlight int64  `json:"in_flight"`
 	Progress uint64 `json:"progress"`
+	Conns    int64  `json:"conns"` // open connections
 }
 
 // RecycleMsg is the data of Recycle.

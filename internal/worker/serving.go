@@ -45,6 +45,7 @@ type tracker struct {
 	draining  atomic.Bool
 	conns     atomic.Int64 // open connections, from ConnState
 	hijacked  atomic.Int64 // handlers still running on a hijacked connection
+	gate      *gate        // balance shared; nil otherwise
 }
 
 func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -73,6 +74,9 @@ func (t *tracker) connState(_ net.Conn, s http.ConnState) {
 		t.conns.Add(1)
 	case http.StateClosed, http.StateHijacked:
 		t.conns.Add(-1)
+		if t.gate != nil {
+			t.gate.wake()
+		}
 	}
 }
 
@@ -162,7 +166,7 @@ func (t *tracker) heartbeat(ctx context.Context, c Config, link *child.Link) {
 		case <-tick.C:
 		}
 		done := t.completed.Load()
-		link.Send(protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{Requests: done, InFlight: t.inFlight.Load(), Progress: t.progress.Load()}))
+		link.Send(protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{Requests: done, InFlight: t.inFlight.Load(), Progress: t.progress.Load(), Conns: t.conns.Load()}))
 		if limit > 0 && done >= limit && !asked && !t.draining.Load() {
 			asked = true
 			link.Send(protocol.Control(protocol.Recycle, protocol.RecycleMsg{Requests: done}))
