@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -193,14 +194,20 @@ func TestSharedSpreadsKeepAliveConnections(t *testing.T) {
 	// Let every worker send a heartbeat and get its share.
 	time.Sleep(1500 * time.Millisecond)
 	const n = 12
+	// All at once, as a client's pool opens them: the queue fills before
+	// any worker wakes.
 	conns := make([]net.Conn, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
 	for i := range conns {
-		cn, err := net.DialTimeout("tcp", c.Addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
+		wg.Go(func() { conns[i], errs[i] = net.DialTimeout("tcp", c.Addr, 5*time.Second) })
+	}
+	wg.Wait()
+	for i, cn := range conns {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
 		}
 		defer cn.Close()
-		conns[i] = cn
 	}
 	perPID := map[int]int{}
 	for _, cn := range conns {
@@ -218,6 +225,9 @@ func TestSharedSpreadsKeepAliveConnections(t *testing.T) {
 		perPID[pid]++
 	}
 	t.Logf("%d connections per worker: %v", n, perPID)
+	if len(perPID) != 3 {
+		t.Errorf("%d workers hold the connections; want all 3", len(perPID))
+	}
 	for pid, k := range perPID {
 		if k > n/2 {
 			t.Errorf("worker %d holds %d of %d connections; want them spread over 3 workers", pid, k, n)
