@@ -6,9 +6,11 @@ import "github.com/broodhq/brood/internal/protocol"
 // workers' fair share of the open connections: the worker accepts from the
 // shared socket while it holds fewer (internal/worker's gate). The share
 // is the cluster's connections over its ready workers, rounded up, plus
-// one: however stale the counts, some worker is under its share, and one
-// that holds more (clients that keep their connections open) leaves the
-// next connection to the others. On the loop.
+// one: with the counts of the last heartbeats, some worker is under it, and
+// one that holds more (clients that keep their connections open) leaves
+// the next connection to the others. Counts a heartbeat old can leave every
+// worker at its share; the worker's gate then takes a connection that
+// waits anyway. On the loop.
 func (m *master) sendShare(to *child) {
 	var total, n int64
 	for c := range m.live {
