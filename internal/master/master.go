@@ -75,7 +75,7 @@ type child struct {
 	requests     uint64
 	progressSeq  uint64
 	lastProgress time.Time
-	conns        int64 // open connections
+	conns        int64 // the most open connections between two heartbeats
 	hung         bool  // replaced as hung: its idle connections are not kept (stopChild)
 }
 

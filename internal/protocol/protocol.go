@@ -119,7 +119,9 @@ type HeartbeatMsg struct {
 	Requests uint64 `json:"requests"`
 	InFlight int64  `json:"in_flight"`
 	Progress uint64 `json:"progress"`
-	Conns    int64  `json:"conns"` // open connections
+	// Conns is the most connections the worker held open at once since
+	// its last heartbeat: a snapshot would miss short-lived ones.
+	Conns int64 `json:"conns"`
 }
 
 // RecycleMsg is the data of Recycle.
