@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -174,6 +175,9 @@ func TestSharedStoppedWorkerGetsNoConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(victim, syscall.SIGCONT) })
+	// kill returns before the process stops: until it has, it may still
+	// accept the next connection and then hold it unanswered.
+	waitStopped(t, victim)
 	seen := map[int]int{}
 	for range 90 {
 		seen[pidOf(t, fresh, c)]++
@@ -253,5 +257,25 @@ func TestSharedDropsNothingThroughReloadAndScale(t *testing.T) {
 	stopLoads(t, ls)
 	if seen := servers(t, c, 100); len(seen) != 2 {
 		t.Errorf("after scaling to 2, %d workers answer: %v", len(seen), seen)
+	}
+}
+
+// waitStopped waits until pid's state in /proc is "T (stopped)".
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// pid (comm) state ...: comm may hold spaces, so look past its ')'.
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(string(b[i:]), ") T") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not stopped 5s after SIGSTOP: %s", pid, b)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
