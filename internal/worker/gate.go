@@ -97,21 +97,18 @@ func (l *gatedListener) Close() error {
 // gone to another worker, and it must not wait in accept, over its share,
 // for the next one.
 func (l *gatedListener) Accept() (net.Conn, error) {
+	if l.g.open() {
+		return l.acceptBy(time.Time{}) // the common case: no ticker
+	}
 	var waiting time.Time // since when a connection waits, every worker full
 	tick := time.NewTicker(gatePoll)
 	defer tick.Stop()
 	for {
 		if l.g.open() {
-			if err := l.SetDeadline(time.Time{}); err != nil {
-				return nil, err
-			}
-			return l.TCPListener.Accept()
+			return l.acceptBy(time.Time{})
 		}
 		if !waiting.IsZero() && (!l.g.busy() || time.Since(waiting) >= overflowBusy) {
-			if err := l.SetDeadline(time.Now().Add(gatePoll)); err != nil {
-				return nil, err
-			}
-			c, err := l.TCPListener.Accept()
+			c, err := l.acceptBy(time.Now().Add(gatePoll))
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				return c, err
 			}
@@ -131,6 +128,14 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 			}
 		}
 	}
+}
+
+// acceptBy accepts, waiting until deadline (the zero time: for ever).
+func (l *gatedListener) acceptBy(deadline time.Time) (net.Conn, error) {
+	if err := l.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	return l.TCPListener.Accept()
 }
 
 // gateShared puts the gate in front of the shared socket, if the worker
