@@ -22,12 +22,20 @@ const (
 	// NAT the address is the proxy's or the NAT's, and all its clients
 	// share a slot: keep sessions in the cluster's store instead.
 	BalanceSticky = "sticky"
+	// BalanceShared puts every new connection in one accept queue that
+	// every worker serves (Linux only): a worker busy on a request does
+	// not take the next connection while an idle one could. Each worker
+	// accepts while it holds fewer than its fair share of the cluster's
+	// connections, which the master derives from the workers' heartbeats,
+	// so that clients keeping their connections open are spread too.
+	BalanceShared = "shared"
 )
 
-var balancePolicies = []string{BalanceHash, BalanceSticky}
+var balancePolicies = []string{BalanceHash, BalanceSticky, BalanceShared}
 
 // WithBalance sets how new connections are spread across the workers:
-// BalanceHash ("hash", the default) or BalanceSticky ("sticky").
+// BalanceHash ("hash", the default), BalanceSticky ("sticky") or
+// BalanceShared ("shared").
 // Overridden by $BROOD_BALANCE.
 func WithBalance(policy string) Option {
 	return func(c *config) { c.balance = policy; c.source["balance"] = "code" }
@@ -52,6 +60,11 @@ func (c *config) validateBalance(name func(key, opt string) string) []error {
 		if c.workers > reuseport.Buckets {
 			return []error{&ConfigError{name("balance", "WithBalance"), strconv.Quote(c.balance),
 				fmt.Sprintf("sticky spreads clients over %d buckets: use at most %d workers with it, or hash", reuseport.Buckets, reuseport.Buckets), nil}}
+		}
+		return nil
+	case BalanceShared:
+		if err := reuseport.SharedAvailable(); err != nil {
+			return []error{&ConfigError{name("balance", "WithBalance"), strconv.Quote(c.balance), "shared is not available on this platform", err}}
 		}
 		return nil
 	}

@@ -44,6 +44,7 @@ func (c *config) masterConfig(p *proclog.Process) *master.Config {
 		Scheme:          c.scheme(),
 		ShareCPUs:       os.Getenv("GOMAXPROCS") == "",
 		Sticky:          c.balancePolicy() == BalanceSticky,
+		Shared:          c.balancePolicy() == BalanceShared,
 		ReopenLogs:      p.Reopener(),
 		Describe: []any{
 			"addr", c.addr, "addr_from", c.source["addr"],

@@ -48,8 +48,17 @@
 // stickiness (nginx: hash $remote_addr consistent) or keep sessions in the
 // cluster's shared store so that any worker can serve any client.
 //
+// Group.EnableShared is the load-aware alternative: it binds one more
+// socket, the shared one, and attaches a program that returns its index,
+// so every new connection waits in one accept queue that every worker
+// serves and whichever worker is free takes it. The slots' sockets stay
+// bound (they take connections only in the instant a Remove moves the
+// shared socket's index, and their workers serve those), so everything the
+// master does with them works as in the other modes.
+//
 // QueueDepth reads how many connections wait in a socket's accept queue.
 // Only Linux has reuseport filters and reports the queue: elsewhere
-// EnableSticky and QueueDepth return errors wrapping errors.ErrUnsupported,
-// so sticky is refused instead of silently hashing.
+// EnableSticky, EnableShared and QueueDepth return errors wrapping
+// errors.ErrUnsupported, so sticky and shared are refused instead of
+// silently hashing.
 package reuseport

@@ -75,7 +75,12 @@ type Group struct {
 	// net/core/sock_reuseport.c), and Remove does the same here.
 	order  []int
 	sticky *Table // nil: the kernel's hash
+	shared bool   // every connection to the socket of SharedSlot
 }
+
+// SharedSlot is the key of the group's shared socket (EnableShared) among
+// its slots' sockets: File(SharedSlot) returns it.
+const SharedSlot = 0
 
 // Bind claims addr and binds n sockets on it, one per slot 1..n.
 func Bind(ctx context.Context, addr string, n int) (*Group, error) {
@@ -163,6 +168,12 @@ func (g *Group) Remove(slot int) error {
 	if g.sticky != nil && len(g.files) > 0 {
 		errs = append(errs, g.attachLocked())
 	}
+	// The shared socket may have moved into the freed index. Until the
+	// program says so, connections that its old index misses are hashed
+	// onto the slots' sockets, whose workers serve them too.
+	if _, ok := g.files[SharedSlot]; g.shared && ok {
+		errs = append(errs, g.attachLocked())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove slot %d: %w", slot, err)
 	}
@@ -226,7 +237,35 @@ func (g *Group) QueueDepth(slot int) (queued, backlog int, err error) {
 	return QueueDepth(f)
 }
 
+// EnableShared binds one more socket, the shared one (File(SharedSlot)),
+// and attaches a program that gives it every new connection from now on,
+// through every Add and Remove: one accept queue that every worker serves,
+// so that whichever is free takes the next connection. The slots' sockets
+// stay bound, and take connections only in the instant a Remove moves the
+// shared socket's index, so the master's hand-over of slot sockets works
+// unchanged. It returns an error wrapping errors.ErrUnsupported on a
+// platform without reuseport filters.
+func (g *Group) EnableShared(ctx context.Context) error {
+	if g.Sticky() != nil {
+		return errors.New("enable shared: the group is sticky")
+	}
+	if _, err := g.Add(ctx, SharedSlot); err != nil {
+		return fmt.Errorf("enable shared: %w", err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.shared = true
+	if err := g.attachLocked(); err != nil {
+		g.shared = false
+		return errors.Join(fmt.Errorf("enable shared: %w", err), g.removeLocked(SharedSlot))
+	}
+	return nil
+}
+
 func (g *Group) attachLocked() error {
+	if g.shared {
+		return AttachShared(g.files[g.order[0]], slices.Index(g.order, SharedSlot))
+	}
 	return AttachSticky(g.files[g.order[0]], g.sticky, g.order)
 }
 

@@ -19,9 +19,14 @@ func AttachSticky(member *os.File, t *Table, order []int) error {
 	if err != nil {
 		return err
 	}
+	return attach(member, prog, "sticky")
+}
+
+// attach assembles prog and attaches it to member's reuseport group.
+func attach(member *os.File, prog []bpf.Instruction, what string) error {
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
-		return fmt.Errorf("sticky program: %w", err)
+		return fmt.Errorf("%s program: %w", what, err)
 	}
 	filter := make([]unix.SockFilter, len(raw))
 	for i, r := range raw {
@@ -33,9 +38,9 @@ func AttachSticky(member *os.File, t *Table, order []int) error {
 	})
 	switch {
 	case errors.Is(err, unix.EOPNOTSUPP):
-		return fmt.Errorf("attach sticky program: the socket refuses reuseport filters (a Multipath TCP socket does; bind plain TCP): %w", err)
+		return fmt.Errorf("attach %s program: the socket refuses reuseport filters (a Multipath TCP socket does; bind plain TCP): %w", what, err)
 	case err != nil:
-		return fmt.Errorf("attach sticky program: %w", err)
+		return fmt.Errorf("attach %s program: %w", what, err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/broodhq/brood/internal/proc"
 	"github.com/broodhq/brood/internal/protocol"
 	"github.com/broodhq/brood/internal/wire"
+	"github.com/broodhq/brood/reuseport"
 )
 
 // A child's life as the loop sees it: started (startChild), reading and
@@ -97,6 +98,10 @@ func (m *master) startChild(slot int, gen *generation) (*child, error) {
 			}
 			files = append(files, f)
 			ids[i] = strconv.Itoa(id)
+		}
+		if m.cfg.Shared {
+			files = append(files, m.group.File(reuseport.SharedSlot))
+			ids = append(ids, protocol.SharedSocket)
 		}
 		env = append(env, protocol.EnvRole+"=worker", protocol.EnvSlot+"="+strconv.Itoa(slot), protocol.EnvSockets+"="+strings.Join(ids, ","))
 		// N workers that each schedule on every core fight one another's

@@ -32,6 +32,11 @@ type Config struct {
 	// (WithBalance("sticky")); the group keeps it up to date through every
 	// later Add and Remove.
 	Sticky bool
+	// Shared gives every worker one more socket, shared by all, which
+	// takes every new connection (WithBalance("shared")); the master tells
+	// each worker its fair share of connections on every heartbeat
+	// (share.go).
+	Shared bool
 
 	// ReopenLogs reopens the master's own log files; nil when it writes
 	// none.

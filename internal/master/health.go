@@ -14,6 +14,10 @@ func (m *master) onHeartbeat(ch *child, hb protocol.HeartbeatMsg) {
 		ch.lastProgress = m.clock.Now()
 	}
 	ch.progressSeq = hb.Progress
+	ch.conns = hb.Conns
+	if m.cfg.Shared {
+		m.sendShare(ch)
+	}
 }
 
 // onRecycle replaces a worker that served its maximum number of requests,

@@ -76,8 +76,9 @@ type child struct {
 	inFlight     int64
 	progressSeq  uint64
 	lastProgress time.Time
-	hung         bool // replaced as hung: its idle connections are not kept (stopChild)
-	beats        bool // it sends heartbeats: the hang detection may judge it
+	conns        int64 // the most open connections between two heartbeats
+	hung         bool  // replaced as hung: its idle connections are not kept (stopChild)
+	beats        bool  // it sends heartbeats: the hang detection may judge it
 }
 
 // exited reports whether the child has been reaped.
@@ -275,6 +276,14 @@ func (m *master) run() error {
 	if c.Sticky {
 		if err := group.EnableSticky(); err != nil {
 			return fmt.Errorf("%w: balance sticky: %w", ErrStart, err)
+		}
+	}
+	if c.Shared {
+		ctx, cancel := context.WithTimeout(context.Background(), c.StartTimeout)
+		err := group.EnableShared(ctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w: balance shared: %w", ErrStart, err)
 		}
 	}
 

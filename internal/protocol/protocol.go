@@ -59,6 +59,9 @@ const (
 	// MasterStats: master → agent, every housekeeping tick: what the
 	// master counts, for the cluster's /metrics (MasterStatsMsg).
 	MasterStats = "master-stats"
+	// Share: master → worker, balance shared: accept from the shared
+	// socket while you hold fewer connections than this (ShareMsg).
+	Share = "share"
 )
 
 // MasterStatsMsg is the data of MasterStats: counts since the master
@@ -86,6 +89,17 @@ type ProfileMsg struct {
 	Data       []byte `json:"data,omitempty"`
 	Error      string `json:"error,omitempty"`
 }
+
+// ShareMsg is the data of Share: the workers' fair share of the cluster's
+// open connections, plus one so that a new connection always has a worker
+// under its share.
+type ShareMsg struct {
+	Conns int64 `json:"conns"`
+}
+
+// SharedSocket is the id, in EnvSockets, of the socket every worker serves
+// with balance shared (reuseport.SharedSlot).
+const SharedSocket = "0"
 
 // ProcsMsg is the data of Procs.
 type ProcsMsg struct {
@@ -138,6 +152,9 @@ type HeartbeatMsg struct {
 	Requests uint64 `json:"requests"`
 	InFlight int64  `json:"in_flight"`
 	Progress uint64 `json:"progress"`
+	// Conns is the most connections the worker held open at once since
+	// its last heartbeat: a snapshot would miss short-lived ones.
+	Conns int64 `json:"conns"`
 }
 
 // RecycleMsg is the data of Recycle.

@@ -95,6 +95,10 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	jobs := startWorkerSchedules(log, msgr, schedules)
 
 	t := &tracker{}
+	if err := t.gateShared(c.Sockets, lns, link); err != nil {
+		closeAll()
+		return link.BootFailed(fmt.Errorf("worker %d: %w", slot, err))
+	}
 	ready := func() bool { return hooks.IsReady() && !t.draining.Load() }
 	t.next = c.chain(ready)
 	srv := &http.Server{

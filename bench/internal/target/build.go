@@ -14,6 +14,7 @@ var Packages = map[string]string{
 	"hellobare": "github.com/broodhq/brood/bench/cmd/hellobare",
 	"plain":     "github.com/broodhq/brood/bench/cmd/plain",
 	"storeapp":  "github.com/broodhq/brood/bench/cmd/storeapp",
+	"mixedapp":  "github.com/broodhq/brood/bench/cmd/mixedapp",
 
 	"metricsapp":   "github.com/broodhq/brood/bench/cmd/metricsapp",
 	"metricsplain": "github.com/broodhq/brood/bench/cmd/metricsplain",
