@@ -15,7 +15,7 @@ func (m *master) onHeartbeat(ch *child, hb protocol.HeartbeatMsg) {
 	}
 	ch.progressSeq = hb.Progress
 	ch.conns = hb.Conns
-	if m.cfg.Shared {
+	if m.cfg.Shared && ch.slot != agentSlot { // the agent heartbeats too, and serves no socket
 		m.sendShare(ch)
 	}
 }
