@@ -15,6 +15,7 @@ import (
 	"github.com/broodhq/brood/app"
 	"github.com/broodhq/brood/internal/child"
 	"github.com/broodhq/brood/internal/lifecycle"
+	"github.com/broodhq/brood/internal/protocol"
 	"github.com/broodhq/brood/internal/workerjobs"
 	"github.com/broodhq/brood/metrics"
 	"github.com/broodhq/brood/middleware"
@@ -117,8 +118,16 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	for _, ln := range lns {
 		go func() { served <- c.serve(srv, ln) }()
 	}
+	// The shared socket (balance shared) is every worker's: counted in each
+	// worker's queue, the cluster's sum would count it once per worker.
+	var own []net.Listener
+	for i, ln := range lns {
+		if c.Sockets[i] != protocol.SharedSocket {
+			own = append(own, ln)
+		}
+	}
 	if err := metrics.RegisterWorker(func() metrics.WorkerStats {
-		q, backlog, ok := metrics.AcceptQueue(lns)
+		q, backlog, ok := metrics.AcceptQueue(own)
 		return metrics.WorkerStats{Requests: t.completed.Load(), InFlight: t.inFlight.Load(), Connections: t.conns.Load(),
 			Queued: q, Backlog: backlog, HasQueue: ok}
 	}); err != nil {
