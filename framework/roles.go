@@ -56,7 +56,13 @@ func (c *config) masterConfig(p *proclog.Process) *master.Config {
 
 func (c *config) agentConfig(p *proclog.Process) agentproc.Config {
 	ac := agentproc.Config{Log: p.Log, Hooks: c.agentHooks, ShutdownTimeout: c.shutdownTimeout,
-		Store: c.storeConfig(), MetricsAddr: c.metrics.addr}
+		Store: c.storeConfig(), MetricsAddr: c.metrics.addr, Addr: c.addr}
+	if fleet, store, from := c.fleetConfig(); fleet != "" {
+		ac.FleetURL = fleet
+		if store != "" {
+			ac.Store.URL, ac.Store.URLFrom = store, from
+		}
+	}
 	if c.logs.dir != "" {
 		ac.Rotation = &agentproc.RotationConfig{
 			Dir: c.logs.dir, MaxSize: c.logs.maxSize, Keep: c.logs.keep,

@@ -28,6 +28,8 @@ type Config struct {
 	Rotation        *RotationConfig            // nil without a log directory
 	Store           storeagent.Config          // the cluster's store, which the agent hosts
 	MetricsAddr     string                     // where the agent serves the cluster's /metrics; "": nowhere
+	FleetURL        string                     // the fleet's Redis (framework.WithFleet); "": no fleet
+	Addr            string                     // the application's address, for the fleet status
 	// Settings of what the agent hosts for the cluster (a store, metrics)
 	// go here, filled in by framework.Run (framework/roles.go).
 }
@@ -56,7 +58,18 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	}
 	defer st.Close() // after the OnStop hooks, which may use it
 	storeagent.Serve(msgr, st)
-	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: msgr, Scheduler: jobs, Store: storeagent.Shared(st)})
+	fl, err := openFleet(c, log, msgr)
+	if err != nil {
+		return link.BootFailed(fmt.Errorf("agent: %w", err))
+	}
+	if fl != nil { // on a failed boot; Close again is a no-op
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			fl.Close(ctx)
+		}()
+	}
+	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: msgr, Scheduler: jobs, Store: storeagent.Shared(st), Fleet: fl})
 	serveAppSchedules(log, msgr, jobs) // before the hooks: "brood." actions are ours
 	aggregator := metrics.StartAggregator(msgr, metrics.AggregatorConfig{Logger: log, Addr: c.MetricsAddr})
 	defer aggregator.Stop()
@@ -122,6 +135,11 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	// and the agent answers what it got.
 	if err := jobs.Stop(stopCtx); err != nil {
 		log.Warn("jobs still running at the shutdown timeout; leaving them", "err", err)
+	}
+	if fl != nil { // after the jobs: the next holder must not overlap them
+		if err := fl.Close(stopCtx); err != nil {
+			log.Warn("fleet: lease not handed over; the next host takes it when it lapses", "err", err)
+		}
 	}
 	bg.Wait()
 	link.LeaveMessaging(stopCtx)
