@@ -133,8 +133,8 @@ func (f *Fleet) Close(ctx context.Context) error {
 		}
 		f.rdb.Del(ctx, f.k.host+f.id)
 		f.cancel()
+		f.rdb.Close() // ends the reader's blocking XREAD, which ignores ctx
 		f.wg.Wait()
-		f.rdb.Close()
 	})
 	return err
 }
