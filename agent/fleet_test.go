@@ -27,6 +27,7 @@ func (f *recordingFleet) Run(ctx context.Context, j fleetlink.Job, job func(cont
 	return true, job(fleetlink.WithEpoch(ctx, 7))
 }
 func (f *recordingFleet) Broadcast(fleetlink.Envelope) error { return nil }
+func (f *recordingFleet) Handover(context.Context) error     { return nil }
 func (f *recordingFleet) Close(context.Context) error        { return nil }
 
 // OncePerFleet jobs, and only they, go through the fleet, which hands them

@@ -19,7 +19,7 @@ import (
 
 	"github.com/broodhq/brood/agent"
 	"github.com/broodhq/brood/app"
-	_ "github.com/broodhq/brood/fleet"
+	"github.com/broodhq/brood/fleet"
 	"github.com/broodhq/brood/framework"
 	"github.com/broodhq/brood/internal/clustertest"
 	"github.com/broodhq/brood/internal/redistest"
@@ -221,6 +221,24 @@ func TestThreeHostFleet(t *testing.T) {
 		t.Errorf("the other application ran its job %d times in 3 s, want about 15: applications must not share a lease", n)
 	}
 
+	// Each host publishes its status.
+	hs, err := fleet.Hosts(context.Background(), url, "fleetapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := 0
+	for _, h := range hs {
+		if hosts[h.PID] == nil || h.Workers != 2 || h.Addr == "" || h.Uptime == "" {
+			t.Errorf("published status %+v: want one of the masters %v, with 2 workers, an address and an uptime", h, keysOf(hosts))
+		}
+		if h.Leader {
+			leaders++
+		}
+	}
+	if len(hs) != 3 || leaders != 1 {
+		t.Errorf("fleet hosts: got %d, %d leading; want 3, 1: %+v", len(hs), leaders, hs)
+	}
+
 	// BroadcastFleet from one worker reaches the agent and both workers of
 	// every host.
 	if code, body, err := clustertest.Get(clustertest.Client(5*time.Second), order[0].URL("/send?v=hello")); err != nil || code != 200 {
@@ -320,4 +338,13 @@ func TestThreeHostFleet(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	checkRuns(t, readLines[run](t, runsPath))
+}
+
+func keysOf[V any](m map[int]V) []int {
+	var k []int
+	for x := range m {
+		k = append(k, x)
+	}
+	slices.Sort(k)
+	return k
 }

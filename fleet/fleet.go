@@ -58,9 +58,13 @@ type Fleet struct {
 	closing chan struct{} // closed by Close: the writer sends what waits, then ends
 	written chan struct{} // closed when the writer has ended
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	stopLease   context.CancelFunc
+	leaseLooped chan struct{} // closed when the lease loop has ended
+	once        sync.Once
+	handover    sync.Once
+	handoverErr error
 }
 
 var _ fleetlink.Fleet = (*Fleet)(nil)
@@ -91,9 +95,11 @@ func open(ctx context.Context, c fleetlink.Config, clock schedule.Clock) (*Fleet
 	}
 	lctx, lcancel := context.WithCancel(context.Background())
 	f.cancel = lcancel
+	leaseCtx, stopLease := context.WithCancel(lctx)
+	f.stopLease, f.leaseLooped = stopLease, make(chan struct{})
 	start := f.lastID(ctx)
 	f.wg.Add(3)
-	go func() { defer f.wg.Done(); f.leaseLoop(lctx) }()
+	go func() { defer f.wg.Done(); defer close(f.leaseLooped); f.leaseLoop(leaseCtx) }()
 	go func() { defer f.wg.Done(); f.readLoop(lctx, start) }()
 	go func() { defer f.wg.Done(); defer close(f.written); f.writeLoop(lctx) }()
 	f.log.Info("fleet: joined", "app", c.App, "id", f.id, "lease", t.Lease.String(), "renew", t.Renew.String())
@@ -118,13 +124,8 @@ func (f *Fleet) Broadcast(e fleetlink.Envelope) error {
 // Close hands the lease over, flushes what waits to be sent (until ctx
 // ends), removes this host's status and stops.
 func (f *Fleet) Close(ctx context.Context) error {
-	var err error
+	err := f.Handover(ctx)
 	f.once.Do(func() {
-		leader, _, _ := f.l.state()
-		err = f.l.release(ctx)
-		if leader && err == nil {
-			f.Broadcast(fleetlink.Envelope{Action: actReleased})
-		}
 		close(f.closing)
 		select {
 		case <-f.written:
@@ -137,6 +138,25 @@ func (f *Fleet) Close(ctx context.Context) error {
 		f.wg.Wait()
 	})
 	return err
+}
+
+// Handover gives the lease up for good, once the jobs running under it
+// have seen their contexts end (until ctx ends), and tells the other hosts,
+// which take it at once. A host begins its graceful stop with it, before
+// its workers drain; Close calls it too.
+func (f *Fleet) Handover(ctx context.Context) error {
+	f.handover.Do(func() {
+		// The loop first, so that no renewal in flight takes the lease
+		// again after the release.
+		f.stopLease()
+		<-f.leaseLooped
+		leader, _, _ := f.l.state()
+		f.handoverErr = f.l.release(ctx)
+		if leader && f.handoverErr == nil {
+			f.Broadcast(fleetlink.Envelope{Action: actReleased})
+		}
+	})
+	return f.handoverErr
 }
 
 // leaseLoop takes or renews the lease every Renew, at once when woken,

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -80,6 +81,8 @@ type lease struct {
 	endTerm    context.CancelCauseFunc
 	watchdog   schedule.Timer
 	down       bool // Redis unreachable, said once
+	closed     bool // released for good: this host is stopping
+	inflight   sync.WaitGroup
 }
 
 func newLease(clock schedule.Clock, b backend, holder string, t Timing, log *slog.Logger) *lease {
@@ -102,6 +105,9 @@ func (l *lease) attempt(ctx context.Context) {
 func (l *lease) result(sent time.Time, epoch int64, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
 	if err != nil {
 		l.noteDownLocked(err)
 		return // the term, if any, lasts until its watchdog
@@ -193,21 +199,42 @@ func (l *lease) state() (leader bool, epoch int64, down bool) {
 	return ok, e, l.down
 }
 
-// release ends the term and gives the lease up at once, for a graceful
-// stop: the others take it as soon as they hear.
+// release ends the term for good, waits (until ctx ends) for the jobs
+// running under it, and gives the lease up, for a graceful stop: the
+// others take it as soon as they hear.
 func (l *lease) release(ctx context.Context) error {
 	l.mu.Lock()
+	l.closed = true
 	l.endLocked(ErrHandedOver)
 	l.mu.Unlock()
+	done := make(chan struct{})
+	go func() { l.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("fleet jobs still running: %w", context.Cause(ctx))
+	}
 	return l.b.release(ctx, l.holder)
+}
+
+// enter is current for a run: it counts the run in flight, for release.
+func (l *lease) enter() (int64, context.Context, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.epoch == 0 || !l.clock.Now().Before(l.validUntil) {
+		return 0, nil, false
+	}
+	l.inflight.Add(1)
+	return l.epoch, l.term, true
 }
 
 // run runs job if this host holds the lease and claims the tick first.
 func (l *lease) run(ctx context.Context, keyPrefix string, j fleetlink.Job, job func(context.Context) error) (bool, error) {
-	epoch, term, ok := l.current()
+	epoch, term, ok := l.enter()
 	if !ok {
 		return false, nil
 	}
+	defer l.inflight.Done()
 	now := l.clock.Now()
 	due, ok := schedule.DueFromContext(ctx)
 	if !ok {

@@ -22,7 +22,8 @@ func main() {
 const usage = `usage: broodctl [flags] command
 
 commands:
-  status        show every process of the master (-json for the raw status)
+  status        show every process of the master (-json for the raw status;
+                --fleet -app NAME: every host of the app's fleet)
   reload        replace the workers one by one with the binary now on disk
   stop          stop gracefully
   scale N       run N workers
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	port := fs.Int("port", 0, "the `port` the app serves, to find its socket")
 	asJSON := fs.Bool("json", false, "status: print the raw status as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the master")
+	fleetWide := fs.Bool("fleet", false, "status: every host of the app's fleet (with -app), read from its Redis")
+	fleetRedis := fs.String("redis", os.Getenv("BROOD_FLEET_REDIS"), "status --fleet: the fleet's Redis `URL`")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, usage, control.EnvSocket, control.DefaultDir())
 		fs.PrintDefaults()
@@ -70,6 +73,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "broodctl: %v\n", err)
 		fs.Usage()
 		return 2
+	}
+	if *fleetWide && req.Cmd == control.CmdStatus {
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		if err := fleetStatus(ctx, stdout, *fleetRedis, *app, *asJSON); err != nil {
+			fmt.Fprintf(stderr, "broodctl: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	path, err := findSocket(*socket, *app, *port, stderr)
 	if err != nil {

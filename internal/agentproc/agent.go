@@ -89,6 +89,20 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 		}
 		link.Send(protocol.Control(protocol.Jobs, protocol.JobsMsg{ID: msg.ID, Jobs: jobs.Status()}))
 	})
+	var handover sync.WaitGroup
+	defer handover.Wait()
+	link.Handle(protocol.ClusterStopping, func(wire.Frame) {
+		if fl == nil {
+			return
+		}
+		handover.Go(func() {
+			ctx, cancel := child.StopContext(c.ShutdownTimeout)
+			defer cancel()
+			if err := fl.Handover(ctx); err != nil {
+				log.Warn("fleet: lease not handed over; the next host takes it when it lapses", "err", err)
+			}
+		})
+	})
 	var rotation *logRotation
 	if c.Rotation != nil {
 		rotation = newLogRotation(*c.Rotation, log, link.ReopenEverywhere)

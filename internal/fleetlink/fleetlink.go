@@ -40,7 +40,12 @@ type Fleet interface {
 	// Broadcast publishes a message to every host of the fleet, this one
 	// included; it queues while Redis is unreachable (bounded).
 	Broadcast(e Envelope) error
-	// Close hands the lease over (if held) and stops talking to Redis.
+	// Handover gives the lease up for good (if held) once the jobs under
+	// it have ended, so that another host takes it at once: a graceful
+	// stop begins with it.
+	Handover(ctx context.Context) error
+	// Close hands the lease over (if not done yet) and stops talking to
+	// Redis.
 	Close(ctx context.Context) error
 }
 
