@@ -57,8 +57,11 @@ func (t Timing) withDefaults() Timing {
 // backend is what the lease needs of Redis; the in-process tests fake it.
 type backend interface {
 	// acquire takes the lease for holder, or extends it if holder has it,
-	// for ttl; it returns the lease's epoch, or 0 if another holds it.
-	acquire(ctx context.Context, holder string, ttl time.Duration) (int64, error)
+	// for ttl; it returns the lease's epoch, or minus the epoch of the
+	// other host that holds it. A new epoch is above floor, the highest
+	// this host has seen, so that epochs keep growing even if Redis lost
+	// its data (restarted empty, failed over to a replica behind).
+	acquire(ctx context.Context, holder string, ttl time.Duration, floor int64) (int64, error)
 	// release gives the lease up if holder has it.
 	release(ctx context.Context, holder string) error
 	// claim records that key's tick runs, unless it already does.
@@ -80,8 +83,9 @@ type lease struct {
 	term       context.Context // ends when the current term does
 	endTerm    context.CancelCauseFunc
 	watchdog   schedule.Timer
-	down       bool // Redis unreachable, said once
-	closed     bool // released for good: this host is stopping
+	down       bool  // Redis unreachable, said once
+	seen       int64 // the highest epoch seen
+	closed     bool  // released for good: this host is stopping
 	inflight   sync.WaitGroup
 }
 
@@ -94,7 +98,10 @@ func (l *lease) attempt(ctx context.Context) {
 	sent := l.clock.Now()
 	actx, cancel := context.WithTimeout(ctx, l.t.Renew)
 	defer cancel()
-	epoch, err := l.b.acquire(actx, l.holder, l.t.Lease)
+	l.mu.Lock()
+	floor := l.seen
+	l.mu.Unlock()
+	epoch, err := l.b.acquire(actx, l.holder, l.t.Lease, floor)
 	if ctx.Err() != nil {
 		return
 	}
@@ -113,6 +120,11 @@ func (l *lease) result(sent time.Time, epoch int64, err error) {
 		return // the term, if any, lasts until its watchdog
 	}
 	l.noteUpLocked()
+	if epoch < 0 { // held by another
+		l.seen = max(l.seen, -epoch)
+		epoch = 0
+	}
+	l.seen = max(l.seen, epoch)
 	switch {
 	case epoch == 0:
 		if l.epoch != 0 {

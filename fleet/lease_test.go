@@ -30,7 +30,7 @@ type fakeRedis struct {
 
 var errDown = errors.New("redis down")
 
-func (r *fakeRedis) acquire(_ context.Context, holder string, ttl time.Duration) (int64, error) {
+func (r *fakeRedis) acquire(_ context.Context, holder string, ttl time.Duration, floor int64) (int64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.down {
@@ -39,12 +39,12 @@ func (r *fakeRedis) acquire(_ context.Context, holder string, ttl time.Duration)
 	now := r.clk.Now()
 	if r.holder != "" && now.Before(r.expires) {
 		if r.holder != holder {
-			return 0, nil
+			return -r.epoch, nil
 		}
 		r.expires = now.Add(ttl)
 		return r.epoch, nil
 	}
-	r.epoch++
+	r.epoch = max(r.epoch, floor) + 1
 	r.holder, r.expires = holder, now.Add(ttl)
 	return r.epoch, nil
 }
@@ -277,5 +277,24 @@ func TestTickNamesAgreeAcrossHosts(t *testing.T) {
 			t.Errorf("ticks %d and %d of one host share the name %s", i-1, i, got)
 		}
 		prev = got
+	}
+}
+
+// A Redis that lost its data (restarted empty) does not make epochs go
+// back: a host that saw epoch n takes the lease with more than n.
+func TestEpochsGrowAcrossARedisThatLostItsData(t *testing.T) {
+	clk, r, a, b := newPair(t)
+	ctx := context.Background()
+	a.attempt(ctx) // epoch 1
+	b.attempt(ctx) // sees 1
+	a.release(ctx)
+	b.attempt(ctx) // epoch 2
+	r.mu.Lock()
+	r.epoch, r.holder = 0, "" // restarted empty
+	r.mu.Unlock()
+	clk.Advance(2 * time.Second)
+	b.attempt(ctx)
+	if e, _, ok := b.current(); !ok || e != 3 {
+		t.Errorf("after Redis lost its data: epoch %d, leader %v; want 3, true", e, ok)
 	}
 }

@@ -20,9 +20,14 @@ if cur then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
     return tonumber(string.sub(cur, sep + 1))
   end
-  return 0
+  return -tonumber(string.sub(cur, sep + 1))
 end
 local e = redis.call('INCR', KEYS[2])
+local floor = tonumber(ARGV[3])
+if e <= floor then
+  e = floor + 1
+  redis.call('SET', KEYS[2], e)
+end
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. e, 'PX', ARGV[2])
 return e
 `)
@@ -55,8 +60,8 @@ type redisBackend struct {
 	k   keys
 }
 
-func (b *redisBackend) acquire(ctx context.Context, holder string, ttl time.Duration) (int64, error) {
-	e, err := acquireScript.Run(ctx, b.rdb, []string{b.k.lease, b.k.epoch}, holder, ttl.Milliseconds()).Int64()
+func (b *redisBackend) acquire(ctx context.Context, holder string, ttl time.Duration, floor int64) (int64, error) {
+	e, err := acquireScript.Run(ctx, b.rdb, []string{b.k.lease, b.k.epoch}, holder, ttl.Milliseconds(), floor).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("fleet lease: %w", err)
 	}
