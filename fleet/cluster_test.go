@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -85,6 +86,7 @@ func runFleetApp() error {
 		}
 	}
 	r := chi.NewRouter()
+	r.Post("/hello", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
 	r.Get("/send", func(w http.ResponseWriter, r *http.Request) {
 		err := app.FromContext(r.Context()).Messenger().BroadcastFleet("ping", map[string]any{"v": r.FormValue("v"), "sent": time.Now().UnixMicro()})
 		if err != nil {
@@ -347,4 +349,63 @@ func keysOf[V any](m map[int]V) []int {
 	}
 	slices.Sort(k)
 	return k
+}
+
+// Redis paused for longer than the lease, under HTTP load: no request that
+// does not need Redis fails, fleet jobs pause (said once) and resume, and a
+// fleet message sent meanwhile waits in the sender's agent and reaches
+// every process afterwards.
+func TestRedisDownUnderLoad(t *testing.T) {
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	runsPath, msgsPath := filepath.Join(dir, "runs"), filepath.Join(dir, "msgs")
+	url := fmt.Sprintf("%s?lease=%s&renew=%s", srv.URL(0), lease, renew)
+	env := []string{"BROOD_FLEET_REDIS=" + url, "BROOD_TEST_NAME=fleetapp", "BROOD_TEST_RUNS=" + runsPath, "BROOD_TEST_MSGS=" + msgsPath}
+	a, b := clustertest.Start(t, "fleet", env...), clustertest.Start(t, "fleet", env...)
+	a.WaitReady(30 * time.Second)
+	b.WaitReady(30 * time.Second)
+	time.Sleep(time.Second)
+	load := clustertest.StartLoad(a.URL("/hello"), 4, true, time.Minute)
+
+	srv.Pause()
+	pausedAt := time.Now()
+	time.Sleep(lease + time.Second)
+	if code, body, err := clustertest.Get(clustertest.Client(5*time.Second), a.URL("/send?v=while-down")); err != nil || code != 200 {
+		t.Errorf("/send while Redis is down: %d %s %v; want 200 (the message waits)", code, body, err)
+	}
+	time.Sleep(time.Second)
+	srv.Resume()
+	resumedAt := time.Now()
+	for _, r := range readLines[run](t, runsPath) {
+		if r.Start.After(pausedAt.Add(lease)) && r.Start.Before(resumedAt) {
+			t.Errorf("a job ran while Redis was down, past the lease: %+v", r)
+		}
+	}
+	waitFor(t, 15*time.Second, "the job to resume", func() bool {
+		for _, r := range readLines[run](t, runsPath) {
+			if r.Start.After(resumedAt) {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 15*time.Second, "6 deliveries of the message sent while Redis was down", func() bool {
+		n := 0
+		for _, g := range readLines[got](t, msgsPath) {
+			if g.V == "while-down" {
+				n++
+			}
+		}
+		return n >= 6
+	})
+	load.Stop()
+	if n := load.Failed.Load(); n != 0 || load.OK.Load() == 0 {
+		t.Errorf("HTTP while Redis was down: %d ok, %d failed; want none failed:\n%s", load.OK.Load(), n, load.Errors())
+	}
+	for _, c := range []*clustertest.Cluster{a, b} {
+		if n := strings.Count(c.Messages(), "fleet: Redis unreachable"); n != 1 {
+			t.Errorf("a host said Redis was unreachable %d times, want once", n)
+		}
+	}
+	checkRuns(t, readLines[run](t, runsPath))
 }
