@@ -3,9 +3,13 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/broodhq/brood/internal/fleetlink"
 	"github.com/broodhq/brood/internal/redistest"
@@ -130,5 +134,50 @@ func TestTickClaimOverRedis(t *testing.T) {
 	ok2, err2 := b.claim(context.Background(), a.f.k.tick+"j:e1", "y 2", time.Minute)
 	if err1 != nil || err2 != nil || !ok1 || ok2 {
 		t.Errorf("two claims of one tick: got (%v %v) (%v %v), want the first only", ok1, err1, ok2, err2)
+	}
+}
+
+// commandCalls sums the calls of every command in INFO commandstats.
+func commandCalls(t *testing.T, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, line := range strings.Split(info, "\n") {
+		_, rest, ok := strings.Cut(line, ":calls=")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+		total += n
+	}
+	return total
+}
+
+// At rest (no job ticking, no messages), the fleet machinery of three
+// hosts at the default timing costs a handful of Redis commands per
+// second: per host, a lease script and a status SET every Renew and a
+// blocking XREAD every 5 s.
+func TestRedisCommandsAtRest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 12 s")
+	}
+	srv := redistest.Start(t)
+	for range 3 {
+		join(t, srv.URL(0), "app")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	time.Sleep(2 * time.Second)
+	const window = 10 * time.Second
+	before := commandCalls(t, rdb)
+	time.Sleep(window)
+	after := commandCalls(t, rdb)
+	perSec := float64(after-before-1) / window.Seconds() // minus our INFO
+	t.Logf("Redis commands at rest, 3 hosts, lease %v, renew %v: %.1f/s", DefaultLease, DefaultRenew, perSec)
+	if perSec > 10 {
+		t.Errorf("commands at rest: %.1f/s, want a handful (under 10/s for 3 hosts)", perSec)
 	}
 }
