@@ -348,6 +348,27 @@ func TestThreeHostFleet(t *testing.T) {
 		}
 	}
 
+	// Reload of the holder: its agent is replaced, and the lease handed
+	// over (to the other host, or the new agent) within 1 s (+ a tick).
+	h, last = holder()
+	hupAt := time.Now()
+	hosts[h].Signal(syscall.SIGHUP)
+	var next run
+	waitFor(t, 10*time.Second, "a run under a new epoch after the reload", func() bool {
+		for _, x := range readLines[run](t, runsPath) {
+			if x.Epoch > last.Epoch && x.Start.After(hupAt) {
+				next = x
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("handover after SIGHUP (reload): %v", next.Start.Sub(hupAt))
+	if took := next.Start.Sub(hupAt); took > time.Second+period {
+		t.Errorf("handover after a reload took %v, want at most 1s (+ a tick)", took)
+	}
+	hosts[h].WaitLog(30*time.Second, 0, clustertest.Msg("reload"))
+
 	// Graceful stop of the holder: handover within 1 s (+ a tick).
 	h, _ = holder()
 	termAt := time.Now()
