@@ -184,10 +184,20 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 	return time.Since(start)
 }
 
-const (
-	lease = 2 * time.Second
-	renew = 400 * time.Millisecond
+// The lease timing of the cluster tests: short, so that they finish
+// quickly; $BROOD_TEST_FLEET_LEASE and $BROOD_TEST_FLEET_RENEW set others
+// (e.g. the defaults, 10s and 2s, to measure failover with them).
+var (
+	lease = envDuration("BROOD_TEST_FLEET_LEASE", 2*time.Second)
+	renew = envDuration("BROOD_TEST_FLEET_RENEW", 400*time.Millisecond)
 )
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
 
 // Three masters on one machine form a fleet: the job runs on one host per
 // tick, without overlaps or repeats, through a SIGKILL, a SIGSTOP longer

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/broodhq/brood/internal/fleetlink"
@@ -102,6 +103,9 @@ func open(ctx context.Context, c fleetlink.Config, clock schedule.Clock) (*Fleet
 	go func() { defer f.wg.Done(); defer close(f.leaseLooped); f.leaseLoop(leaseCtx) }()
 	go func() { defer f.wg.Done(); f.readLoop(lctx, start) }()
 	go func() { defer f.wg.Done(); defer close(f.written); f.writeLoop(lctx) }()
+	// One agent per process: a second Register (tests opening several
+	// fleets in one process) keeps the first.
+	_ = prometheus.Register(collector{f})
 	f.log.Info("fleet: joined", "app", c.App, "id", f.id, "lease", t.Lease.String(), "renew", t.Renew.String())
 	return f, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/broodhq/brood/internal/fleetlink"
@@ -122,6 +123,18 @@ func TestFleetOverRedis(t *testing.T) {
 	if e2 <= e1 {
 		t.Errorf("epoch after handover: got %d, want more than %d", e2, e1)
 	}
+	for _, h := range rest {
+		want := 0.0
+		if ok, _, _ := h.f.l.state(); ok {
+			want = 1
+		}
+		if got := gauge(t, h.f, "brood_fleet_lease_held"); got != want {
+			t.Errorf("brood_fleet_lease_held: got %v, want %v", got, want)
+		}
+		if got := gauge(t, h.f, "brood_fleet_redis_up"); got != 1 {
+			t.Errorf("brood_fleet_redis_up: got %v, want 1", got)
+		}
+	}
 	t.Logf("graceful handover in %v (epoch %d -> %d)", took, e1, e2)
 }
 
@@ -180,4 +193,22 @@ func TestRedisCommandsAtRest(t *testing.T) {
 	if perSec > 10 {
 		t.Errorf("commands at rest: %.1f/s, want a handful (under 10/s for 3 hosts)", perSec)
 	}
+}
+
+// gauge reads one of f's metrics.
+func gauge(t *testing.T, f *Fleet, name string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(collector{f})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
