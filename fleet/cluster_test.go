@@ -86,6 +86,7 @@ func runFleetApp() error {
 		}
 	}
 	r := chi.NewRouter()
+	r.Get("/slow", func(w http.ResponseWriter, r *http.Request) { time.Sleep(2 * time.Second) })
 	r.Post("/hello", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
 	r.Get("/send", func(w http.ResponseWriter, r *http.Request) {
 		err := app.FromContext(r.Context()).Messenger().BroadcastFleet("ping", map[string]any{"v": r.FormValue("v"), "sent": time.Now().UnixMicro()})
@@ -379,8 +380,15 @@ func TestThreeHostFleet(t *testing.T) {
 	}
 	hosts[h].WaitLog(30*time.Second, 0, clustertest.Msg("reload"))
 
-	// Graceful stop of the holder: handover within 1 s (+ a tick).
+	// Graceful stop of the holder, with a request in flight that holds its
+	// workers' drain for 2 s: handover within 1 s (+ a tick) all the same.
 	h, _ = holder()
+	slow := make(chan error, 1)
+	go func() {
+		_, _, err := clustertest.Get(clustertest.Client(10*time.Second), hosts[h].URL("/slow"))
+		slow <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
 	termAt := time.Now()
 	hosts[h].Signal(syscall.SIGTERM)
 	r = nextRun(h, termAt, 10*time.Second)
@@ -390,6 +398,9 @@ func TestThreeHostFleet(t *testing.T) {
 	}
 	if _, ok := hosts[h].Wait(10 * time.Second); !ok {
 		t.Error("stopped host did not exit")
+	}
+	if err := <-slow; err != nil {
+		t.Errorf("the request in flight during the graceful stop: %v", err)
 	}
 	time.Sleep(time.Second)
 	checkRuns(t, readLines[run](t, runsPath))
