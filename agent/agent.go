@@ -147,8 +147,9 @@ type JobOption int
 // so that no tick runs twice even if two hosts believe they lead. The
 // job's context ends when the lease can no longer be trusted, before
 // another host may take it; agent.EpochFromContext gives the lease's
-// fencing epoch. Without a fleet configured, the job runs once per host,
-// as without the option.
+// fencing epoch. In Jobs, a tick on a host that does not run it counts as
+// a run that returned at once. Without a fleet configured, the job runs
+// once per host, as without the option.
 const OncePerFleet JobOption = 1
 
 func (a *Agent) wrap(name string, every time.Duration, job func(context.Context) error, opts []JobOption) func(context.Context) error {
