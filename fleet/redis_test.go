@@ -212,3 +212,20 @@ func gauge(t *testing.T, f *Fleet, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// A Redis unreachable at startup does not stop the host from joining: it
+// keeps trying, and leads once Redis answers.
+func TestRedisUnreachableAtStartup(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Stop()
+	h := join(t, srv.URL(0)+"?lease=2s&renew=200ms", "app")
+	time.Sleep(500 * time.Millisecond)
+	if ok, _, down := h.f.l.state(); ok || !down {
+		t.Fatalf("with Redis down: leader %v, down %v; want false, true", ok, down)
+	}
+	srv.Restart()
+	waitLeader(t, 10*time.Second, h)
+	if got := gauge(t, h.f, "brood_fleet_redis_up"); got != 1 {
+		t.Errorf("brood_fleet_redis_up after Redis came: got %v, want 1", got)
+	}
+}
