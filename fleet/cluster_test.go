@@ -404,6 +404,18 @@ func TestThreeHostFleet(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	checkRuns(t, readLines[run](t, runsPath))
+	noRaces(t, append(order, other)...)
+}
+
+// noRaces fails if a process of the clusters reported a data race (under
+// go test -race, the clusters are the race-enabled test binary).
+func noRaces(t *testing.T, cs ...*clustertest.Cluster) {
+	t.Helper()
+	for _, c := range cs {
+		if strings.Contains(c.Output(), "DATA RACE") {
+			t.Errorf("master %d: a process reported a data race", c.Cmd.Process.Pid)
+		}
+	}
 }
 
 func keysOf[V any](m map[int]V) []int {
@@ -472,4 +484,5 @@ func TestRedisDownUnderLoad(t *testing.T) {
 		}
 	}
 	checkRuns(t, readLines[run](t, runsPath))
+	noRaces(t, a, b)
 }
