@@ -22,8 +22,7 @@ func main() {
 const usage = `usage: broodctl [flags] command
 
 commands:
-  status        show every process of the master (-json for the raw status;
-                --fleet -app NAME: every host of the app's fleet)
+  status        show every process of the master (-json for the raw status)
   reload        replace the workers one by one with the binary now on disk
   stop          stop gracefully
   scale N       run N workers
@@ -31,6 +30,8 @@ commands:
 
 The master is found by -socket, by $%s, by -app and -port, or
 as the only one in %s.
+status --fleet -app NAME [-redis URL] lists every host of the app's fleet
+instead, from its Redis ($BROOD_FLEET_REDIS).
 
 flags:
 `
@@ -38,6 +39,9 @@ flags:
 // run is the whole command, minus the process: exit code out, output to
 // the writers given, so tests run it in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if code, ok := fleetCommand(ctx, args, stdout, stderr); ok {
+		return code
+	}
 	fs := flag.NewFlagSet("broodctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	socket := fs.String("socket", "", "control socket `path`")
@@ -45,8 +49,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	port := fs.Int("port", 0, "the `port` the app serves, to find its socket")
 	asJSON := fs.Bool("json", false, "status: print the raw status as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the master")
-	fleetWide := fs.Bool("fleet", false, "status: every host of the app's fleet (with -app), read from its Redis")
-	fleetRedis := fs.String("redis", os.Getenv("BROOD_FLEET_REDIS"), "status --fleet: the fleet's Redis `URL`")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, usage, control.EnvSocket, control.DefaultDir())
 		fs.PrintDefaults()
@@ -73,15 +75,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "broodctl: %v\n", err)
 		fs.Usage()
 		return 2
-	}
-	if *fleetWide && req.Cmd == control.CmdStatus {
-		ctx, cancel := context.WithTimeout(ctx, *timeout)
-		defer cancel()
-		if err := fleetStatus(ctx, stdout, *fleetRedis, *app, *asJSON); err != nil {
-			fmt.Fprintf(stderr, "broodctl: %v\n", err)
-			return 1
-		}
-		return 0
 	}
 	path, err := findSocket(*socket, *app, *port, stderr)
 	if err != nil {
