@@ -56,17 +56,17 @@ func (c *config) masterConfig(p *proclog.Process) *master.Config {
 
 func (c *config) agentConfig(p *proclog.Process) agentproc.Config {
 	ac := agentproc.Config{Log: p.Log, Hooks: c.agentHooks, ShutdownTimeout: c.shutdownTimeout,
-		Store: c.storeConfig(), MetricsAddr: c.metrics.addr, Addr: c.addr}
-	if fleet, store, from := c.fleetConfig(); fleet != "" {
-		ac.FleetURL = fleet
-		if store != "" {
-			ac.Store.URL, ac.Store.URLFrom = store, from
-		}
-	}
+		Store: c.storeConfig(), MetricsAddr: c.metrics.addr}
 	if c.logs.dir != "" {
 		ac.Rotation = &agentproc.RotationConfig{
 			Dir: c.logs.dir, MaxSize: c.logs.maxSize, Keep: c.logs.keep,
 			Compress: c.logs.compress, Daily: c.logs.daily, Check: c.logs.check,
+		}
+	}
+	if fleet, store, from := c.fleetConfig(); fleet != "" {
+		ac.FleetURL, ac.Addr = fleet, c.addr
+		if store != "" {
+			ac.Store.URL, ac.Store.URLFrom = store, from
 		}
 	}
 	return ac

@@ -23,13 +23,13 @@ import (
 // from the resolved options.
 type Config struct {
 	Log             *slog.Logger
+	FleetURL        string                     // the fleet's Redis (framework.WithFleet); "": no fleet
+	Addr            string                     // the application's address, for the fleet status
 	Hooks           []func(*agent.Agent) error // WithAgent
 	ShutdownTimeout time.Duration              // when stopped by a signal
 	Rotation        *RotationConfig            // nil without a log directory
 	Store           storeagent.Config          // the cluster's store, which the agent hosts
 	MetricsAddr     string                     // where the agent serves the cluster's /metrics; "": nowhere
-	FleetURL        string                     // the fleet's Redis (framework.WithFleet); "": no fleet
-	Addr            string                     // the application's address, for the fleet status
 	// Settings of what the agent hosts for the cluster (a store, metrics)
 	// go here, filled in by framework.Run (framework/roles.go).
 }
