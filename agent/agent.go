@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/broodhq/brood/internal/fleetlink"
 	"github.com/broodhq/brood/internal/lifecycle"
 	"github.com/broodhq/brood/internal/storeagent"
 	"github.com/broodhq/brood/messenger"
@@ -21,6 +22,7 @@ type Agent struct {
 	msgr  *messenger.Messenger
 	jobs  *schedule.Scheduler
 	store store.Store
+	fleet fleetlink.Fleet
 }
 
 // Config describes the agent to New.
@@ -39,6 +41,10 @@ type Config struct {
 	// operations fail with store.ErrUnavailable. Tests may pass
 	// memstore.New().
 	Store store.Store
+	// Fleet is this host's membership in a fleet (framework.WithFleet),
+	// under which OncePerFleet jobs run; nil: no fleet, and they run once
+	// per host.
+	Fleet fleetlink.Fleet
 }
 
 // New returns an Agent. framework.Run creates the real one.
@@ -58,7 +64,7 @@ func New(c Config) *Agent {
 	if c.Store == nil {
 		c.Store = storeagent.None("this agent has no store (agent.New without Config.Store)")
 	}
-	return &Agent{log: c.Logger, hooks: c.Hooks, msgr: c.Messenger, jobs: c.Scheduler, store: c.Store}
+	return &Agent{log: c.Logger, hooks: c.Hooks, msgr: c.Messenger, jobs: c.Scheduler, store: c.Store, fleet: c.Fleet}
 }
 
 // PID is the agent's process id.
@@ -85,7 +91,8 @@ func (a *Agent) Store() store.Store { return a.store }
 // the shutdown timeout.
 func (a *Agent) OnStop(fn func(ctx context.Context) error) { a.hooks.OnStop(fn) }
 
-// Every runs job every d, once per machine, in the agent. Register jobs in a
+// Every runs job every d, once per machine, in the agent (with
+// OncePerFleet: once per fleet of hosts). Register jobs in a
 // framework.WithAgent hook: they start when the cluster is ready (every
 // worker serving), the first run d after that; the agent that replaces a
 // crashed one runs the hooks again, so the jobs resume there.
@@ -100,7 +107,10 @@ func (a *Agent) OnStop(fn func(ctx context.Context) error) { a.hooks.OnStop(fn) 
 // like a chi route with a bad pattern, that is a mistake in the program,
 // found the first time it starts. In a WithAgent hook the panic becomes the
 // agent's boot error, so the cluster refuses to start and says why.
-func (a *Agent) Every(d time.Duration, name string, job func(ctx context.Context) error) {
+func (a *Agent) Every(d time.Duration, name string, job func(ctx context.Context) error, opts ...JobOption) {
+	if job != nil {
+		job = a.wrap(name, d, job, opts)
+	}
 	if err := a.jobs.Every(d, name, job); err != nil {
 		panic(fmt.Sprintf("agent.Every: %v", err))
 	}
@@ -112,7 +122,10 @@ func (a *Agent) Every(d time.Duration, name string, job func(ctx context.Context
 // "CRON_TZ=Europe/Berlin ". Runs behave as with Every. An invalid spec or a
 // name already taken is an error wrapping schedule.ErrInvalidSchedule or
 // schedule.ErrDuplicateName; return it from the hook to refuse to start.
-func (a *Agent) Cron(spec, name string, job func(ctx context.Context) error) error {
+func (a *Agent) Cron(spec, name string, job func(ctx context.Context) error, opts ...JobOption) error {
+	if job != nil {
+		job = a.wrap(name, 0, job, opts)
+	}
 	if err := a.jobs.Cron(spec, name, job); err != nil {
 		return fmt.Errorf("agent.Cron: %w", err)
 	}
@@ -124,3 +137,43 @@ func (a *Agent) Cron(spec, name string, job func(ctx context.Context) error) err
 // The workers' schedules that the agent drives (app.App.Every) are listed
 // too, named "app:NAME".
 func (a *Agent) Jobs() []schedule.JobStatus { return a.jobs.Status() }
+
+// A JobOption changes how a job added with Every or Cron runs.
+type JobOption int
+
+// OncePerFleet runs the job on one host of the fleet per tick (see
+// framework.WithFleet and package fleet), instead of on every host: on the
+// host that holds the fleet's lease, which claims each tick in Redis first,
+// so that no tick runs twice even if two hosts believe they lead. The
+// job's context ends when the lease can no longer be trusted, before
+// another host may take it; agent.EpochFromContext gives the lease's
+// fencing epoch. In Jobs, a tick on a host that does not run it counts as
+// a run that returned at once. Without a fleet configured, the job runs
+// once per host, as without the option.
+const OncePerFleet JobOption = 1
+
+func (a *Agent) wrap(name string, every time.Duration, job func(context.Context) error, opts []JobOption) func(context.Context) error {
+	fleet := false
+	for _, o := range opts {
+		fleet = fleet || o == OncePerFleet
+	}
+	if !fleet {
+		return job
+	}
+	if a.fleet == nil {
+		a.log.Info("OncePerFleet job runs once per host: no fleet configured (framework.WithFleet or $BROOD_FLEET_REDIS)", "job", name)
+		return job
+	}
+	j := fleetlink.Job{Name: name, Every: every}
+	return func(ctx context.Context) error {
+		_, err := a.fleet.Run(ctx, j, job)
+		return err
+	}
+}
+
+// EpochFromContext returns the fencing epoch of the fleet lease under which
+// a OncePerFleet job runs, from the job's context: a number that only grows
+// and changes whenever another host takes the lease, so that the job's
+// writes elsewhere can be refused when they carry an epoch older than one
+// already seen. It is 0 outside such a job.
+func EpochFromContext(ctx context.Context) int64 { return fleetlink.Epoch(ctx) }

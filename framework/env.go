@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/broodhq/brood/internal/fleetlink"
 	"github.com/broodhq/brood/internal/storeagent"
 	"github.com/broodhq/brood/logfile"
 )
@@ -52,6 +53,7 @@ func (c *config) fromEnv(getenv func(string) string) []error {
 	envValue(e, "store", storeagent.EnvStore, &c.store.url, parseString, "")
 	envValue(e, "data_dir", storeagent.EnvDataDir, &c.store.dataDir, parseString, "")
 	envValue(e, "store_sync", storeagent.EnvSync, &c.store.sync, strconv.ParseBool, "want 1 or 0")
+	envValue(e, "fleet", fleetlink.EnvRedis, &c.fleetURL, parseString, "")
 	return e.errs
 }
 

@@ -52,6 +52,7 @@ type config struct {
 	balance         string        // WithBalance, $BROOD_BALANCE: balanceoptions.go
 	store           storeOptions  // WithDataDir, WithStore: storeoptions.go
 	metrics         metricsConfig // WithMetricsAddr: metricsoptions.go
+	fleetURL        string        // WithFleet, $BROOD_FLEET_REDIS: fleetoptions.go
 
 	// where each value came from, for the effective-configuration log line
 	source map[string]string
@@ -226,6 +227,7 @@ func (c *config) validate() []error {
 	errs = append(errs, c.validateBalance(name)...)
 	errs = append(errs, c.store.check(name)...)
 	errs = append(errs, c.validateMetrics(name)...)
+	errs = append(errs, c.validateFleet(name)...)
 	switch c.logFormat {
 	case "auto", "text", "json":
 	default:

@@ -65,6 +65,12 @@ func (c *config) agentConfig(p *proclog.Process) agentproc.Config {
 			Compress: c.logs.compress, Daily: c.logs.daily, Check: c.logs.check,
 		}
 	}
+	if fleet, store, from := c.fleetConfig(); fleet != "" {
+		ac.FleetURL, ac.Addr = fleet, c.addr
+		if store != "" {
+			ac.Store.URL, ac.Store.URLFrom = store, from
+		}
+	}
 	return ac
 }
 

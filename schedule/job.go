@@ -75,7 +75,7 @@ func (s *Scheduler) fire(j *job) {
 		j.skipped++
 		j.log.Warn("tick skipped: previous run still going", "tick", due, "running_since", j.lastStart)
 	} else {
-		s.launch(j, now)
+		s.launch(j, now, due)
 	}
 
 	next := j.timing.Next(due)
@@ -89,13 +89,24 @@ func (s *Scheduler) fire(j *job) {
 	s.arm(j, next, now)
 }
 
-func (s *Scheduler) launch(j *job, now time.Time) {
+func (s *Scheduler) launch(j *job, now, due time.Time) {
 	j.running++
 	j.runs++
 	j.lastStart = now
 	s.inflight[j]++
 	j.log.Debug("job starting")
-	go s.run(s.ctx, j, now)
+	go s.run(context.WithValue(s.ctx, dueKey{}, due), j, now)
+}
+
+type dueKey struct{}
+
+// DueFromContext returns the time the run's tick was due (not when it
+// started, which is a little later), from a job's context. Hosts that run
+// the same schedule agree on it, which is what lets a fleet claim each
+// tick once (package fleet).
+func DueFromContext(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(dueKey{}).(time.Time)
+	return t, ok
 }
 
 func (s *Scheduler) run(ctx context.Context, j *job, start time.Time) {

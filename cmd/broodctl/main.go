@@ -36,6 +36,8 @@ commands:
 
 The master is found by -socket, by $%s, by -app and -port, or
 as the only one in %s.
+status --fleet -app NAME [-redis URL] lists every host of the app's fleet
+instead, from its Redis ($BROOD_FLEET_REDIS).
 
 flags:
 `
@@ -43,6 +45,9 @@ flags:
 // run is the whole command, minus the process: exit code out, output to
 // the writers given, so tests run it in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if code, ok := fleetCommand(ctx, args, stdout, stderr); ok {
+		return code
+	}
 	fs := flag.NewFlagSet("broodctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	socket := fs.String("socket", "", "control socket `path`")

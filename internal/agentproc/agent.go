@@ -23,6 +23,8 @@ import (
 // from the resolved options.
 type Config struct {
 	Log             *slog.Logger
+	FleetURL        string                     // the fleet's Redis (framework.WithFleet); "": no fleet
+	Addr            string                     // the application's address, for the fleet status
 	Hooks           []func(*agent.Agent) error // WithAgent
 	ShutdownTimeout time.Duration              // when stopped by a signal
 	Rotation        *RotationConfig            // nil without a log directory
@@ -57,7 +59,18 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	}
 	defer st.Close() // after the OnStop hooks, which may use it
 	storeagent.Serve(msgr, st)
-	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: msgr, Scheduler: jobs, Store: storeagent.Shared(st)})
+	fl, err := openFleet(c, log, msgr)
+	if err != nil {
+		return link.BootFailed(fmt.Errorf("agent: %w", err))
+	}
+	if fl != nil { // on a failed boot; Close again is a no-op
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			fl.Close(ctx)
+		}()
+	}
+	a := agent.New(agent.Config{Logger: log, Hooks: hooks, Messenger: msgr, Scheduler: jobs, Store: storeagent.Shared(st), Fleet: fl})
 	serveAppSchedules(log, msgr, jobs) // before the hooks: "brood." actions are ours
 	aggregator := metrics.StartAggregator(msgr, metrics.AggregatorConfig{Logger: log, Addr: c.MetricsAddr})
 	defer aggregator.Stop()
@@ -77,6 +90,20 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 			return
 		}
 		link.Send(protocol.Control(protocol.Jobs, protocol.JobsMsg{ID: msg.ID, Jobs: jobs.Status()}))
+	})
+	var handover sync.WaitGroup
+	defer handover.Wait()
+	link.Handle(protocol.ClusterStopping, func(wire.Frame) {
+		if fl == nil {
+			return
+		}
+		handover.Go(func() {
+			ctx, cancel := child.StopContext(c.ShutdownTimeout)
+			defer cancel()
+			if err := fl.Handover(ctx); err != nil {
+				log.Warn("fleet: lease not handed over; the next host takes it when it lapses", "err", err)
+			}
+		})
 	})
 	var rotation *logRotation
 	if c.Rotation != nil {
@@ -128,6 +155,11 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	// and the agent answers what it got.
 	if err := jobs.Stop(stopCtx); err != nil {
 		log.Warn("jobs still running at the shutdown timeout; leaving them", "err", err)
+	}
+	if fl != nil { // after the jobs: the next holder must not overlap them
+		if err := fl.Close(stopCtx); err != nil {
+			log.Warn("fleet: lease not handed over; the next host takes it when it lapses", "err", err)
+		}
 	}
 	bg.Wait()
 	link.LeaveMessaging(stopCtx)

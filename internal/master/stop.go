@@ -22,6 +22,11 @@ func (m *master) stop(graceful bool) {
 	}
 	m.ops.clear()
 	m.notifyStopping()
+	for c := range m.live {
+		if c.slot == agentSlot {
+			_ = c.conn.SendFrame(protocol.Control(protocol.ClusterStopping, nil))
+		}
+	}
 	m.graceful = graceful
 	if !graceful {
 		m.phase = phaseStoppingWorkers

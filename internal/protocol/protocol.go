@@ -37,6 +37,9 @@ const (
 	Recycle      = "recycle"       // worker → master: max requests reached (RecycleMsg)
 	Draining     = "draining"      // agent → master: stopping; send me nothing more
 	Drained      = "drained"       // master → agent: nothing more follows this
+	// ClusterStopping: master → agent: the cluster began to stop; hand
+	// over at once what another host can take (the fleet's lease).
+	ClusterStopping = "cluster-stopping"
 
 	// ReopenLogs: agent → master: have every process reopen its log files
 	// (ReopenMsg); master → child: reopen yours now (ReopenMsg, the

@@ -105,3 +105,20 @@ func (s *Server) Restart() {
 }
 
 func (s *Server) String() string { return fmt.Sprintf("redis-server on %s", s.Addr) }
+
+// Pause stops the server with SIGSTOP: connections stay open and
+// commands hang, as with a partition; Resume continues it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatal("redistest: server not running")
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %v: %v", sig, err)
+	}
+}
