@@ -19,19 +19,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/broodhq/brood/bench/internal/loadgen"
+	"github.com/broodhq/brood/bench/internal/redisserver"
 	"github.com/broodhq/brood/bench/internal/stats"
 	"github.com/broodhq/brood/bench/internal/target"
 )
@@ -68,11 +65,11 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rs, err := startRedis()
+	rs, err := redisserver.Start("storebench")
 	if err != nil {
 		return err
 	}
-	defer rs.stop()
+	defer rs.Stop()
 	dataDir, err := os.MkdirTemp("", "storebench-")
 	if err != nil {
 		return err
@@ -82,7 +79,7 @@ func run(ctx context.Context) error {
 	specs := []target.Spec{
 		{Name: "brood", Path: paths["storeapp"], DiscardOutput: true, Env: []string{
 			"STOREAPP=brood", fmt.Sprint("BROOD_WORKERS=", *workers), "BROOD_LOG_LEVEL=warn", "BROOD_DATA_DIR=" + dataDir}},
-		{Name: "redis", Path: paths["storeapp"], DiscardOutput: true, Env: []string{"STOREAPP=redis", "STOREAPP_REDIS=" + rs.addr}},
+		{Name: "redis", Path: paths["storeapp"], DiscardOutput: true, Env: []string{"STOREAPP=redis", "STOREAPP_REDIS=" + rs.Addr}},
 	}
 	var servers []*server
 	for _, spec := range specs {
@@ -103,7 +100,7 @@ func run(ctx context.Context) error {
 		}
 		s := &server{name: spec.Name, proc: p}
 		if spec.Name == "redis" {
-			s.extra = []int{rs.cmd.Process.Pid}
+			s.extra = []int{rs.PID()}
 		}
 		if s.cookies, err = makeSessions(p.Addr, *conns); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
@@ -112,7 +109,7 @@ func run(ctx context.Context) error {
 	}
 
 	fmt.Printf("storebench: %d rounds × %s, %d connections, brood %d workers; redis-server %s (no persistence)\n",
-		*rounds, *dur, *conns, *workers, rs.version)
+		*rounds, *dur, *conns, *workers, rs.Version)
 	scenarios := strings.Split(*only, ",")
 	ratios := map[string][]float64{}
 	cpuRatios := map[string][]float64{}
@@ -189,55 +186,4 @@ func makeSessions(addr string, n int) ([]string, error) {
 		out = append(out, cs[0].Name+"="+cs[0].Value)
 	}
 	return out, nil
-}
-
-type redisServer struct {
-	addr, version string
-	cmd           *exec.Cmd
-	done          chan struct{}
-}
-
-func startRedis() (*redisServer, error) {
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, fmt.Errorf("redis-server not found: apt-get install -y redis-server")
-	}
-	addr, err := target.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	dir, err := os.MkdirTemp("", "storebench-redis-")
-	if err != nil {
-		return nil, err
-	}
-	v, _ := exec.Command(path, "--version").Output()
-	rs := &redisServer{addr: addr, version: strings.TrimSpace(string(bytes.Fields(v)[2])), done: make(chan struct{})}
-	rs.cmd = exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
-	rs.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := rs.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { rs.cmd.Wait(); os.RemoveAll(dir); close(rs.done) }()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return rs, nil
-		}
-		if time.Now().After(deadline) {
-			rs.stop()
-			return nil, fmt.Errorf("redis-server on %s not accepting after 10s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (rs *redisServer) stop() {
-	rs.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-rs.done:
-	case <-time.After(5 * time.Second):
-		rs.cmd.Process.Kill()
-		<-rs.done
-	}
 }

@@ -12,20 +12,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/broodhq/brood/bench/internal/loadgen"
+	"github.com/broodhq/brood/bench/internal/redisserver"
 	"github.com/broodhq/brood/bench/internal/stats"
 	"github.com/broodhq/brood/bench/internal/target"
 	"github.com/broodhq/brood/bench/internal/wrk"
@@ -61,11 +57,11 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rs, err := startRedis()
+	rs, err := redisserver.Start("visits")
 	if err != nil {
 		return err
 	}
-	defer rs.stop()
+	defer rs.Stop()
 	w := fmt.Sprint("BROOD_WORKERS=", *workers)
 	// Two instances of hello run at once: each its own store file.
 	dataDir, err := os.MkdirTemp("", "visits-")
@@ -80,7 +76,7 @@ func run(ctx context.Context) error {
 	}{
 		{target.Spec{Name: "brood", Path: paths["hello"], DiscardOutput: true, Env: []string{w, "BROOD_LOG_LEVEL=warn", data("brood")}}, "/visits"},
 		{target.Spec{Name: "relay", Path: paths["hello"], DiscardOutput: true, Env: []string{w, "BROOD_LOG_LEVEL=warn", data("relay"), "BROOD_MESSENGER_RELAY=1"}}, "/visits"},
-		{target.Spec{Name: "redis", Path: paths["storeapp"], DiscardOutput: true, Env: []string{"STOREAPP=redis", "STOREAPP_REDIS=" + rs.addr}}, "/incr"},
+		{target.Spec{Name: "redis", Path: paths["storeapp"], DiscardOutput: true, Env: []string{"STOREAPP=redis", "STOREAPP_REDIS=" + rs.Addr}}, "/incr"},
 	}
 	var servers []*server
 	for _, s := range specs {
@@ -101,12 +97,12 @@ func run(ctx context.Context) error {
 		}
 		srv := &server{name: s.spec.Name, path: s.path, proc: p}
 		if srv.name == "redis" {
-			srv.extra = []int{rs.cmd.Process.Pid}
+			srv.extra = []int{rs.PID()}
 		}
 		servers = append(servers, srv)
 	}
 	fmt.Printf("visits: %d rounds × %s, %d connections, wrk; brood (examples/hello /visits) %d workers; redis-server %s\n",
-		*rounds, *dur, *conns, *workers, rs.version)
+		*rounds, *dur, *conns, *workers, rs.Version)
 	ratios := map[string][]float64{}
 	masterCPU := map[string][]float64{}
 	for round := range *rounds {
@@ -157,57 +153,4 @@ func (s *server) measure(ctx context.Context) (loadgen.Result, float64, float64,
 	}
 	m1, t1 := target.CPUTicks([]int{s.proc.PID()}), target.CPUTicks(tree)
 	return res, target.Cores(m1-m0, wall), target.Cores(t1-t0, wall), nil
-}
-
-type redisServer struct {
-	addr, version string
-	cmd           *exec.Cmd
-	done          chan struct{}
-}
-
-// startRedis starts a redis-server on a free loopback port, persistence
-// off, as cmd/storebench does.
-func startRedis() (*redisServer, error) {
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, fmt.Errorf("redis-server not found: apt-get install -y redis-server")
-	}
-	addr, err := target.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	dir, err := os.MkdirTemp("", "visits-redis-")
-	if err != nil {
-		return nil, err
-	}
-	v, _ := exec.Command(path, "--version").Output()
-	rs := &redisServer{addr: addr, version: strings.TrimSpace(string(bytes.Fields(v)[2])), done: make(chan struct{})}
-	rs.cmd = exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
-	rs.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := rs.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { rs.cmd.Wait(); os.RemoveAll(dir); close(rs.done) }()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return rs, nil
-		}
-		if time.Now().After(deadline) {
-			rs.stop()
-			return nil, fmt.Errorf("redis-server on %s not accepting after 10s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (rs *redisServer) stop() {
-	rs.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-rs.done:
-	case <-time.After(5 * time.Second):
-		rs.cmd.Process.Kill()
-		<-rs.done
-	}
 }
