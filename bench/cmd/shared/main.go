@@ -22,21 +22,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/broodhq/brood/bench/internal/mixedload"
 	"github.com/broodhq/brood/reuseport"
 )
 
@@ -76,7 +73,7 @@ func main() {
 					conns = "keep-alive"
 				}
 				fmt.Printf("%-10s %-7s %9.2f %9.2f %9.2f %10.0f %12.0f %v\n", conns, mode,
-					ms(r.p50), ms(r.p99), ms(r.max), r.fastPerSec, r.cpuPerReq, r.perWorker)
+					ms(r.P50), ms(r.P99), ms(r.Max), r.FastPerSec, r.cpuPerReq, r.perWorker)
 			}
 		}
 	}
@@ -85,10 +82,9 @@ func main() {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 type result struct {
-	p50, p99, max time.Duration
-	fastPerSec    float64
-	cpuPerReq     float64 // µs of worker CPU per request
-	perWorker     []int   // requests served
+	mixedload.Result
+	cpuPerReq float64 // µs of worker CPU per request
+	perWorker []int   // requests served
 }
 
 func run(mode string, workers, clients int, d time.Duration, slowShare float64, keepAlive bool) (result, error) {
@@ -158,50 +154,9 @@ func run(mode string, workers, clients int, d time.Duration, slowShare float64, 
 		return r, err
 	}
 
-	var (
-		mu    sync.Mutex
-		fast  []time.Duration
-		fails int
-		wg    sync.WaitGroup
-	)
-	deadline := time.Now().Add(d)
-	for i := range clients {
-		wg.Go(func() {
-			tr := &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: 1}
-			defer tr.CloseIdleConnections()
-			cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-			rng := rand.New(rand.NewPCG(uint64(i), 7))
-			var mine []time.Duration
-			bad := 0
-			for time.Now().Before(deadline) {
-				slow := rng.Float64() < slowShare
-				path := "/"
-				if slow {
-					path = "/slow"
-				}
-				start := time.Now()
-				resp, err := cl.Get("http://" + addr + path)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				if err != nil || resp.StatusCode != 200 {
-					bad++
-					continue
-				}
-				if !slow {
-					mine = append(mine, time.Since(start))
-				}
-			}
-			mu.Lock()
-			fast = append(fast, mine...)
-			fails += bad
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	if fails > 0 {
-		return r, fmt.Errorf("%s: %d requests failed", mode, fails)
+	mr, err := mixedload.Run(addr, clients, d, slowShare, keepAlive)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", mode, err)
 	}
 	var cpu time.Duration
 	total := 0
@@ -217,14 +172,7 @@ func run(mode string, workers, clients int, d time.Duration, slowShare float64, 
 		r.perWorker = append(r.perWorker, served)
 		total += served
 	}
-	slices.Sort(fast)
-	if len(fast) == 0 {
-		return r, fmt.Errorf("%s: no fast request completed", mode)
-	}
-	r.p50 = fast[len(fast)/2]
-	r.p99 = fast[len(fast)*99/100]
-	r.max = fast[len(fast)-1]
-	r.fastPerSec = float64(len(fast)) / d.Seconds()
+	r.Result = mr
 	r.cpuPerReq = float64(cpu.Microseconds()) / float64(max(total, 1))
 	return r, nil
 }
@@ -262,7 +210,7 @@ func worker() {
 	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		count()
-		burn(20 * time.Millisecond)
+		mixedload.Burn(20 * time.Millisecond)
 		io.WriteString(w, "done")
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second}
@@ -286,24 +234,6 @@ func worker() {
 	mu.Lock()
 	fmt.Println(served)
 	mu.Unlock()
-}
-
-// burn spins until the thread has used d of CPU, however long the
-// scheduler makes that take.
-func burn(d time.Duration) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
-	end := ts.Nano() + d.Nanoseconds()
-	for x := 0; ; x++ {
-		if x%1024 == 0 {
-			unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
-			if ts.Nano() >= end {
-				return
-			}
-		}
-	}
 }
 
 // gate is the accept side of the gated mode: the worker takes a connection

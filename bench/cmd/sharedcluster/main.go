@@ -17,18 +17,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/broodhq/brood/bench/internal/loadgen"
+	"github.com/broodhq/brood/bench/internal/mixedload"
 	"github.com/broodhq/brood/bench/internal/target"
 )
 
@@ -116,7 +112,7 @@ func measure(ctx context.Context, path, mode string, round, workers, clients, co
 	// share (heartbeats come every second).
 	time.Sleep(2 * time.Second)
 	for _, keepAlive := range []bool{false, true} {
-		r, err := mixed(addr, clients, d, slowShare, keepAlive)
+		r, err := mixedload.Run(addr, clients, d, slowShare, keepAlive)
 		if err != nil {
 			return fmt.Errorf("%s: %w", mode, err)
 		}
@@ -124,7 +120,7 @@ func measure(ctx context.Context, path, mode string, round, workers, clients, co
 		if keepAlive {
 			load = "mix-keep"
 		}
-		fmt.Printf("%-6d %-7s %-10s %9.2f %9.2f %9.2f %10.0f\n", round, mode, load, ms(r.p50), ms(r.p99), ms(r.max), r.fastPerSec)
+		fmt.Printf("%-6d %-7s %-10s %9.2f %9.2f %9.2f %10.0f\n", round, mode, load, ms(r.P50), ms(r.P99), ms(r.Max), r.FastPerSec)
 	}
 	// Keep-alive, then a connection per request: each new connection on
 	// the shared socket wakes every worker (Go's netpoller registers
@@ -147,67 +143,3 @@ func measure(ctx context.Context, path, mode string, round, workers, clients, co
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-type result struct {
-	p50, p99, max time.Duration
-	fastPerSec    float64
-}
-
-// mixed runs the client loops of cmd/shared against addr for d.
-func mixed(addr string, clients int, d time.Duration, slowShare float64, keepAlive bool) (result, error) {
-	var (
-		r     result
-		mu    sync.Mutex
-		fast  []time.Duration
-		fails int
-		wg    sync.WaitGroup
-	)
-	deadline := time.Now().Add(d)
-	for i := range clients {
-		wg.Go(func() {
-			tr := &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: 1}
-			defer tr.CloseIdleConnections()
-			cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-			rng := rand.New(rand.NewPCG(uint64(i), 7))
-			var mine []time.Duration
-			bad := 0
-			for time.Now().Before(deadline) {
-				slow := rng.Float64() < slowShare
-				path := "/"
-				if slow {
-					path = "/slow"
-				}
-				start := time.Now()
-				resp, err := cl.Get("http://" + addr + path)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				if err != nil || resp.StatusCode != 200 {
-					bad++
-					continue
-				}
-				if !slow {
-					mine = append(mine, time.Since(start))
-				}
-			}
-			mu.Lock()
-			fast = append(fast, mine...)
-			fails += bad
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	if fails > 0 {
-		return r, fmt.Errorf("%d requests failed", fails)
-	}
-	if len(fast) == 0 {
-		return r, fmt.Errorf("no fast request completed")
-	}
-	slices.Sort(fast)
-	r.p50 = fast[len(fast)/2]
-	r.p99 = fast[len(fast)*99/100]
-	r.max = fast[len(fast)-1]
-	r.fastPerSec = float64(len(fast)) / d.Seconds()
-	return r, nil
-}
