@@ -132,26 +132,28 @@ func start(ctx context.Context, spec target.Spec, path string) (*target.Process,
 	return p, nil
 }
 
+// scrapeOnce GETs url and returns how long that took and the body's size.
+func scrapeOnce(cl *http.Client, url string) (time.Duration, int, error) {
+	t0 := time.Now()
+	res, err := cl.Get(url)
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if err == nil && res.StatusCode != 200 {
+		err = fmt.Errorf("scrape: status %d", res.StatusCode)
+	}
+	return time.Since(t0), int(n), err
+}
+
 // timeScrapes GETs url n times, 100 ms apart, after waiting (30 s at
 // most) for it to answer.
 func timeScrapes(url string, n int) (ms []float64, size int, err error) {
 	cl := &http.Client{Timeout: 30 * time.Second}
-	one := func() (time.Duration, int, error) {
-		t0 := time.Now()
-		res, err := cl.Get(url)
-		if err != nil {
-			return 0, 0, err
-		}
-		n, err := io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if err == nil && res.StatusCode != 200 {
-			err = fmt.Errorf("scrape: status %d", res.StatusCode)
-		}
-		return time.Since(t0), int(n), err
-	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, _, err := one(); err == nil {
+		if _, _, err := scrapeOnce(cl, url); err == nil {
 			break
 		} else if time.Now().After(deadline) {
 			return nil, 0, fmt.Errorf("%s: %w", url, err)
@@ -159,7 +161,7 @@ func timeScrapes(url string, n int) (ms []float64, size int, err error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for range n {
-		d, sz, err := one()
+		d, sz, err := scrapeOnce(cl, url)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -230,19 +232,6 @@ func scrapeBench(ctx context.Context, bin string, rep *report, scrapes, rounds i
 	defer p.Stop(10 * time.Second)
 	url := "http://" + maddr + "/metrics"
 	cl := &http.Client{Timeout: 30 * time.Second}
-	scrape := func() (time.Duration, int, error) {
-		t0 := time.Now()
-		res, err := cl.Get(url)
-		if err != nil {
-			return 0, 0, err
-		}
-		n, err := io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if err == nil && res.StatusCode != 200 {
-			err = fmt.Errorf("scrape: status %d", res.StatusCode)
-		}
-		return time.Since(t0), int(n), err
-	}
 	ms, size, err := timeScrapes(url, scrapes)
 	if err != nil {
 		return err
@@ -267,7 +256,7 @@ func scrapeBench(ctx context.Context, bin string, rep *report, scrapes, rounds i
 						case <-sctx.Done():
 							return
 						case <-t.C:
-							scrape()
+							scrapeOnce(cl, url)
 						}
 					}
 				}()
