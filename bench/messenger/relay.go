@@ -101,21 +101,7 @@ func baseline(calls int) ([]time.Duration, error) {
 		return nil, err
 	}
 	defer c.Close()
-	b := make([]byte, 40)
-	lat := make([]time.Duration, 0, calls)
-	for i := range calls + 1000 {
-		t0 := time.Now()
-		if _, err := c.Write(b); err != nil {
-			return nil, err
-		}
-		if _, err := io.ReadFull(c, b); err != nil {
-			return nil, err
-		}
-		if i >= 1000 {
-			lat = append(lat, time.Since(t0))
-		}
-	}
-	return lat, nil
+	return roundTrips(c, calls)
 }
 
 // pingpong runs calls round trips of a 40-byte frame between this process
@@ -145,6 +131,13 @@ func pingpong(calls int) ([]time.Duration, error) {
 		return nil, err
 	}
 	defer c.Close()
+	return roundTrips(c, calls)
+}
+
+// roundTrips writes a 40-byte frame to c and reads one back, 1000 times
+// to warm up and then calls times, and returns the latencies of the last
+// calls.
+func roundTrips(c net.Conn, calls int) ([]time.Duration, error) {
 	b := make([]byte, 40)
 	lat := make([]time.Duration, 0, calls)
 	for i := range calls + 1000 {
