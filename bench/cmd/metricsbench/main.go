@@ -114,24 +114,6 @@ func run(workers, series, scrapes, hworkers, rounds int, dur time.Duration, conn
 	return nil
 }
 
-func start(ctx context.Context, spec target.Spec, path string) (*target.Process, error) {
-	addr, err := target.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	p, err := target.Start(spec, addr)
-	if err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if _, err := p.WaitServing(wctx, path, 20*time.Millisecond); err != nil {
-		p.Stop(5 * time.Second)
-		return nil, err
-	}
-	return p, nil
-}
-
 // scrapeOnce GETs url and returns how long that took and the body's size.
 func scrapeOnce(cl *http.Client, url string) (time.Duration, int, error) {
 	t0 := time.Now()
@@ -173,7 +155,7 @@ func timeScrapes(url string, n int) (ms []float64, size int, err error) {
 }
 
 func plainScrape(ctx context.Context, bin string, rep *report, scrapes int, churn bool, into *stats.Summary) error {
-	p, err := start(ctx, target.Spec{Name: "plain", Path: bin, DiscardOutput: true,
+	p, err := target.StartServing(ctx, target.Spec{Name: "plain", Path: bin, DiscardOutput: true,
 		Env: []string{fmt.Sprintf("METRICS_SERIES=%d", rep.Workers*rep.Series), churnEnv(churn)}}, "/")
 	if err != nil {
 		return err
@@ -200,7 +182,7 @@ func churnScrape(ctx context.Context, bin string, rep *report, scrapes int) erro
 	if err != nil {
 		return err
 	}
-	p, err := start(ctx, target.Spec{Name: "brood", Path: bin, DiscardOutput: true, Env: []string{
+	p, err := target.StartServing(ctx, target.Spec{Name: "brood", Path: bin, DiscardOutput: true, Env: []string{
 		fmt.Sprintf("BROOD_WORKERS=%d", rep.Workers), fmt.Sprintf("METRICS_SERIES=%d", rep.Series),
 		"BROOD_METRICS_ADDR=" + maddr, "BROOD_LOG_LEVEL=warn", churnEnv(true),
 	}}, "/")
@@ -225,7 +207,7 @@ func scrapeBench(ctx context.Context, bin string, rep *report, scrapes, rounds i
 		fmt.Sprintf("BROOD_WORKERS=%d", rep.Workers), fmt.Sprintf("METRICS_SERIES=%d", rep.Series),
 		"BROOD_METRICS_ADDR=" + maddr, "BROOD_LOG_LEVEL=warn",
 	}}
-	p, err := start(ctx, spec, "/")
+	p, err := target.StartServing(ctx, spec, "/")
 	if err != nil {
 		return err
 	}
@@ -292,13 +274,13 @@ func order(round int) []bool {
 }
 
 func handlerBench(ctx context.Context, bins map[string]string, rep *report, rounds int, dur time.Duration, conns int) error {
-	brood, err := start(ctx, target.Spec{Name: "brood", Path: bins["metricsapp"], DiscardOutput: true,
+	brood, err := target.StartServing(ctx, target.Spec{Name: "brood", Path: bins["metricsapp"], DiscardOutput: true,
 		Env: []string{fmt.Sprintf("BROOD_WORKERS=%d", rep.HandlerWorkers), "BROOD_LOG_LEVEL=warn"}}, "/")
 	if err != nil {
 		return err
 	}
 	defer brood.Stop(10 * time.Second)
-	plain, err := start(ctx, target.Spec{Name: "plain", Path: bins["metricsplain"], DiscardOutput: true}, "/")
+	plain, err := target.StartServing(ctx, target.Spec{Name: "plain", Path: bins["metricsplain"], DiscardOutput: true}, "/")
 	if err != nil {
 		return err
 	}

@@ -83,21 +83,11 @@ func run(ctx context.Context) error {
 	}
 	var servers []*server
 	for _, spec := range specs {
-		addr, err := target.FreeAddr()
-		if err != nil {
-			return err
-		}
-		p, err := target.Start(spec, addr)
+		p, err := target.StartServing(ctx, spec, "/")
 		if err != nil {
 			return err
 		}
 		defer p.Stop(10 * time.Second)
-		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		_, err = p.WaitServing(wctx, "/", 20*time.Millisecond)
-		cancel()
-		if err != nil {
-			return err
-		}
 		s := &server{name: spec.Name, proc: p}
 		if spec.Name == "redis" {
 			s.extra = []int{rs.PID()}

@@ -80,21 +80,11 @@ func run(ctx context.Context) error {
 	}
 	var servers []*server
 	for _, s := range specs {
-		addr, err := target.FreeAddr()
-		if err != nil {
-			return err
-		}
-		p, err := target.Start(s.spec, addr)
+		p, err := target.StartServing(ctx, s.spec, s.path)
 		if err != nil {
 			return err
 		}
 		defer p.Stop(10 * time.Second)
-		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		_, err = p.WaitServing(wctx, s.path, 20*time.Millisecond)
-		cancel()
-		if err != nil {
-			return err
-		}
 		srv := &server{name: s.spec.Name, path: s.path, proc: p}
 		if srv.name == "redis" {
 			srv.extra = []int{rs.PID()}

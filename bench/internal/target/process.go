@@ -102,6 +102,27 @@ func (p *Process) WaitServing(ctx context.Context, path string, poll time.Durati
 	}
 }
 
+// StartServing starts spec on a free address and waits (a minute at most,
+// polling every 20 ms) until GET path answers 200. If it does not, the
+// server is stopped and the error says why.
+func StartServing(ctx context.Context, spec Spec, path string) (*Process, error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := Start(spec, addr)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if _, err := p.WaitServing(wctx, path, 20*time.Millisecond); err != nil {
+		p.Stop(10 * time.Second)
+		return nil, err
+	}
+	return p, nil
+}
+
 // get sends req on a new connection and returns the response's status.
 func get(ctx context.Context, d *net.Dialer, addr string, req []byte) (int, error) {
 	c, err := d.DialContext(ctx, "tcp", addr)
