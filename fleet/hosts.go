@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -52,20 +53,7 @@ func Hosts(ctx context.Context, redisURL, app string) ([]Host, error) {
 		}
 	}
 	slices.SortFunc(hosts, func(a, b Host) int {
-		if a.Host != b.Host {
-			return cmpString(a.Host, b.Host)
-		}
-		return cmpString(a.Addr, b.Addr)
+		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Addr, b.Addr))
 	})
 	return hosts, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
