@@ -110,6 +110,30 @@ func TestStickyKeepsClientsThroughCrashReloadAndScaling(t *testing.T) {
 	if len(slots) != 3 {
 		t.Fatalf("%d sources reached slots %v; want all 3", sources, slots)
 	}
+	// Status shows how the kernel spread the connections: every slot
+	// accepted some, 2 per source in all (once the heartbeats carried
+	// them).
+	var accepted uint64
+	var st *ctlsock.Status
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st, accepted = status(t, controlPath(t, c)), 0
+		for _, p := range st.Processes {
+			if p.Role == "worker" {
+				accepted += p.Accepted
+			}
+		}
+		if accepted >= 2*sources || time.Now().After(deadline) {
+			break
+		}
+	}
+	if accepted < 2*sources {
+		t.Errorf("status: %d connections accepted; want at least %d", accepted, 2*sources)
+	}
+	for _, p := range st.Processes {
+		if p.Role == "worker" && p.Accepted == 0 {
+			t.Errorf("status: worker %d accepted no connection", p.Slot)
+		}
+	}
 
 	_, body, err := ct.Get(ct.Client(5*time.Second), c.URL("/pid"))
 	if err != nil {

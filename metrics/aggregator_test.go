@@ -381,7 +381,7 @@ func TestSnapshotsAreOrdered(t *testing.T) {
 
 func TestWorkerCollector(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	stats := WorkerStats{Requests: 7, InFlight: 2, Connections: 3, Queued: 4, Backlog: 128, HasQueue: true}
+	stats := WorkerStats{Requests: 7, InFlight: 2, Connections: 3, Accepted: 11, Queued: 4, Backlog: 128, HasQueue: true}
 	old := prometheus.DefaultRegisterer
 	prometheus.DefaultRegisterer = reg
 	defer func() { prometheus.DefaultRegisterer = old }()
@@ -407,7 +407,8 @@ func TestWorkerCollector(t *testing.T) {
 	got := samples(t, fams)
 	for name, want := range map[string]float64{
 		"brood_http_requests_total": 7, "brood_http_requests_in_flight": 2, "brood_http_connections": 3,
-		"brood_accept_queue_length": 4, "brood_accept_queue_backlog": 128,
+		"brood_http_connections_accepted_total": 11,
+		"brood_accept_queue_length":             4, "brood_accept_queue_backlog": 128,
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)

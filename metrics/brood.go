@@ -15,7 +15,8 @@ import (
 type WorkerStats struct {
 	Requests    uint64 // completed since the worker started
 	InFlight    int64
-	Connections int64 // open
+	Connections int64  // open
+	Accepted    uint64 // connections accepted since the worker started
 	// The accept queue of the slot's socket, from AcceptQueue; left out
 	// of the metrics unless HasQueue.
 	Queued, Backlog int64
@@ -29,6 +30,8 @@ var (
 		"Requests being served now.", nil, nil)
 	descConns = prometheus.NewDesc("brood_http_connections",
 		"Open client connections.", nil, nil)
+	descAccepted = prometheus.NewDesc("brood_http_connections_accepted_total",
+		"Client connections accepted.", nil, nil)
 	descQueued = prometheus.NewDesc("brood_accept_queue_length",
 		"Connections waiting in the accept queue of the workers' sockets (Linux).", nil, nil)
 	descBacklog = prometheus.NewDesc("brood_accept_queue_backlog",
@@ -69,12 +72,13 @@ func ObserveJob(job string, took time.Duration, err error) {
 // the same names.
 func RegisterWorker(stats func() WorkerStats) error {
 	return register(collectorFunc{
-		descs: []*prometheus.Desc{descRequests, descInFlight, descConns, descQueued, descBacklog},
+		descs: []*prometheus.Desc{descRequests, descInFlight, descConns, descAccepted, descQueued, descBacklog},
 		collect: func(ch chan<- prometheus.Metric) {
 			s := stats()
 			ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(s.Requests))
 			ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(s.InFlight))
 			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(s.Connections))
+			ch <- prometheus.MustNewConstMetric(descAccepted, prometheus.CounterValue, float64(s.Accepted))
 			if s.HasQueue {
 				ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(s.Queued))
 				ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(s.Backlog))

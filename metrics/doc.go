@@ -68,6 +68,7 @@
 //	brood_http_requests_total        counter  requests completed
 //	brood_http_requests_in_flight    gauge    requests being served
 //	brood_http_connections           gauge    open client connections
+//	brood_http_connections_accepted_total  counter  client connections accepted
 //	brood_accept_queue_length        gauge    connections waiting in the slot socket's accept queue (Linux)
 //	brood_accept_queue_backlog       gauge    the accept queue's bound (Linux)
 //

@@ -52,27 +52,41 @@ func writeStatus(w io.Writer, st *control.Status, now time.Time) error {
 	return nil
 }
 
-// balance is how evenly the worker slots share the requests: the busiest
-// slot's requests over the mean, 1.00 being perfectly even. A slot's
-// requests are those of its processes still running (a replaced worker's
-// go with it). ok is false with fewer than two slots or no requests.
+// balance is how evenly the worker slots share the requests, and the
+// connections they accepted: the busiest slot's over the mean, 1.00 being
+// perfectly even. A slot's counts are those of its processes still running
+// (a replaced worker's go with it). ok is false with fewer than two slots
+// or no requests.
 func balance(st *control.Status) (line string, ok bool) {
-	perSlot := map[int]uint64{}
+	requests, conns := map[int]uint64{}, map[int]uint64{}
 	for _, p := range st.Processes {
 		if p.Role == "worker" && p.PID != 0 {
-			perSlot[p.Slot] += p.Requests
+			requests[p.Slot] += p.Requests
+			conns[p.Slot] += p.Accepted
 		}
 	}
-	var total, top uint64
+	top, total := busiest(requests)
+	if len(requests) < 2 || total == 0 {
+		return "", false
+	}
+	line = fmt.Sprintf("balance: busiest slot %.2f× the mean over %d slots (%d requests)", top, len(requests), total)
+	if top, total := busiest(conns); total > 0 {
+		line += fmt.Sprintf("; connections %.2f× (%d accepted)", top, total)
+	}
+	return line, true
+}
+
+// busiest is the largest count over the mean of counts, and their total.
+func busiest(perSlot map[int]uint64) (ratio float64, total uint64) {
+	var top uint64
 	for _, n := range perSlot {
 		total += n
 		top = max(top, n)
 	}
-	if len(perSlot) < 2 || total == 0 {
-		return "", false
+	if total == 0 {
+		return 0, 0
 	}
-	mean := float64(total) / float64(len(perSlot))
-	return fmt.Sprintf("balance: busiest slot %.2f× the mean over %d slots (%d requests)", float64(top)/mean, len(perSlot), total), true
+	return float64(top) / (float64(total) / float64(len(perSlot))), total
 }
 
 func orDash(s string) string {

@@ -84,13 +84,13 @@ func TestSparkline(t *testing.T) {
 
 func TestBalance(t *testing.T) {
 	st := &control.Status{Processes: []control.Process{
-		{Role: "worker", Slot: 1, PID: 1, Requests: 100},
-		{Role: "worker", Slot: 2, PID: 2, Requests: 300},
-		{Role: "worker", Slot: 2, PID: 3, Requests: 100}, // its successor
-		{Role: "worker", Slot: 3, PID: 0, Requests: 0},   // given up
+		{Role: "worker", Slot: 1, PID: 1, Requests: 100, Accepted: 10},
+		{Role: "worker", Slot: 2, PID: 2, Requests: 300, Accepted: 20},
+		{Role: "worker", Slot: 2, PID: 3, Requests: 100, Accepted: 10}, // its successor
+		{Role: "worker", Slot: 3, PID: 0, Requests: 0},                 // given up
 	}}
 	line, ok := balance(st)
-	if want := "balance: busiest slot 1.60× the mean over 2 slots (500 requests)"; !ok || line != want {
+	if want := "balance: busiest slot 1.60× the mean over 2 slots (500 requests); connections 1.50× (40 accepted)"; !ok || line != want {
 		t.Errorf("got %q, %v; want %q", line, ok, want)
 	}
 	if _, ok := balance(&control.Status{Processes: st.Processes[:1]}); ok {

@@ -115,6 +115,9 @@ type Process struct {
 	Generation int       `json:"generation"`
 	// InFlight is the requests a worker is serving, from its last heartbeat.
 	InFlight int64 `json:"in_flight"`
+	// Accepted is the connections a worker accepted since it started,
+	// from its last heartbeat: the per-slot balance of connections.
+	Accepted uint64 `json:"accepted"`
 	// Queued is the connections waiting in the accept queues of a worker's
 	// sockets (Linux; 0 elsewhere): a worker that falls behind shows here
 	// first.

@@ -138,7 +138,7 @@ func (m *master) status() *ctlsock.Status {
 	for c := range m.live {
 		p := ctlsock.Process{
 			Role: "worker", Slot: c.slot, PID: c.pid, State: c.state.String(), Started: c.started,
-			Requests: c.requests, InFlight: c.inFlight, Generation: c.gen.n,
+			Requests: c.requests, InFlight: c.inFlight, Accepted: c.accepted, Generation: c.gen.n,
 		}
 		if c.slot == agentSlot {
 			p.Role = "agent"

@@ -14,7 +14,7 @@ func (m *master) onHeartbeat(ch *child, hb protocol.HeartbeatMsg) {
 		ch.lastProgress = m.clock.Now()
 	}
 	ch.progressSeq = hb.Progress
-	ch.conns = hb.Conns
+	ch.conns, ch.accepted = hb.Conns, hb.Accepted
 	if m.cfg.Shared && ch.slot != agentSlot { // the agent heartbeats too, and serves no socket
 		m.sendShare(ch)
 	}

@@ -76,9 +76,10 @@ type child struct {
 	inFlight     int64
 	progressSeq  uint64
 	lastProgress time.Time
-	conns        int64 // the most open connections between two heartbeats
-	hung         bool  // replaced as hung: its idle connections are not kept (stopChild)
-	beats        bool  // it sends heartbeats: the hang detection may judge it
+	conns        int64  // the most open connections between two heartbeats
+	accepted     uint64 // connections accepted since it started
+	hung         bool   // replaced as hung: its idle connections are not kept (stopChild)
+	beats        bool   // it sends heartbeats: the hang detection may judge it
 }
 
 // exited reports whether the child has been reaped.

@@ -158,6 +158,9 @@ type HeartbeatMsg struct {
 	// Conns is the most connections the worker held open at once since
 	// its last heartbeat: a snapshot would miss short-lived ones.
 	Conns int64 `json:"conns"`
+	// Accepted is the connections the worker accepted since it started:
+	// how the kernel's balancing spread them shows here.
+	Accepted uint64 `json:"accepted"`
 }
 
 // RecycleMsg is the data of Recycle.

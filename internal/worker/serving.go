@@ -43,10 +43,11 @@ type tracker struct {
 	completed atomic.Uint64
 	progress  atomic.Uint64 // completions and response writes
 	draining  atomic.Bool
-	conns     atomic.Int64 // open connections, from ConnState
-	hijacked  atomic.Int64 // handlers still running on a hijacked connection
-	peakConns atomic.Int64 // the most open at once since the last heartbeat
-	gate      *gate        // balance shared; nil otherwise
+	conns     atomic.Int64  // open connections, from ConnState
+	accepted  atomic.Uint64 // connections accepted since the worker started
+	hijacked  atomic.Int64  // handlers still running on a hijacked connection
+	peakConns atomic.Int64  // the most open at once since the last heartbeat
+	gate      *gate         // balance shared; nil otherwise
 }
 
 func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -72,6 +73,7 @@ func (t *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (t *tracker) connState(_ net.Conn, s http.ConnState) {
 	switch s {
 	case http.StateNew:
+		t.accepted.Add(1)
 		n := t.conns.Add(1)
 		for peak := t.peakConns.Load(); n > peak && !t.peakConns.CompareAndSwap(peak, n); peak = t.peakConns.Load() {
 		}
@@ -169,7 +171,7 @@ func (t *tracker) heartbeat(ctx context.Context, c Config, link *child.Link) {
 		case <-tick.C:
 		}
 		done := t.completed.Load()
-		link.Send(protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{Requests: done, InFlight: t.inFlight.Load(), Progress: t.progress.Load(), Conns: t.peakConns.Swap(t.conns.Load())}))
+		link.Send(protocol.Control(protocol.Heartbeat, protocol.HeartbeatMsg{Requests: done, InFlight: t.inFlight.Load(), Progress: t.progress.Load(), Conns: t.peakConns.Swap(t.conns.Load()), Accepted: t.accepted.Load()}))
 		if limit > 0 && done >= limit && !asked && !t.draining.Load() {
 			asked = true
 			link.Send(protocol.Control(protocol.Recycle, protocol.RecycleMsg{Requests: done}))

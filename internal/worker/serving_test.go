@@ -41,6 +41,9 @@ func TestTrackerCountsAndClosesWhenDraining(t *testing.T) {
 	}
 	close(release)
 	<-done
+	if got := tr.accepted.Load(); got != 1 {
+		t.Errorf("accepted %d connections; want 1", got)
+	}
 	if got := tr.completed.Load(); got != 1 || tr.inFlight.Load() != 0 || tr.progress.Load() < 2 {
 		t.Errorf("completed %d, in flight %d, progress %d; want 1, 0 and at least 2 (a write and a completion)",
 			got, tr.inFlight.Load(), tr.progress.Load())

@@ -128,7 +128,7 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 	}
 	if err := metrics.RegisterWorker(func() metrics.WorkerStats {
 		q, backlog, ok := metrics.AcceptQueue(own)
-		return metrics.WorkerStats{Requests: t.completed.Load(), InFlight: t.inFlight.Load(), Connections: t.conns.Load(),
+		return metrics.WorkerStats{Requests: t.completed.Load(), InFlight: t.inFlight.Load(), Connections: t.conns.Load(), Accepted: t.accepted.Load(),
 			Queued: q, Backlog: backlog, HasQueue: ok}
 	}); err != nil {
 		log.Warn("brood's worker metrics left out", "err", err)
