@@ -27,6 +27,12 @@ func Serve(m *messenger.Messenger, s store.Store) {
 	})
 }
 
+// grouper is a store that can put several writes into one commit
+// (boltstore.Store.Group).
+type grouper interface {
+	Group(ctx context.Context, fn func(w store.Store)) error
+}
+
 // handleBatch runs the requests of a batch (batch.go) at once, so that the
 // writes among them go into the same commit, and returns their replies in
 // order.
@@ -36,9 +42,13 @@ func handleBatch(ctx context.Context, s store.Store, raw []byte) ([]byte, error)
 		return nil, err
 	}
 	replies := make([][]byte, len(reqs))
-	if len(reqs) == 1 {
+	g, ok := s.(grouper)
+	switch {
+	case len(reqs) == 1:
 		replies[0] = handle(ctx, s, reqs[0])
-	} else {
+	case ok:
+		handleGroup(ctx, s, g, reqs, replies)
+	default:
 		var wg sync.WaitGroup
 		for i, req := range reqs {
 			wg.Go(func() { replies[i] = handle(ctx, s, req) })
@@ -46,6 +56,45 @@ func handleBatch(ctx context.Context, s store.Store, raw []byte) ([]byte, error)
 		wg.Wait()
 	}
 	return encodeBatch(replies), nil
+}
+
+// handleGroup runs the writes of reqs in one commit of g, handed over
+// together, instead of one write each that the store's writer may pick up
+// over several commits; the reads run outside it, so that they work when
+// the store refuses writes.
+func handleGroup(ctx context.Context, s store.Store, g grouper, reqs, replies [][]byte) {
+	var writes []int
+	for i, req := range reqs {
+		if len(req) > 0 && isWrite(op(req[0])) {
+			writes = append(writes, i)
+		} else {
+			replies[i] = handle(ctx, s, req)
+		}
+	}
+	if len(writes) == 0 {
+		return
+	}
+	err := g.Group(ctx, func(w store.Store) {
+		for _, i := range writes {
+			replies[i] = handle(ctx, w, reqs[i])
+		}
+	})
+	if err != nil {
+		// Nothing of the group was committed: its replies are void.
+		fail := (&response{err: err}).encode()
+		for _, i := range writes {
+			replies[i] = fail
+		}
+	}
+}
+
+// isWrite tells the operations that change the store.
+func isWrite(o op) bool {
+	switch o {
+	case opSet, opDelete, opIncr, opSetIfAbsent, opCompareAndSet:
+		return true
+	}
+	return false
 }
 
 // handle runs one encoded request against s and returns the encoded reply.

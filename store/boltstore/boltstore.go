@@ -199,21 +199,8 @@ func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]st
 	defer s.leave()
 	var items []store.Item
 	now := time.Now().UnixMilli()
-	p := []byte(prefix)
-	start := p
-	if after > prefix {
-		start = []byte(after)
-	}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketKV).Cursor()
-		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(items) < limit; k, v = c.Next() {
-			if string(k) <= after {
-				continue
-			}
-			if r, ok := decodeRecord(v); ok && !r.expired(now) {
-				items = append(items, r.item(string(k)))
-			}
-		}
+		items = list(tx.Bucket(bucketKV).Cursor(), now, prefix, after, limit)
 		return nil
 	})
 	if err != nil {
@@ -222,13 +209,36 @@ func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]st
 	return items, nil
 }
 
+// list returns up to limit live items under prefix after after, from c.
+func list(c *bolt.Cursor, nowMs int64, prefix, after string, limit int) []store.Item {
+	var items []store.Item
+	p := []byte(prefix)
+	start := p
+	if after > prefix {
+		start = []byte(after)
+	}
+	for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(items) < limit; k, v = c.Next() {
+		if string(k) <= after {
+			continue
+		}
+		if r, ok := decodeRecord(v); ok && !r.expired(nowMs) {
+			items = append(items, r.item(string(k)))
+		}
+	}
+	return items
+}
+
 // Set implements store.Store.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return set(ctx, s.write, key, value, ttl)
+}
+
+func set(ctx context.Context, run runner, key string, value []byte, ttl time.Duration) error {
 	if err := store.CheckWrite(key, value, ttl); err != nil {
 		return err
 	}
 	value = bytes.Clone(value) // the caller may change it while it waits
-	_, err := s.write(ctx, func(t *txn) result {
+	_, err := run(ctx, func(t *txn) result {
 		return result{err: t.put([]byte(key), value, store.ExpiresAt(t.now, ttl))}
 	})
 	return err
@@ -236,19 +246,27 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	return del(ctx, s.write, key)
+}
+
+func del(ctx context.Context, run runner, key string) error {
 	if err := store.CheckKey(key); err != nil {
 		return err
 	}
-	_, err := s.write(ctx, func(t *txn) result { return result{err: t.delete([]byte(key))} })
+	_, err := run(ctx, func(t *txn) result { return result{err: t.delete([]byte(key))} })
 	return err
 }
 
 // Incr implements store.Store.
 func (s *Store) Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+	return incr(ctx, s.write, key, delta, ttl)
+}
+
+func incr(ctx context.Context, run runner, key string, delta int64, ttl time.Duration) (int64, error) {
 	if err := store.CheckWrite(key, nil, ttl); err != nil {
 		return 0, err
 	}
-	r, err := s.write(ctx, func(t *txn) result {
+	r, err := run(ctx, func(t *txn) result {
 		k := []byte(key)
 		old, ok := t.live(k)
 		if !ok {
@@ -270,11 +288,15 @@ func (s *Store) SetIfAbsent(ctx context.Context, key string, value []byte, ttl t
 
 // CompareAndSet implements store.Store.
 func (s *Store) CompareAndSet(ctx context.Context, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
+	return compareAndSet(ctx, s.write, key, value, version, ttl)
+}
+
+func compareAndSet(ctx context.Context, run runner, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
 	if err := store.CheckWrite(key, value, ttl); err != nil {
 		return false, err
 	}
 	value = bytes.Clone(value)
-	r, err := s.write(ctx, func(t *txn) result {
+	r, err := run(ctx, func(t *txn) result {
 		k := []byte(key)
 		if old, _ := t.live(k); old.version != version {
 			return result{}
