@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"context"
 	"fmt"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -82,4 +84,47 @@ func BenchmarkMerge(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchPeers answers the aggregator's gathers from fixed registries, as
+// the workers' messenger would.
+type benchPeers struct{ regs map[int]*Reporter }
+
+func (p *benchPeers) AppPIDs() []int {
+	var pids []int
+	for pid := range p.regs {
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func (p *benchPeers) Call(_ context.Context, pid int, _ string, _, reply any) error {
+	rep, err := p.regs[pid].snapshot()
+	*reply.(*report) = rep
+	return err
+}
+
+// BenchmarkServe is a scrape of the agent's /metrics with 4 workers of
+// 10,000 series each, as a Go client asks for it (text, gzip): collect,
+// merge, encode, compress. The workers' gathers run in the same process.
+func BenchmarkServe(b *testing.B) {
+	p := &benchPeers{regs: map[int]*Reporter{}}
+	for w := range 4 {
+		p.regs[100+w] = &Reporter{slot: strconv.Itoa(w), g: registry(b, 10_000)}
+	}
+	a := newAggregator(p, AggregatorConfig{Gatherer: prometheus.NewRegistry()})
+	defer a.Stop()
+	h := newServer(a, "").srv.Handler
+	var size int
+	for b.Loop() {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+		size = rec.Body.Len()
+	}
+	b.ReportMetric(float64(size), "bytes/scrape")
 }

@@ -1,17 +1,22 @@
 package metrics
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/broodhq/brood/app"
 	"github.com/broodhq/brood/messenger"
@@ -39,7 +44,7 @@ func viewHandler(perSlot bool) http.Handler {
 		if a != nil {
 			msgr = a.Messenger()
 		}
-		serve(w, r, func(ctx context.Context) ([]*dto.MetricFamily, error) {
+		serve(w, r, nil, func(ctx context.Context) ([]*dto.MetricFamily, error) {
 			return askAgent(ctx, msgr, perSlot)
 		})
 	})
@@ -64,11 +69,118 @@ func askAgent(ctx context.Context, msgr *messenger.Messenger, perSlot bool) ([]*
 	return decodeFamilies(rep.Data)
 }
 
-// serve encodes what gather returns with promhttp, which negotiates the
-// format and compression.
-func serve(w http.ResponseWriter, r *http.Request, gather func(context.Context) ([]*dto.MetricFamily, error)) {
-	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return gather(r.Context()) })
-	promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true}).ServeHTTP(w, r)
+// serve encodes what gather returns as promhttp would: the format that
+// expfmt negotiates (text, protobuf or OpenMetrics), gzip if the scraper
+// accepts it, a 500 if gather fails. It encodes the families itself
+// rather than through promhttp.HandlerFor, whose registry would copy and
+// sort again what the merger already sorted, and it compresses with
+// gzip.BestSpeed: the scraper reads the same bytes, for a third of the
+// CPU. cache, if not nil, keeps the encoding of families that come back
+// unchanged (the aggregator's merger returns the same *dto.MetricFamily
+// while its sources are the same).
+func serve(w http.ResponseWriter, r *http.Request, cache *encodeCache, gather func(context.Context) ([]*dto.MetricFamily, error)) {
+	fams, err := gather(r.Context())
+	if err != nil {
+		http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	format := expfmt.NegotiateIncludingOpenMetrics(r.Header)
+	body, err := cache.encode(format, fams)
+	if err != nil {
+		http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", string(format))
+	if !acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		w.Write(body)
+		return
+	}
+	h.Set("Content-Encoding", "gzip")
+	gz := gzipPool.Get().(*gzip.Writer)
+	gz.Reset(w)
+	gz.Write(body)
+	gz.Close()
+	gzipPool.Put(gz)
+}
+
+var gzipPool = sync.Pool{New: func() any {
+	gz, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return gz
+}}
+
+// acceptsGzip reports whether an Accept-Encoding header accepts gzip (or
+// any encoding) with a weight above 0.
+func acceptsGzip(header string) bool {
+	for part := range strings.SplitSeq(header, ",") {
+		name, params, _ := strings.Cut(part, ";")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name != "gzip" && name != "*" {
+			continue
+		}
+		q := 1.0
+		for p := range strings.SplitSeq(params, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					q = f
+				}
+			}
+		}
+		if q > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// encodeCache keeps, per format, each family's encoding from the last
+// scrape. A nil *encodeCache encodes everything.
+type encodeCache struct {
+	mu   sync.Mutex
+	byFm map[expfmt.Format]map[*dto.MetricFamily][]byte
+}
+
+// encode returns fams encoded in format, reusing the encodings of the
+// families the last scrape in that format encoded; it keeps only this
+// scrape's.
+func (c *encodeCache) encode(format expfmt.Format, fams []*dto.MetricFamily) ([]byte, error) {
+	var prev, next map[*dto.MetricFamily][]byte
+	if c != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.byFm == nil {
+			c.byFm = map[expfmt.Format]map[*dto.MetricFamily][]byte{}
+		}
+		prev = c.byFm[format]
+		next = make(map[*dto.MetricFamily][]byte, len(fams))
+	}
+	var out, one bytes.Buffer
+	for _, mf := range fams {
+		if b, ok := prev[mf]; ok {
+			out.Write(b)
+			next[mf] = b
+			continue
+		}
+		one.Reset()
+		if err := expfmt.NewEncoder(&one, format).Encode(mf); err != nil {
+			return nil, fmt.Errorf("encode metric family %s: %w", mf.GetName(), err)
+		}
+		out.Write(one.Bytes())
+		if next != nil {
+			next[mf] = bytes.Clone(one.Bytes())
+		}
+	}
+	// What the format ends with (OpenMetrics' "# EOF").
+	if closer, ok := expfmt.NewEncoder(&out, format).(expfmt.Closer); ok {
+		if err := closer.Close(); err != nil {
+			return nil, fmt.Errorf("encode metrics: %w", err)
+		}
+	}
+	if c != nil {
+		c.byFm[format] = next
+	}
+	return out.Bytes(), nil
 }
 
 // server is the Aggregator's own listener.
@@ -79,11 +191,12 @@ type server struct {
 
 func newServer(a *Aggregator, addr string) *server {
 	mux := http.NewServeMux()
+	var cluster, slots encodeCache
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		serve(w, r, func(ctx context.Context) ([]*dto.MetricFamily, error) { return a.Gather(ctx, false) })
+		serve(w, r, &cluster, func(ctx context.Context) ([]*dto.MetricFamily, error) { return a.Gather(ctx, false) })
 	})
 	mux.HandleFunc("/metrics/slots", func(w http.ResponseWriter, r *http.Request) {
-		serve(w, r, func(ctx context.Context) ([]*dto.MetricFamily, error) { return a.Gather(ctx, true) })
+		serve(w, r, &slots, func(ctx context.Context) ([]*dto.MetricFamily, error) { return a.Gather(ctx, true) })
 	})
 	return &server{addr: addr, srv: &http.Server{
 		Handler:           mux,
