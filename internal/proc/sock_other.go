@@ -17,6 +17,9 @@ var errUnsupported = errors.New("brood needs a Unix system (Linux, macOS or a BS
 // Socketpair is unavailable on this platform.
 func Socketpair(string) (net.Conn, *os.File, error) { return nil, nil, errUnsupported }
 
+// SocketpairFiles is unavailable on this platform.
+func SocketpairFiles(string) (*os.File, *os.File, error) { return nil, nil, errUnsupported }
+
 // IsSocket is always false on this platform.
 func IsSocket(int, int) bool { return false }
 

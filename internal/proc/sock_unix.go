@@ -18,6 +18,23 @@ const Supported = true
 // this process, one to hand to a child. Both are close-on-exec; exec.Cmd's
 // ExtraFiles clears that flag for the child's copy only.
 func Socketpair(name string) (net.Conn, *os.File, error) {
+	mine, theirs, err := SocketpairFiles(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer mine.Close()
+	c, err := net.FileConn(mine)
+	if err != nil {
+		theirs.Close()
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return c, theirs, nil
+}
+
+// SocketpairFiles returns both ends of a new pair of Unix stream sockets as
+// files, close-on-exec, with room for bursts: for the master's channel to
+// a child and for the direct channels between the agent and the workers.
+func SocketpairFiles(name string) (*os.File, *os.File, error) {
 	// ForkLock keeps a concurrent fork from inheriting the pair before it
 	// is marked close-on-exec (not every Unix has SOCK_CLOEXEC).
 	syscall.ForkLock.RLock()
@@ -36,14 +53,7 @@ func Socketpair(name string) (net.Conn, *os.File, error) {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
 	}
-	mine := os.NewFile(uintptr(fds[0]), name)
-	defer mine.Close()
-	c, err := net.FileConn(mine)
-	if err != nil {
-		unix.Close(fds[1])
-		return nil, nil, fmt.Errorf("socketpair: %w", err)
-	}
-	return c, os.NewFile(uintptr(fds[1]), name), nil
+	return os.NewFile(uintptr(fds[0]), name), os.NewFile(uintptr(fds[1]), name), nil
 }
 
 // IsSocket reports whether fd is an open socket of the given type

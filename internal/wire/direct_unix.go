@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/broodhq/brood/internal/proc"
 )
 
 func rawConn(c net.Conn) syscall.RawConn {
@@ -186,23 +188,7 @@ func (r fdReader) Read(p []byte) (int, error) {
 
 // Pair returns both ends of a new socketpair, close-on-exec, with room for
 // bursts: the direct channel between a worker and the agent.
-func Pair() (*os.File, *os.File, error) {
-	syscall.ForkLock.RLock()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err == nil {
-		unix.CloseOnExec(fds[0])
-		unix.CloseOnExec(fds[1])
-	}
-	syscall.ForkLock.RUnlock()
-	if err != nil {
-		return nil, nil, fmt.Errorf("socketpair: %w", err)
-	}
-	for _, fd := range fds {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
-	}
-	return os.NewFile(uintptr(fds[0]), "brood-direct"), os.NewFile(uintptr(fds[1]), "brood-direct"), nil
-}
+func Pair() (*os.File, *os.File, error) { return proc.SocketpairFiles("brood-direct") }
 
 // FileConn makes a Conn of one end of a Pair, received or kept.
 func FileConn(f *os.File, maxFrame int) (*Conn, error) {
