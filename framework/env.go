@@ -49,7 +49,7 @@ func (c *config) fromEnv(getenv func(string) string) []error {
 	envValue(e, "control_socket", "BROOD_CONTROL_SOCKET", &c.ops.controlSocket, parseString, "")
 	envValue(e, "pid_file", "BROOD_PIDFILE", &c.ops.pidFile, parseString, "")
 	envValue(e, "balance", "BROOD_BALANCE", &c.balance, parseString, "")
-	envValue(e, "metrics_addr", "BROOD_METRICS_ADDR", &c.metrics.addr, parseString, "")
+	envValue(e, "metrics_addr", "BROOD_METRICS_ADDR", &c.metrics.addr, parseAddrOrOff, "")
 	envValue(e, "store", storeagent.EnvStore, &c.store.url, parseString, "")
 	envValue(e, "data_dir", storeagent.EnvDataDir, &c.store.dataDir, parseString, "")
 	envValue(e, "store_sync", storeagent.EnvSync, &c.store.sync, strconv.ParseBool, "want 1 or 0")
@@ -85,6 +85,15 @@ func envValue[T any](e *envReader, key, name string, dst *T, parse func(string) 
 }
 
 func parseString(s string) (string, error) { return s, nil }
+
+// parseAddrOrOff reads an address where "-" turns off what an option in
+// code turned on.
+func parseAddrOrOff(s string) (string, error) {
+	if s == "-" {
+		return "", nil
+	}
+	return s, nil
+}
 
 func parseList(s string) ([]string, error) { return strings.Split(s, ","), nil }
 

@@ -24,9 +24,6 @@ func WithMetricsAddr(addr string) Option {
 // validateMetrics checks the metrics address; fromEnv has read
 // $BROOD_METRICS_ADDR, whose "-" turns a WithMetricsAddr off.
 func (c *config) validateMetrics(name func(key, opt string) string) []error {
-	if c.metrics.addr == "-" {
-		c.metrics.addr = ""
-	}
 	if c.metrics.addr == "" {
 		return nil
 	}
