@@ -30,6 +30,8 @@ func compare() error {
 		res[name].p99 = append(res[name].p99, p99)
 	}
 	line := regexp.MustCompile(`^(round trip|bare relay|bare ping-pong|one-way) +round \d+: (?:p50 (\S+) +p90 \S+ +p99 (\S+)|\s*(\d+) messages/s)`)
+	ratioLine := regexp.MustCompile(`^round trip / ping-pong round \d+: p50 x(\S+)`)
+	var ratios []float64
 	oneway := map[string][]float64{}
 	for r := range *rounds {
 		for _, route := range []string{"direct", "relay"} {
@@ -52,6 +54,13 @@ func compare() error {
 			}
 			s := bufio.NewScanner(out)
 			for s.Scan() {
+				if m := ratioLine.FindStringSubmatch(s.Text()); m != nil {
+					var v float64
+					fmt.Sscan(m[1], &v)
+					ratios = append(ratios, v)
+					fmt.Printf("round %d %-6s %s\n", r+1, route, s.Text())
+					continue
+				}
 				m := line.FindStringSubmatch(s.Text())
 				if m == nil {
 					continue
@@ -81,6 +90,9 @@ func compare() error {
 		if st := res[name]; st != nil {
 			fmt.Printf("  %-20s p50 %-10v p99 %v\n", strings.TrimSuffix(name, " round trip"), median(st.p50), median(st.p99))
 		}
+	}
+	if len(ratios) > 0 {
+		fmt.Printf("  direct / bare ping-pong, interleaved in blocks of 500: p50 x%.2f (median of rounds; rounds %v)\n", medianF(ratios), ratios)
 	}
 	for _, route := range []string{"direct", "relay"} {
 		if v := oneway[route]; len(v) > 0 {

@@ -104,34 +104,43 @@ func baseline(calls int) ([]time.Duration, error) {
 	return roundTrips(c, calls)
 }
 
-// pingpong runs calls round trips of a 40-byte frame between this process
-// and a bare echo process over one socketpair: the two hops of a CallAgent
-// on a direct channel, with nothing of brood's around them.
-func pingpong(calls int) ([]time.Duration, error) {
+// echoPeer starts a bare echo process at the other end of a socketpair:
+// the two hops of a CallAgent on a direct channel, with nothing of brood's
+// around them. stop ends it.
+func echoPeer() (c net.Conn, stop func(), err error) {
 	mine, theirs, err := socketpair()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), envRelay+"=echo")
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	theirs.Close()
-	c, err := net.FileConn(mine)
+	c, err = net.FileConn(mine)
 	mine.Close()
 	if err != nil {
-		return nil, err
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, nil, err
 	}
-	defer c.Close()
-	return roundTrips(c, calls)
+	return c, func() { c.Close(); cmd.Process.Kill(); cmd.Wait() }, nil
+}
+
+// pingOnce is one round trip of a 40-byte frame over c.
+func pingOnce(c net.Conn, b []byte) error {
+	if _, err := c.Write(b); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(c, b)
+	return err
 }
 
 // roundTrips writes a 40-byte frame to c and reads one back, 1000 times
