@@ -503,11 +503,21 @@ func (m *Messenger) addPeer(pid int, conn *wire.Conn) {
 	go m.readPeer(p)
 }
 
-// readPeer reads the agent's channel to one worker until it ends.
+// readPeer reads the agent's channel to one worker until it ends. A call
+// whose handler can start at once runs on this goroutine (serveInline);
+// if it outlasts inlineHandoff, a new readPeer reads on and this one
+// returns when the handler does, leaving the channel to it.
+//
+// While more frames are buffered, the replies to them are corked, so that
+// a burst of calls read in one system call is answered in one too.
 func (m *Messenger) readPeer(p *peer) {
 	for {
+		if p.conn.Buffered() == 0 {
+			p.conn.Uncork() // before waiting for more
+		}
 		raw, err := p.conn.Read()
 		if err != nil {
+			p.conn.Uncork()
 			if errors.Is(err, wire.ErrMalformed) {
 				m.log.Error("malformed frame from a worker; resetting its direct channel", "worker_pid", p.pid, "err", err)
 			}
@@ -524,7 +534,18 @@ func (m *Messenger) readPeer(p *peer) {
 			}
 		case wire.KindCancel:
 			m.cancelHandler(p.pid, f.CallID, "the caller gave up")
-		case wire.KindMessage, wire.KindCall:
+		case wire.KindCall:
+			if m.in.reserveCall(&m.handlers) {
+				if p.conn.Buffered() > 0 {
+					p.conn.Cork()
+				}
+				if !m.serveInline(&f, func() { m.readPeer(p) }) {
+					return // another readPeer has the channel
+				}
+				continue
+			}
+			m.in.push(f, p, m)
+		case wire.KindMessage:
 			m.deliver(f, p)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/broodhq/brood/internal/losslog"
 	"github.com/broodhq/brood/internal/msglink"
@@ -231,39 +233,93 @@ func (m *Messenger) serve(f *wire.Frame) {
 	msg, id := messageOf(f), f.CallID
 	h := m.subs.Load().handle[f.Action]
 	if h == nil {
-		defer m.handlers.Done()
-		m.log.Debug("call not handled: no Handle for its action", "action", msg.Action, "from", msg.From, "from_pid", msg.PID)
-		m.replyError(msg.PID, id, msglink.CodeNoHandler, fmt.Sprintf("no Handle for %q in pid %d", msg.Action, m.pid))
+		m.noHandler(msg, id)
 		return
 	}
 	m.running.Add(1)
 	ctx, done := m.handlerContext(f)
-	go func() {
-		defer m.handlers.Done()
-		defer m.running.Add(-1)
-		defer m.progress.Add(1)
-		defer done()
-		res, err := m.runHandler(ctx, h, msg)
-		if err != nil {
-			code := msglink.CodeError
-			if _, ok := err.(panicError); ok {
-				code = msglink.CodePanic
-			}
-			m.replyError(msg.PID, id, code, err.Error())
-			return
+	go m.answer(ctx, done, h, msg, id)
+}
+
+// inlineHandoff is how long a call handler run by a direct channel's
+// reader (serveInline) keeps that channel unread before another goroutine
+// takes over reading it. Go's timers fire late when every P is idle (the
+// netpoller sleeps in whole milliseconds), so in practice a handler that
+// blocks holds the frames behind it for up to about a millisecond.
+const inlineHandoff = 200 * time.Microsecond
+
+// serveInline answers a call that came over a direct channel on the
+// goroutine that read it, which then goes back to reading. Starting a
+// goroutine for each call costs a wake-up of another thread in the Go
+// scheduler (and on a shared machine, of another CPU), which on a round
+// trip of a few tens of microseconds is a good part of the time; most
+// handlers return sooner than that wake-up takes. A handler that does not
+// return within inlineHandoff loses the channel: resume, on a goroutine of
+// its own, reads on, so a slow or blocked handler (one that calls the
+// worker it serves, say, whose reply comes over this channel) delays what
+// follows it by about that long and no more. serveInline reports whether
+// the caller is still the channel's reader. The caller has counted the
+// call in handlers.
+func (m *Messenger) serveInline(f *wire.Frame, resume func()) (reader bool) {
+	msg, id := messageOf(f), f.CallID
+	h := m.subs.Load().handle[f.Action]
+	if h == nil {
+		m.noHandler(msg, id)
+		return true
+	}
+	m.running.Add(1)
+	ctx, done := m.handlerContext(f)
+	const (
+		running = iota
+		returned
+		handedOff
+	)
+	var state atomic.Int32
+	t := time.AfterFunc(inlineHandoff, func() {
+		if state.CompareAndSwap(running, handedOff) {
+			resume()
 		}
-		b, err := json.Marshal(res)
-		if err != nil {
-			m.replyError(msg.PID, id, msglink.CodeError, fmt.Sprintf("encode reply: %v", err))
-			return
+	})
+	m.answer(ctx, done, h, msg, id)
+	if state.CompareAndSwap(running, returned) {
+		t.Stop()
+		return true
+	}
+	return false
+}
+
+func (m *Messenger) noHandler(msg Message, id uint64) {
+	defer m.handlers.Done()
+	m.log.Debug("call not handled: no Handle for its action", "action", msg.Action, "from", msg.From, "from_pid", msg.PID)
+	m.replyError(msg.PID, id, msglink.CodeNoHandler, fmt.Sprintf("no Handle for %q in pid %d", msg.Action, m.pid))
+}
+
+// answer runs a call's handler and replies to its caller.
+func (m *Messenger) answer(ctx context.Context, done func(), h HandlerFunc, msg Message, id uint64) {
+	defer m.handlers.Done()
+	defer m.running.Add(-1)
+	defer m.progress.Add(1)
+	defer done()
+	res, err := m.runHandler(ctx, h, msg)
+	if err != nil {
+		code := msglink.CodeError
+		if _, ok := err.(panicError); ok {
+			code = msglink.CodePanic
 		}
-		if len(b) > m.maxData {
-			m.log.Error("reply over the size limit", "action", msg.Action, "bytes", len(b), "limit", m.maxData)
-			m.replyError(msg.PID, id, msglink.CodeTooLarge, fmt.Sprintf("%d bytes, limit %d", len(b), m.maxData))
-			return
-		}
-		m.reply(msg.PID, id, wire.KindReply, b)
-	}()
+		m.replyError(msg.PID, id, code, err.Error())
+		return
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		m.replyError(msg.PID, id, msglink.CodeError, fmt.Sprintf("encode reply: %v", err))
+		return
+	}
+	if len(b) > m.maxData {
+		m.log.Error("reply over the size limit", "action", msg.Action, "bytes", len(b), "limit", m.maxData)
+		m.replyError(msg.PID, id, msglink.CodeTooLarge, fmt.Sprintf("%d bytes, limit %d", len(b), m.maxData))
+		return
+	}
+	m.reply(msg.PID, id, wire.KindReply, b)
 }
 
 type panicError string

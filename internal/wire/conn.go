@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -43,11 +44,14 @@ type Conn struct {
 	queue   []chunk
 	queued  int
 	writing bool // the writer goroutine is writing a batch
-	direct  bool // a SendNow is writing
+	direct  bool // a SendNow or Uncork is writing
+	corked  bool // SendNow queues without writing until Uncork
 	closed  bool
 	err     error // why the writer stopped
 	wake    chan struct{}
 	done    chan struct{}
+
+	joinBuf []byte // Uncork's buffer, reused; under mu when not in use
 
 	fdMu sync.Mutex
 	fds  []*os.File // descriptors received with frames, oldest first (NewConnFD)
@@ -137,6 +141,11 @@ func (w *Conn) SendNow(raw []byte) error {
 		w.mu.Unlock()
 		return err
 	}
+	if w.corked {
+		w.enqueue(raw) // Uncork writes it, with whatever joins it
+		w.mu.Unlock()
+		return nil
+	}
 	if w.rc == nil || w.writing || w.direct || len(w.queue) > 0 {
 		w.enqueue(raw) // order: after what is queued or being written
 		w.mu.Unlock()
@@ -145,7 +154,65 @@ func (w *Conn) SendNow(raw []byte) error {
 	}
 	w.direct = true
 	w.mu.Unlock()
+	return w.writeDirect(raw)
+}
 
+// Cork holds what is sent (SendNow and Send alike) until Uncork: a reader
+// that has more frames buffered (Buffered) corks while it answers them, so
+// that the replies go out together, in one write, when it uncorks, rather
+// than in a write (and a wake-up of the peer) each. Whoever corks must
+// uncork soon: nothing goes out meanwhile but at Close.
+func (w *Conn) Cork() {
+	w.mu.Lock()
+	w.corked = true
+	w.mu.Unlock()
+}
+
+// Uncork ends Cork and writes what is queued from the calling goroutine, as
+// SendNow writes one frame; what the socket does not take goes to the
+// writer goroutine.
+func (w *Conn) Uncork() {
+	w.mu.Lock()
+	if !w.corked {
+		w.mu.Unlock()
+		return
+	}
+	w.corked = false
+	if len(w.queue) == 0 || w.closed {
+		w.mu.Unlock()
+		return
+	}
+	if w.rc == nil || w.writing || w.direct {
+		w.mu.Unlock()
+		w.wakeWriter()
+		return
+	}
+	for _, ch := range w.queue {
+		if ch.fd != nil { // a descriptor: the writer's to send
+			w.mu.Unlock()
+			w.wakeWriter()
+			return
+		}
+	}
+	b := w.joinBuf[:0]
+	for _, ch := range w.queue {
+		b = append(b, ch.b...)
+	}
+	clear(w.queue)
+	w.queue, w.queued = w.queue[:0], 0
+	w.direct = true
+	w.mu.Unlock()
+	_ = w.writeDirect(b)
+	if cap(b) <= 64<<10 {
+		w.mu.Lock()
+		w.joinBuf = b[:0] // writeDirect copied what it could not write
+		w.mu.Unlock()
+	}
+}
+
+// writeDirect makes one non-blocking write of raw while direct is set, and
+// queues, first, what the socket did not take. The caller has set direct.
+func (w *Conn) writeDirect(raw []byte) error {
 	n, err := tryWrite(w.rc, raw)
 
 	w.mu.Lock()
@@ -157,8 +224,9 @@ func (w *Conn) SendNow(raw []byte) error {
 		}
 		w.queue, w.queued = nil, 0
 	} else if n < len(raw) {
-		// The rest goes first: it is the middle of a frame.
-		w.queue = append([]chunk{{b: raw[n:]}}, w.queue...)
+		// The rest goes first: it is the middle of a frame. A copy: raw
+		// may be a buffer its caller reuses.
+		w.queue = append([]chunk{{b: slices.Clone(raw[n:])}}, w.queue...)
 		w.queued += len(raw) - n
 	}
 	wake := len(w.queue) > 0 || w.closed
@@ -253,8 +321,9 @@ func (w *Conn) writeLoop() {
 	var batch []chunk
 	for {
 		w.mu.Lock()
-		if w.direct {
-			// A SendNow is writing; it wakes us when it is done.
+		if w.direct || (w.corked && !w.closed) {
+			// A SendNow is writing, or the reader corked the channel;
+			// SendNow or Uncork wakes us when it is done.
 			w.mu.Unlock()
 			<-w.wake
 			continue
@@ -331,6 +400,10 @@ func (w *Conn) fail(err error) {
 	w.queue, w.queued = nil, 0
 	w.mu.Unlock()
 }
+
+// Buffered is how many bytes the reader has read from the socket and not
+// yet returned as frames: more than 0 means Read will not wait.
+func (w *Conn) Buffered() int { return w.r.Buffered() }
 
 // Read returns the next raw frame. Its header has been checked, so the
 // accessors and Parse may be used on it.

@@ -144,3 +144,76 @@ func TestSendNowAfterPeerClosed(t *testing.T) {
 	}
 	tx.Close(time.Second)
 }
+
+// A corked Conn writes nothing, for SendNow or Send, until Uncork, then
+// everything in the order sent, in one write when the socket takes it; a
+// frame larger than the socket takes at once is finished by the writer.
+func TestCorkHoldsRepliesUntilUncork(t *testing.T) {
+	for _, size := range []int{8, 3 << 20} {
+		a, b := socketpair(t)
+		tx, rx := NewConn(a, 0), NewConn(b, 0)
+		tx.Cork()
+		for i := range 3 {
+			if err := tx.SendNow(numbered(i, size)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := make(chan int, 16)
+		go func() {
+			for {
+				raw, err := rx.Read()
+				if err != nil {
+					close(got)
+					return
+				}
+				f, _ := Parse(raw)
+				got <- int(binary.LittleEndian.Uint64(f.Data))
+			}
+		}()
+		select {
+		case i := <-got:
+			t.Fatalf("size %d: frame %d arrived while corked", size, i)
+		case <-time.After(100 * time.Millisecond):
+		}
+		tx.Uncork()
+		tx.Uncork() // a second is a no-op
+		want := 0
+		for ; want < 3; want++ {
+			select {
+			case i := <-got:
+				if i != want {
+					t.Fatalf("size %d: got frame %d, want %d", size, i, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("size %d: frame %d not delivered after Uncork", size, want)
+			}
+		}
+		// Corked again: a Send waits for Uncork too, after the reply
+		// queued before it.
+		tx.Cork()
+		if err := tx.SendNow(numbered(3, size)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Send(numbered(4, size)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case i := <-got:
+			t.Fatalf("size %d: frame %d arrived while corked", size, i)
+		case <-time.After(100 * time.Millisecond):
+		}
+		tx.Uncork()
+		for ; want < 5; want++ {
+			select {
+			case i := <-got:
+				if i != want {
+					t.Fatalf("size %d: got frame %d, want %d", size, i, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("size %d: frame %d not delivered after the second Uncork", size, want)
+			}
+		}
+		tx.Close(time.Second)
+		rx.Close(time.Second)
+	}
+}
