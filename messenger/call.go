@@ -16,6 +16,11 @@ import (
 // must end, whatever happens to the target.
 const DefaultCallTimeout = 30 * time.Second
 
+// errDefaultTimeout is the cause of a call's end at DefaultCallTimeout;
+// made once, not at every call (an HTTP request's context has no deadline,
+// so most calls need it).
+var errDefaultTimeout = fmt.Errorf("no reply within %s (messenger.DefaultCallTimeout; give the context a deadline)", DefaultCallTimeout)
+
 // Call sends data to the process with that pid, which answers with its
 // Handle function for action, and decodes the answer into reply (which may
 // be nil). Call returns:
@@ -72,8 +77,7 @@ func (m *Messenger) call(ctx context.Context, route wire.Route, pid int, action 
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, DefaultCallTimeout,
-			fmt.Errorf("no reply within %s (messenger.DefaultCallTimeout; give the context a deadline)", DefaultCallTimeout))
+		ctx, cancel = context.WithTimeoutCause(ctx, DefaultCallTimeout, errDefaultTimeout)
 		defer cancel()
 	}
 	id, p := m.calls.add(pid)
