@@ -146,7 +146,14 @@ func (w *Conn) SendNow(raw []byte) error {
 		w.mu.Unlock()
 		return nil
 	}
-	if w.rc == nil || w.writing || w.direct || len(w.queue) > 0 {
+	if w.direct && w.rc != nil {
+		// Another SendNow is writing; it writes this too when it is done
+		// (writeDirect), in one write with whatever else joins it.
+		w.enqueue(raw)
+		w.mu.Unlock()
+		return nil
+	}
+	if w.rc == nil || w.writing || len(w.queue) > 0 {
 		w.enqueue(raw) // order: after what is queued or being written
 		w.mu.Unlock()
 		w.wakeWriter()
@@ -187,33 +194,72 @@ func (w *Conn) Uncork() {
 		w.wakeWriter()
 		return
 	}
-	for _, ch := range w.queue {
-		if ch.fd != nil { // a descriptor: the writer's to send
-			w.mu.Unlock()
-			w.wakeWriter()
-			return
-		}
+	if hasFD(w.queue) { // a descriptor: the writer's to send
+		w.mu.Unlock()
+		w.wakeWriter()
+		return
 	}
 	b := w.joinBuf[:0]
 	for _, ch := range w.queue {
 		b = append(b, ch.b...)
 	}
+	w.joinBuf = nil // ours while we write it
 	clear(w.queue)
 	w.queue, w.queued = w.queue[:0], 0
 	w.direct = true
 	w.mu.Unlock()
+	// writeDirect copies what the socket does not take, so b is free
+	// again after it; it may have put a buffer of its own back meanwhile.
 	_ = w.writeDirect(b)
 	if cap(b) <= 64<<10 {
 		w.mu.Lock()
-		w.joinBuf = b[:0] // writeDirect copied what it could not write
+		if w.joinBuf == nil {
+			w.joinBuf = b[:0]
+		}
 		w.mu.Unlock()
 	}
 }
 
+func hasFD(q []chunk) bool {
+	for _, ch := range q {
+		if ch.fd != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // writeDirect makes one non-blocking write of raw while direct is set, and
 // queues, first, what the socket did not take. The caller has set direct.
+//
+// Frames that other SendNow calls queued meanwhile are written next, by
+// this goroutine, joined into one write (a few rounds at most, then the
+// writer goroutine takes over): under load, concurrent callers share
+// system calls, and the peer's wake-ups, without a handoff to the writer.
 func (w *Conn) writeDirect(raw []byte) error {
 	n, err := tryWrite(w.rc, raw)
+	for round := 0; err == nil && n == len(raw) && round < 4; round++ {
+		w.mu.Lock()
+		if len(w.queue) == 0 || w.closed || w.corked || w.queued > 256<<10 || hasFD(w.queue) {
+			w.mu.Unlock()
+			break
+		}
+		b := w.joinBuf[:0]
+		for _, ch := range w.queue {
+			b = append(b, ch.b...)
+		}
+		w.joinBuf = nil // ours while we write it
+		clear(w.queue)
+		w.queue, w.queued = w.queue[:0], 0
+		w.mu.Unlock()
+		raw = b
+		n, err = tryWrite(w.rc, raw)
+		if n == len(raw) && cap(b) <= 64<<10 {
+			w.mu.Lock()
+			w.joinBuf = b[:0]
+			w.mu.Unlock()
+		}
+	}
 
 	w.mu.Lock()
 	w.direct = false
