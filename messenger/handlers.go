@@ -20,6 +20,10 @@ const OrphanWait = 2 * time.Second
 // gave up (its context ended) or exited before the answer.
 var ErrCallerGone = errors.New("the caller gave up or is gone")
 
+// errCallerDeadline is the cause of a handler's context at its caller's
+// deadline; made once, not at every call.
+var errCallerDeadline = fmt.Errorf("%w: the caller's deadline passed", ErrCallerGone)
+
 // callKey names a call as its handler sees it: caller and call id.
 type callKey struct {
 	caller int
@@ -47,8 +51,7 @@ func (m *Messenger) handlerContext(f *wire.Frame) (ctx context.Context, done fun
 	stop := func() {}
 	if f.Deadline != 0 {
 		var c context.CancelFunc
-		ctx, c = context.WithDeadlineCause(ctx, time.Unix(0, f.Deadline),
-			fmt.Errorf("%w: the caller's deadline passed", ErrCallerGone))
+		ctx, c = context.WithDeadlineCause(ctx, time.Unix(0, f.Deadline), errCallerDeadline)
 		stop = c
 	}
 	k := callKey{f.FromPID, f.CallID}
