@@ -47,14 +47,15 @@ const (
 
 // Options tune Open; the zero value is the default.
 type Options struct {
-	// Sync fsyncs every commit before acknowledging its writes: they then
-	// survive a power cut, at the cost of an fsync per group of writes.
+	// Sync fsyncs every frame of the log before acknowledging its writes,
+	// and every checkpoint: they then survive a power cut, at the cost of
+	// an fsync per group of writes.
 	Sync bool
 	// LockTimeout bounds the wait for another holder of the file to close
 	// it (DefaultLockTimeout if 0).
 	LockTimeout time.Duration
-	// SweepEvery is how often expired keys are removed (DefaultSweepEvery
-	// if 0).
+	// SweepEvery is how often the log is checkpointed into the database
+	// and expired keys are removed from it (DefaultSweepEvery if 0).
 	SweepEvery time.Duration
 }
 
