@@ -11,7 +11,7 @@
 // are then kept in memory too, where reads find them, until a checkpoint
 // writes everything the log holds into the database in one bbolt commit
 // and empties the log: every Options.SweepEvery, and sooner when the
-// pending changes reach 16 MiB or the log 64 MiB. A key written a thousand
+// pending changes reach 4 MiB or the log 16 MiB. A key written a thousand
 // times between checkpoints is written to the database once.
 //
 // By default neither the log nor the database is fsynced: what was

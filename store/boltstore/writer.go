@@ -16,14 +16,16 @@ import (
 const (
 	// maxPendingBytes bounds the memory the pending changes take (about:
 	// keys, records and the map's cost of each), so that a checkpoint stays
-	// one commit of tens of thousands of keys at most.
-	maxPendingBytes = 16 << 20
+	// one commit of some ten thousand keys at most: a commit's new pages
+	// are allocated while the old are still in use, so a larger one grows
+	// the file (by 100 MiB with 16 MiB of 200-byte sessions).
+	maxPendingBytes = 4 << 20
 	// refusePendingBytes: past this, checkpoints failing (the disk full),
 	// writes fail too, instead of memory growing with them.
-	refusePendingBytes = 4 * maxPendingBytes
+	refusePendingBytes = 16 * maxPendingBytes
 	// maxLogBytes bounds the log, which grows with every write even when
 	// they all change the same few keys.
-	maxLogBytes = 64 << 20
+	maxLogBytes = 16 << 20
 	// pendingCost is what a pending change costs beyond its key and record.
 	pendingCost = 64
 )
