@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/broodhq/brood/store"
 	"github.com/broodhq/brood/store/boltstore"
 )
 
@@ -199,4 +200,74 @@ func TestCheckpointEmptiesTheLog(t *testing.T) {
 	if items, err := s.List(ctx, "k", "", 1000); err != nil || len(items) != 100 {
 		t.Fatalf("List after a checkpoint: %d items, %v; want 100", len(items), err)
 	}
+}
+
+// List and Lookup see the database's keys and the pending changes over
+// them as one store: keys only in the file, only pending, changed or
+// deleted while pending; in a Group, its own changes over both.
+func TestListMergesPendingChangesOverTheFile(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "store.db"), boltstore.Options{SweepEvery: time.Hour})
+	ctx := context.Background()
+	for _, k := range []string{"p/a", "p/b", "p/c", "p/d", "q/x"} {
+		s.Set(ctx, k, []byte("file"), 0)
+	}
+	if _, _, err := s.Stats(); err != nil { // a checkpoint: these are in the file now
+		t.Fatal(err)
+	}
+	s.Set(ctx, "p/b", []byte("pending"), 0)  // changed
+	s.Delete(ctx, "p/c")                     // deleted
+	s.Set(ctx, "p/bb", []byte("pending"), 0) // new, between file keys
+	s.Set(ctx, "p/e", []byte("pending"), 0)  // new, after them
+	s.Set(ctx, "p/0", []byte("pending"), 0)  // new, before them
+	s.Set(ctx, "p/gone", []byte("pending"), time.Millisecond)
+	time.Sleep(5 * time.Millisecond) // p/gone expired while pending
+	want := "p/0=pending p/a=file p/b=pending p/bb=pending p/d=file p/e=pending"
+	if got := listing(t, s, "p/", "", 100); got != want {
+		t.Fatalf("List = %s; want %s", got, want)
+	}
+	// Pages: after a key, and a limit, across both.
+	if got := listing(t, s, "p/", "p/b", 2); got != "p/bb=pending p/d=file" {
+		t.Fatalf("List after p/b, 2 = %s; want p/bb and p/d", got)
+	}
+	if v, ok, _ := s.Get(ctx, "p/c"); ok {
+		t.Fatalf("Get of a key deleted while pending = %q; want none", v)
+	}
+	err := s.Group(ctx, func(w store.Store) {
+		w.Set(ctx, "p/a", []byte("group"), 0)
+		w.Delete(ctx, "p/bb")
+		w.Set(ctx, "p/c", []byte("group"), 0)
+		want := "p/0=pending p/a=group p/b=pending p/c=group p/d=file p/e=pending"
+		items, err := w.List(ctx, "p/", "", 100)
+		if got := render(items); err != nil || got != want {
+			t.Errorf("List in a group = %s, %v; want %s", got, err, want)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// And the same once everything is in the file.
+	s.Stats()
+	if got := listing(t, s, "p/", "", 100); got != "p/0=pending p/a=group p/b=pending p/c=group p/d=file p/e=pending" {
+		t.Fatalf("List after a checkpoint = %s", got)
+	}
+}
+
+func listing(t *testing.T, s store.Store, prefix, after string, limit int) string {
+	t.Helper()
+	items, err := s.List(context.Background(), prefix, after, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return render(items)
+}
+
+func render(items []store.Item) string {
+	var b strings.Builder
+	for i, it := range items {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%s", it.Key, it.Value)
+	}
+	return b.String()
 }
