@@ -45,7 +45,8 @@ type batcher struct {
 type queued struct {
 	ctx  context.Context
 	req  []byte
-	wake chan wake // buffered: the sender never waits
+	wake chan wake  // buffered: the sender never waits
+	self [1]*queued // the batch of one it is when it goes alone
 }
 
 // wake is what a queued operation is woken with: the batch it is to send
@@ -64,7 +65,8 @@ func (b *batcher) submit(ctx context.Context, req []byte) ([]byte, error) {
 	if b.inflight < maxInflight {
 		b.inflight++
 		b.mu.Unlock()
-		b.send([]*queued{q})
+		q.self[0] = q
+		b.send(q.self[:])
 	} else {
 		b.pending = append(b.pending, q)
 		b.mu.Unlock()
@@ -105,11 +107,15 @@ func (b *batcher) abandon(q *queued) {
 // passes the slot to the operations waiting, if any.
 func (b *batcher) send(batch []*queued) {
 	ctx, cancel := batchContext(batch)
-	reqs := make([][]byte, len(batch))
-	for i, q := range batch {
-		reqs[i] = q.req
+	size := binary.MaxVarintLen64
+	for _, q := range batch {
+		size += binary.MaxVarintLen64 + len(q.req)
 	}
-	raw, err := b.call(ctx, encodeBatch(reqs))
+	enc := binary.AppendUvarint(make([]byte, 0, size), uint64(len(batch)))
+	for _, q := range batch {
+		enc = appendBytes(enc, q.req)
+	}
+	raw, err := b.call(ctx, enc)
 	cancel()
 	var replies [][]byte
 	if err == nil {

@@ -109,12 +109,19 @@ type response struct {
 	items []store.Item
 }
 
-func (r *response) encode() []byte {
+// size is about what appendTo adds.
+func (r *response) size() int {
 	size := 16
+	if r.err != nil {
+		size += 64
+	}
 	for _, it := range r.items {
 		size += len(it.Key) + len(it.Value) + 24
 	}
-	b := make([]byte, 0, size)
+	return size
+}
+
+func (r *response) appendTo(b []byte) []byte {
 	if r.err != nil {
 		code := byte(codeOther)
 		for i, e := range codes[1:] {

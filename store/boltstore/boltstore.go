@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -368,14 +367,14 @@ func incr(ctx context.Context, run runner, key string, delta int64, ttl time.Dur
 			return result{err: err}
 		}
 		if !ok {
-			t.put(key, strconv.AppendInt(nil, delta, 10), store.ExpiresAt(t.now, ttl))
+			t.putInt(key, delta, store.ExpiresAt(t.now, ttl))
 			return result{n: delta}
 		}
 		n, err := store.AddInt(old.value, delta)
 		if err != nil {
 			return result{err: err}
 		}
-		t.put(key, strconv.AppendInt(nil, n, 10), old.expiresAt())
+		t.putInt(key, n, old.expiresAt())
 		return result{n: n}
 	})
 	return r.n, err

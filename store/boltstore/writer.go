@@ -217,7 +217,16 @@ func (t *txn) live(key string) (record, bool, error) {
 // put writes key with a new version.
 func (t *txn) put(key string, value []byte, expires time.Time) {
 	t.s.seq++
-	rec := encodeRecord(t.s.seq, expires, value)
+	t.stage(key, encodeRecord(t.s.seq, expires, value))
+}
+
+// putInt writes n, in decimal, to key with a new version.
+func (t *txn) putInt(key string, n int64, expires time.Time) {
+	t.s.seq++
+	t.stage(key, encodeIntRecord(t.s.seq, expires, n))
+}
+
+func (t *txn) stage(key string, rec []byte) {
 	t.staged[key] = rec
 	t.frame = appendPut(t.frame, key, rec)
 }
