@@ -321,14 +321,19 @@ func list(c *bolt.Cursor, nowMs int64, prefix, after string, limit int, over []c
 
 // Set implements store.Store.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return set(ctx, s.write, key, value, ttl)
+	return set(ctx, s.write, true, key, value, ttl)
 }
 
-func set(ctx context.Context, run runner, key string, value []byte, ttl time.Duration) error {
+// set and compareAndSet copy value when the caller may return before run
+// has used it (the writer's, when ctx ends first: the caller may then change
+// it); a Group's run uses it at once.
+func set(ctx context.Context, run runner, clone bool, key string, value []byte, ttl time.Duration) error {
 	if err := store.CheckWrite(key, value, ttl); err != nil {
 		return err
 	}
-	value = bytes.Clone(value) // the caller may change it while it waits
+	if clone {
+		value = bytes.Clone(value)
+	}
 	_, err := run(ctx, func(t *txn) result {
 		t.put(key, value, store.ExpiresAt(t.now, ttl))
 		return result{}
@@ -387,14 +392,16 @@ func (s *Store) SetIfAbsent(ctx context.Context, key string, value []byte, ttl t
 
 // CompareAndSet implements store.Store.
 func (s *Store) CompareAndSet(ctx context.Context, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
-	return compareAndSet(ctx, s.write, key, value, version, ttl)
+	return compareAndSet(ctx, s.write, true, key, value, version, ttl)
 }
 
-func compareAndSet(ctx context.Context, run runner, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
+func compareAndSet(ctx context.Context, run runner, clone bool, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
 	if err := store.CheckWrite(key, value, ttl); err != nil {
 		return false, err
 	}
-	value = bytes.Clone(value)
+	if clone {
+		value = bytes.Clone(value)
+	}
 	r, err := run(ctx, func(t *txn) result {
 		old, _, err := t.live(key)
 		if err != nil {

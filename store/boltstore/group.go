@@ -82,7 +82,7 @@ func (g *groupStore) List(ctx context.Context, prefix, after string, limit int) 
 
 // Set implements store.Store.
 func (g *groupStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return set(ctx, g.run, key, value, ttl)
+	return set(ctx, g.run, false, key, value, ttl)
 }
 
 // Delete implements store.Store.
@@ -97,12 +97,12 @@ func (g *groupStore) Incr(ctx context.Context, key string, delta int64, ttl time
 
 // SetIfAbsent implements store.Store.
 func (g *groupStore) SetIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	return compareAndSet(ctx, g.run, key, value, 0, ttl)
+	return compareAndSet(ctx, g.run, false, key, value, 0, ttl)
 }
 
 // CompareAndSet implements store.Store.
 func (g *groupStore) CompareAndSet(ctx context.Context, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
-	return compareAndSet(ctx, g.run, key, value, version, ttl)
+	return compareAndSet(ctx, g.run, false, key, value, version, ttl)
 }
 
 // Close implements store.Store: the group's view has nothing to close.
