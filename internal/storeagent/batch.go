@@ -45,33 +45,39 @@ type batcher struct {
 type queued struct {
 	ctx  context.Context
 	req  []byte
-	done chan outcome   // buffered: the leader never waits
-	lead chan []*queued // buffered: the batch this one is to send
+	wake chan wake  // buffered: the sender never waits
+	self [1]*queued // the batch of one it is when it goes alone
 }
 
-type outcome struct {
-	raw []byte
-	err error
+// wake is what a queued operation is woken with: the batch it is to send
+// (it leads the next call), or else its outcome. It gets one, or a batch
+// and then its outcome: one channel for both costs one allocation less.
+type wake struct {
+	lead []*queued
+	raw  []byte
+	err  error
 }
 
 // submit sends req, alone or with others, and returns its reply.
 func (b *batcher) submit(ctx context.Context, req []byte) ([]byte, error) {
-	q := &queued{ctx: ctx, req: req, done: make(chan outcome, 1), lead: make(chan []*queued, 1)}
+	q := &queued{ctx: ctx, req: req, wake: make(chan wake, 1)}
 	b.mu.Lock()
 	if b.inflight < maxInflight {
 		b.inflight++
 		b.mu.Unlock()
-		b.send([]*queued{q})
+		q.self[0] = q
+		b.send(q.self[:])
 	} else {
 		b.pending = append(b.pending, q)
 		b.mu.Unlock()
 	}
 	for {
 		select {
-		case o := <-q.done:
-			return o.raw, o.err
-		case batch := <-q.lead:
-			b.send(batch)
+		case w := <-q.wake:
+			if w.lead == nil {
+				return w.raw, w.err
+			}
+			b.send(w.lead)
 		case <-ctx.Done():
 			b.abandon(q)
 			return nil, ctx.Err()
@@ -89,8 +95,10 @@ func (b *batcher) abandon(q *queued) {
 		return
 	}
 	select {
-	case batch := <-q.lead:
-		go b.send(batch) // ends with the call's own deadline
+	case w := <-q.wake:
+		if w.lead != nil {
+			go b.send(w.lead) // ends with the call's own deadline
+		}
 	default:
 	}
 }
@@ -99,11 +107,15 @@ func (b *batcher) abandon(q *queued) {
 // passes the slot to the operations waiting, if any.
 func (b *batcher) send(batch []*queued) {
 	ctx, cancel := batchContext(batch)
-	reqs := make([][]byte, len(batch))
-	for i, q := range batch {
-		reqs[i] = q.req
+	size := binary.MaxVarintLen64
+	for _, q := range batch {
+		size += binary.MaxVarintLen64 + len(q.req)
 	}
-	raw, err := b.call(ctx, encodeBatch(reqs))
+	enc := binary.AppendUvarint(make([]byte, 0, size), uint64(len(batch)))
+	for _, q := range batch {
+		enc = appendBytes(enc, q.req)
+	}
+	raw, err := b.call(ctx, enc)
 	cancel()
 	var replies [][]byte
 	if err == nil {
@@ -113,9 +125,9 @@ func (b *batcher) send(batch []*queued) {
 	}
 	for i, q := range batch {
 		if err != nil {
-			q.done <- outcome{err: err}
+			q.wake <- wake{err: err}
 		} else {
-			q.done <- outcome{raw: replies[i]}
+			q.wake <- wake{raw: replies[i]}
 		}
 	}
 
@@ -132,7 +144,7 @@ func (b *batcher) send(batch []*queued) {
 	}
 	next := slices.Clone(b.pending[:n])
 	b.pending = slices.Delete(b.pending, 0, n)
-	next[0].lead <- next
+	next[0].wake <- wake{lead: next}
 }
 
 // batchContext lasts as long as the latest deadline in the batch (callers

@@ -8,9 +8,9 @@
 //
 //   - a URL (framework.WithStore, $BROOD_STORE), opened by the backend
 //     registered for its scheme (store/redisstore registers redis://);
-//   - a bbolt database, store.db, in the data directory
-//     (framework.WithDataDir, $BROOD_DATA_DIR; the environment wins), which
-//     must be writable;
+//   - a bbolt database, store.db, and its write-ahead log, store.db.log
+//     (store/boltstore), in the data directory (framework.WithDataDir,
+//     $BROOD_DATA_DIR; the environment wins), which must be writable;
 //   - with neither, the per-user default: $XDG_STATE_HOME/brood/NAME, or
 //     ~/.local/state/brood/NAME, where NAME is the application's name
 //     (framework.WithName). If that cannot be written, the agent logs a

@@ -23,7 +23,7 @@ import (
 const (
 	EnvStore   = "BROOD_STORE"      // a backend URL: redis://host:port/db
 	EnvDataDir = "BROOD_DATA_DIR"   // the agent database's directory
-	EnvSync    = "BROOD_STORE_SYNC" // "1": fsync every commit
+	EnvSync    = "BROOD_STORE_SYNC" // "1": fsync every group of writes
 )
 
 // FileName is the database's name in the data directory.

@@ -2,6 +2,7 @@ package storeagent
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -19,9 +20,9 @@ const pageBytes = 4 << 20
 // served as soon as the agent is ready.
 func Serve(m *messenger.Messenger, s store.Store) {
 	m.Handle(Action, func(ctx context.Context, msg messenger.Message) (any, error) {
-		var batch []byte
-		if err := msg.Decode(&batch); err != nil {
-			return nil, err
+		batch, err := unquoteBytes(msg.Data)
+		if err != nil {
+			return nil, fmt.Errorf("decode message %q from %s %d: %w", msg.Action, msg.From, msg.PID, err)
 		}
 		return handleBatch(ctx, s, batch)
 	})
@@ -41,7 +42,7 @@ func handleBatch(ctx context.Context, s store.Store, raw []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	replies := make([][]byte, len(reqs))
+	replies := make([]response, len(reqs))
 	g, ok := s.(grouper)
 	switch {
 	case len(reqs) == 1:
@@ -55,14 +56,30 @@ func handleBatch(ctx context.Context, s store.Store, raw []byte) ([]byte, error)
 		}
 		wg.Wait()
 	}
-	return encodeBatch(replies), nil
+	return encodeReplies(replies), nil
+}
+
+// encodeReplies encodes a batch of replies (batch.go) in one buffer.
+func encodeReplies(rs []response) []byte {
+	size := binary.MaxVarintLen64
+	for i := range rs {
+		size += binary.MaxVarintLen64 + rs[i].size()
+	}
+	b := binary.AppendUvarint(make([]byte, 0, size), uint64(len(rs)))
+	var scratch [512]byte
+	one := scratch[:0]
+	for i := range rs {
+		one = rs[i].appendTo(one[:0])
+		b = appendBytes(b, one)
+	}
+	return b
 }
 
 // handleGroup runs the writes of reqs in one commit of g, handed over
 // together, instead of one write each that the store's writer may pick up
 // over several commits; the reads run outside it, so that they work when
 // the store refuses writes.
-func handleGroup(ctx context.Context, s store.Store, g grouper, reqs, replies [][]byte) {
+func handleGroup(ctx context.Context, s store.Store, g grouper, reqs [][]byte, replies []response) {
 	var writes []int
 	for i, req := range reqs {
 		if len(req) > 0 && isWrite(op(req[0])) {
@@ -81,9 +98,8 @@ func handleGroup(ctx context.Context, s store.Store, g grouper, reqs, replies []
 	})
 	if err != nil {
 		// Nothing of the group was committed: its replies are void.
-		fail := (&response{err: err}).encode()
 		for _, i := range writes {
-			replies[i] = fail
+			replies[i] = response{err: err}
 		}
 	}
 }
@@ -97,13 +113,13 @@ func isWrite(o op) bool {
 	return false
 }
 
-// handle runs one encoded request against s and returns the encoded reply.
+// handle runs one encoded request against s and returns the reply.
 // Errors, the store's included, travel in the reply, so that the client
 // gets its sentinels back.
-func handle(ctx context.Context, s store.Store, raw []byte) []byte {
+func handle(ctx context.Context, s store.Store, raw []byte) response {
 	req, err := decodeRequest(raw)
 	if err != nil {
-		return (&response{err: err}).encode()
+		return response{err: err}
 	}
 	var r response
 	switch req.op {
@@ -138,7 +154,7 @@ func handle(ctx context.Context, s store.Store, raw []byte) []byte {
 	default:
 		r.err = errUnknownOp(req.op)
 	}
-	return r.encode()
+	return r
 }
 
 type errUnknownOp op

@@ -5,7 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,24 +40,25 @@ const (
 	// maxGroup bounds the writes in one commit, so that one commit stays
 	// short and the writes behind it are not held long.
 	maxGroup = 1000
-	// maxSweep bounds the expired keys one sweep commit removes.
+	// maxSweep bounds the expired keys one sweep removes.
 	maxSweep = 5000
 )
 
 // Options tune Open; the zero value is the default.
 type Options struct {
-	// Sync fsyncs every commit before acknowledging its writes: they then
-	// survive a power cut, at the cost of an fsync per group of writes.
+	// Sync fsyncs every frame of the log before acknowledging its writes,
+	// and every checkpoint: they then survive a power cut, at the cost of
+	// an fsync per group of writes.
 	Sync bool
 	// LockTimeout bounds the wait for another holder of the file to close
 	// it (DefaultLockTimeout if 0).
 	LockTimeout time.Duration
-	// SweepEvery is how often expired keys are removed (DefaultSweepEvery
-	// if 0).
+	// SweepEvery is how often the log is checkpointed into the database
+	// and expired keys are removed from it (DefaultSweepEvery if 0).
 	SweepEvery time.Duration
 }
 
-// Store is a store.Store in a bbolt file.
+// Store is a store.Store in a bbolt file and its write-ahead log.
 type Store struct {
 	db   *bolt.DB
 	path string
@@ -67,6 +69,21 @@ type Store struct {
 	writes chan *write
 	quit   chan struct{}
 	done   sync.WaitGroup
+
+	// The changes in the log, not yet in the database. Only the writer
+	// changes them, holding mu; it removes them only once the database has
+	// them, so that a reader who does not find a key here, and begins its
+	// database transaction before it lets go of mu, sees the key's latest
+	// record there.
+	mu           sync.RWMutex
+	pending      map[string][]byte // key → record; nil: deleted
+	pendingBytes int               // writer's
+
+	// The writer's alone.
+	log    *wal
+	seq    uint64 // the last version given
+	t      txn
+	refuse error // set while checkpoints fail with too much pending
 }
 
 var _ store.Store = (*Store)(nil)
@@ -96,9 +113,26 @@ func Open(path string, o Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("boltstore: initialize %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, writes: make(chan *write, maxGroup), quit: make(chan struct{})}
-	s.done.Go(s.writer)
-	s.done.Go(func() { s.sweeper(o.SweepEvery) })
+	s := &Store{db: db, path: path, writes: make(chan *write, maxGroup), quit: make(chan struct{}), pending: map[string][]byte{}}
+	db.View(func(tx *bolt.Tx) error {
+		s.seq = tx.Bucket(bucketKV).Sequence()
+		return nil
+	})
+	s.log, err = openLog(path+".log", o.Sync, func(kind byte, key string, rec []byte) {
+		if old, ok := s.pending[key]; ok {
+			s.pendingBytes -= len(key) + len(old) + pendingCost
+		}
+		s.pending[key] = rec // nil for a delete
+		s.pendingBytes += len(key) + len(rec) + pendingCost
+		if r, ok := decodeRecord(rec); ok && r.version > s.seq {
+			s.seq = r.version
+		}
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.done.Go(func() { s.writer(o.SweepEvery) })
 	return s, nil
 }
 
@@ -164,22 +198,27 @@ func (s *Store) Lookup(ctx context.Context, key string) (store.Item, bool, error
 		return store.Item{}, false, err
 	}
 	defer s.leave()
-	var (
-		it    store.Item
-		found bool
-	)
 	now := time.Now().UnixMilli()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		r, ok := decodeRecord(tx.Bucket(bucketKV).Get([]byte(key)))
-		if ok && !r.expired(now) {
-			it, found = r.item(key), true
+	s.mu.RLock()
+	rec, ok := s.pending[key]
+	if ok {
+		s.mu.RUnlock()
+		// Records are never changed once made: no lock needed to read one.
+		if r, ok := decodeRecord(rec); ok && !r.expired(now) {
+			return r.item(key), true, nil
 		}
-		return nil
-	})
+		return store.Item{}, false, nil
+	}
+	tx, err := s.db.Begin(false)
+	s.mu.RUnlock()
 	if err != nil {
 		return store.Item{}, false, fmt.Errorf("boltstore: read %s: %w", s.path, err)
 	}
-	return it, found, nil
+	defer tx.Rollback()
+	if r, ok := decodeRecord(tx.Bucket(bucketKV).Get([]byte(key))); ok && !r.expired(now) {
+		return r.item(key), true, nil
+	}
+	return store.Item{}, false, nil
 }
 
 // item copies r out of bbolt's memory.
@@ -197,32 +236,84 @@ func (s *Store) List(ctx context.Context, prefix, after string, limit int) ([]st
 		return nil, err
 	}
 	defer s.leave()
-	var items []store.Item
 	now := time.Now().UnixMilli()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		items = list(tx.Bucket(bucketKV).Cursor(), now, prefix, after, limit)
-		return nil
-	})
+	s.mu.RLock()
+	over := changesUnder(prefix, after, s.pending)
+	tx, err := s.db.Begin(false)
+	s.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: read %s: %w", s.path, err)
 	}
-	return items, nil
+	defer tx.Rollback()
+	return list(tx.Bucket(bucketKV).Cursor(), now, prefix, after, limit, over), nil
 }
 
-// list returns up to limit live items under prefix after after, from c.
-func list(c *bolt.Cursor, nowMs int64, prefix, after string, limit int) []store.Item {
+// change is a key's record in the pending changes; nil: deleted.
+type change struct {
+	key string
+	rec []byte
+}
+
+// changesUnder returns the changes under prefix after after, by key; a
+// later layer's change of a key hides an earlier one's.
+func changesUnder(prefix, after string, layers ...map[string][]byte) []change {
+	var out []change
+	at := map[string]int{} // key → index in out, with more than one layer
+	for i, m := range layers {
+		for k, rec := range m {
+			if !strings.HasPrefix(k, prefix) || k <= after {
+				continue
+			}
+			if j, ok := at[k]; ok {
+				out[j].rec = rec
+				continue
+			}
+			if len(layers) > 1 && i < len(layers)-1 {
+				at[k] = len(out)
+			}
+			out = append(out, change{k, rec})
+		}
+	}
+	slices.SortFunc(out, func(a, b change) int { return strings.Compare(a.key, b.key) })
+	return out
+}
+
+// list returns up to limit live items under prefix after after: the
+// database's, from c, with the changes over (sorted by key) over them.
+func list(c *bolt.Cursor, nowMs int64, prefix, after string, limit int, over []change) []store.Item {
 	var items []store.Item
 	p := []byte(prefix)
 	start := p
 	if after > prefix {
 		start = []byte(after)
 	}
-	for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, p) && len(items) < limit; k, v = c.Next() {
-		if string(k) <= after {
-			continue
+	k, v := c.Seek(start)
+	for len(items) < limit {
+		for k != nil && bytes.HasPrefix(k, p) && string(k) <= after {
+			k, v = c.Next()
 		}
-		if r, ok := decodeRecord(v); ok && !r.expired(nowMs) {
-			items = append(items, r.item(string(k)))
+		if k != nil && !bytes.HasPrefix(k, p) {
+			k = nil
+		}
+		var (
+			key string
+			rec []byte
+		)
+		switch {
+		case len(over) > 0 && (k == nil || over[0].key <= string(k)):
+			key, rec = over[0].key, over[0].rec
+			if k != nil && over[0].key == string(k) {
+				k, v = c.Next()
+			}
+			over = over[1:]
+		case k != nil:
+			key, rec = string(k), v
+			k, v = c.Next()
+		default:
+			return items
+		}
+		if r, ok := decodeRecord(rec); ok && !r.expired(nowMs) {
+			items = append(items, r.item(key))
 		}
 	}
 	return items
@@ -230,16 +321,22 @@ func list(c *bolt.Cursor, nowMs int64, prefix, after string, limit int) []store.
 
 // Set implements store.Store.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return set(ctx, s.write, key, value, ttl)
+	return set(ctx, s.write, true, key, value, ttl)
 }
 
-func set(ctx context.Context, run runner, key string, value []byte, ttl time.Duration) error {
+// set and compareAndSet copy value when the caller may return before run
+// has used it (the writer's, when ctx ends first: the caller may then change
+// it); a Group's run uses it at once.
+func set(ctx context.Context, run runner, clone bool, key string, value []byte, ttl time.Duration) error {
 	if err := store.CheckWrite(key, value, ttl); err != nil {
 		return err
 	}
-	value = bytes.Clone(value) // the caller may change it while it waits
+	if clone {
+		value = bytes.Clone(value)
+	}
 	_, err := run(ctx, func(t *txn) result {
-		return result{err: t.put([]byte(key), value, store.ExpiresAt(t.now, ttl))}
+		t.put(key, value, store.ExpiresAt(t.now, ttl))
+		return result{}
 	})
 	return err
 }
@@ -253,7 +350,10 @@ func del(ctx context.Context, run runner, key string) error {
 	if err := store.CheckKey(key); err != nil {
 		return err
 	}
-	_, err := run(ctx, func(t *txn) result { return result{err: t.delete([]byte(key))} })
+	_, err := run(ctx, func(t *txn) result {
+		t.delete(key)
+		return result{}
+	})
 	return err
 }
 
@@ -267,16 +367,20 @@ func incr(ctx context.Context, run runner, key string, delta int64, ttl time.Dur
 		return 0, err
 	}
 	r, err := run(ctx, func(t *txn) result {
-		k := []byte(key)
-		old, ok := t.live(k)
+		old, ok, err := t.live(key)
+		if err != nil {
+			return result{err: err}
+		}
 		if !ok {
-			return result{n: delta, err: t.put(k, strconv.AppendInt(nil, delta, 10), store.ExpiresAt(t.now, ttl))}
+			t.putInt(key, delta, store.ExpiresAt(t.now, ttl))
+			return result{n: delta}
 		}
 		n, err := store.AddInt(old.value, delta)
 		if err != nil {
 			return result{err: err}
 		}
-		return result{n: n, err: t.put(k, strconv.AppendInt(nil, n, 10), old.expiresAt())}
+		t.putInt(key, n, old.expiresAt())
+		return result{n: n}
 	})
 	return r.n, err
 }
@@ -288,20 +392,26 @@ func (s *Store) SetIfAbsent(ctx context.Context, key string, value []byte, ttl t
 
 // CompareAndSet implements store.Store.
 func (s *Store) CompareAndSet(ctx context.Context, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
-	return compareAndSet(ctx, s.write, key, value, version, ttl)
+	return compareAndSet(ctx, s.write, true, key, value, version, ttl)
 }
 
-func compareAndSet(ctx context.Context, run runner, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
+func compareAndSet(ctx context.Context, run runner, clone bool, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
 	if err := store.CheckWrite(key, value, ttl); err != nil {
 		return false, err
 	}
-	value = bytes.Clone(value)
+	if clone {
+		value = bytes.Clone(value)
+	}
 	r, err := run(ctx, func(t *txn) result {
-		k := []byte(key)
-		if old, _ := t.live(k); old.version != version {
+		old, _, err := t.live(key)
+		if err != nil {
+			return result{err: err}
+		}
+		if old.version != version {
 			return result{}
 		}
-		return result{ok: true, err: t.put(k, value, store.ExpiresAt(t.now, ttl))}
+		t.put(key, value, store.ExpiresAt(t.now, ttl))
+		return result{ok: true}
 	})
 	return r.ok, err
 }
@@ -324,8 +434,11 @@ func (s *Store) Check(ctx context.Context) error {
 }
 
 // Stats counts the keys in the file, expired ones not yet swept included,
-// and the entries of the expiry index.
+// and the entries of the expiry index, after a checkpoint.
 func (s *Store) Stats() (keys, expiring int, err error) {
+	if _, err := s.write(context.Background(), nil); err != nil {
+		return 0, 0, err
+	}
 	s.life.RLock()
 	defer s.life.RUnlock()
 	if s.closed {
@@ -351,8 +464,12 @@ func (s *Store) Close() error {
 	s.life.Unlock()
 	close(s.quit)
 	s.done.Wait()
+	lerr := s.log.f.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("boltstore: close %s: %w", s.path, err)
+	}
+	if lerr != nil {
+		return fmt.Errorf("boltstore: close %s: %w", s.log.path, lerr)
 	}
 	return nil
 }

@@ -12,9 +12,9 @@ import (
 type runner func(ctx context.Context, fn func(*txn) result) (result, error)
 
 // Group runs fn on the writer, in one commit: the writes fn makes through
-// w (Set, Delete, Incr, SetIfAbsent, CompareAndSet) all go into that
-// commit, and Group returns once it has reached the file, as each write
-// alone would. If the commit fails, Group returns its error and the
+// w (Set, Delete, Incr, SetIfAbsent, CompareAndSet) all go into one frame
+// of the log, and Group returns once it has reached the file, as each
+// write alone would. If the commit fails, Group returns its error and the
 // results fn saw are void: none of its writes happened. A caller whose ctx
 // ends first gets ctx's error; its writes may still happen.
 //
@@ -56,9 +56,9 @@ func (g *groupStore) Lookup(ctx context.Context, key string) (store.Item, bool, 
 	if err := store.CheckKey(key); err != nil {
 		return store.Item{}, false, err
 	}
-	r, ok := g.t.live([]byte(key))
-	if !ok {
-		return store.Item{}, false, nil
+	r, ok, err := g.t.live(key)
+	if err != nil || !ok {
+		return store.Item{}, false, err
 	}
 	return r.item(key), true, nil
 }
@@ -68,12 +68,21 @@ func (g *groupStore) List(ctx context.Context, prefix, after string, limit int) 
 	if err := store.CheckList(prefix, after, limit); err != nil {
 		return nil, err
 	}
-	return list(g.t.kv.Cursor(), g.t.nowMs, prefix, after, limit), nil
+	t := g.t
+	if t.read == nil {
+		tx, err := t.s.db.Begin(false)
+		if err != nil {
+			return nil, err
+		}
+		t.read = tx
+	}
+	over := changesUnder(prefix, after, t.s.pending, t.staged)
+	return list(t.read.Bucket(bucketKV).Cursor(), t.nowMs, prefix, after, limit, over), nil
 }
 
 // Set implements store.Store.
 func (g *groupStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return set(ctx, g.run, key, value, ttl)
+	return set(ctx, g.run, false, key, value, ttl)
 }
 
 // Delete implements store.Store.
@@ -88,12 +97,12 @@ func (g *groupStore) Incr(ctx context.Context, key string, delta int64, ttl time
 
 // SetIfAbsent implements store.Store.
 func (g *groupStore) SetIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	return compareAndSet(ctx, g.run, key, value, 0, ttl)
+	return compareAndSet(ctx, g.run, false, key, value, 0, ttl)
 }
 
 // CompareAndSet implements store.Store.
 func (g *groupStore) CompareAndSet(ctx context.Context, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
-	return compareAndSet(ctx, g.run, key, value, version, ttl)
+	return compareAndSet(ctx, g.run, false, key, value, version, ttl)
 }
 
 // Close implements store.Store: the group's view has nothing to close.

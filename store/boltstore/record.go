@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"encoding/binary"
+	"strconv"
 	"time"
 )
 
@@ -16,6 +17,14 @@ func encodeRecord(version uint64, expires time.Time, value []byte) []byte {
 	binary.BigEndian.PutUint64(b[8:], uint64(unixMilli(expires)))
 	copy(b[headerLen:], value)
 	return b
+}
+
+// encodeIntRecord is encodeRecord of n in decimal, in one allocation.
+func encodeIntRecord(version uint64, expires time.Time, n int64) []byte {
+	b := make([]byte, headerLen, headerLen+20)
+	binary.BigEndian.PutUint64(b, version)
+	binary.BigEndian.PutUint64(b[8:], uint64(unixMilli(expires)))
+	return strconv.AppendInt(b, n, 10)
 }
 
 // record is a view of a stored record; its value aliases bbolt's memory,

@@ -10,7 +10,28 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// write is one write waiting for the writer.
+// Bounds of the changes held in the log (log.go) and in memory before a
+// checkpoint writes them into the database; a checkpoint also runs every
+// Options.SweepEvery, with the sweep.
+const (
+	// maxPendingBytes bounds the memory the pending changes take (about:
+	// keys, records and the map's cost of each), so that a checkpoint stays
+	// one commit of some ten thousand keys at most: a commit's new pages
+	// are allocated while the old are still in use, so a larger one grows
+	// the file (by 100 MiB with 16 MiB of 200-byte sessions).
+	maxPendingBytes = 4 << 20
+	// refusePendingBytes: past this, checkpoints failing (the disk full),
+	// writes fail too, instead of memory growing with them.
+	refusePendingBytes = 16 * maxPendingBytes
+	// maxLogBytes bounds the log, which grows with every write even when
+	// they all change the same few keys.
+	maxLogBytes = 16 << 20
+	// pendingCost is what a pending change costs beyond its key and record.
+	pendingCost = 64
+)
+
+// write is one write waiting for the writer; a nil fn asks for a
+// checkpoint.
 type write struct {
 	fn   func(*txn) result
 	done chan result // buffered: the writer never waits for the caller
@@ -22,15 +43,20 @@ type result struct {
 	err error
 }
 
-// txn is the transaction a group of writes shares.
+// txn is what a group of writes sees: its own changes so far, over the
+// pending ones (in the log, not yet in the database), over the database.
 type txn struct {
-	kv, expiry *bolt.Bucket
-	now        time.Time
-	nowMs      int64
+	s      *Store
+	now    time.Time
+	nowMs  int64
+	staged map[string][]byte // key → record; nil: deleted
+	frame  []byte            // the staged changes as a log frame
+	read   *bolt.Tx          // opened by the first read that needs the file
 }
 
-// write hands fn to the writer and waits for the commit that holds it. A
-// caller whose ctx ends first gets ctx's error; its write may still happen.
+// write hands fn to the writer and waits until the group holding it is in
+// the log. A caller whose ctx ends first gets ctx's error; its write may
+// still happen.
 func (s *Store) write(ctx context.Context, fn func(*txn) result) (result, error) {
 	if err := s.enter(ctx); err != nil {
 		return result{}, err
@@ -50,17 +76,27 @@ func (s *Store) write(ctx context.Context, fn func(*txn) result) (result, error)
 	}
 }
 
-// writer owns every write transaction: it takes the writes that are
-// waiting (at least one, at most maxGroup) and commits them together.
-// Close waits for the operations holding s.life, whose writes are all
-// answered by then, before it stops the writer.
-func (s *Store) writer() {
+// writer owns the log, the pending changes and every write transaction:
+// it takes the writes that are waiting (at least one, at most maxGroup),
+// runs them together and appends their changes to the log as one frame;
+// it checkpoints when the pending changes reach their bounds, and every
+// interval, with the sweep of expired keys. Close waits for the operations
+// holding s.life, whose writes are all answered by then, before it stops
+// the writer, which checkpoints a last time.
+func (s *Store) writer(every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
 	group := make([]*write, 0, maxGroup)
-	results := make([]result, 0, maxGroup)
+	results := make([]result, maxGroup)
+	s.t = txn{s: s, staged: map[string][]byte{}}
 	for {
 		select {
 		case <-s.quit:
+			s.checkpoint(false) // failing, the log keeps the writes
 			return
+		case <-tick.C:
+			s.maintain()
+			continue
 		case w := <-s.writes:
 			group = append(group[:0], w)
 		}
@@ -73,117 +109,239 @@ func (s *Store) writer() {
 				break more
 			}
 		}
-		results = results[:0]
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			t := &txn{kv: tx.Bucket(bucketKV), expiry: tx.Bucket(bucketExpiry), now: time.Now()}
-			t.nowMs = t.now.UnixMilli()
-			for _, w := range group {
-				results = append(results, w.fn(t))
-			}
-			return nil
-		})
+		clear(results)
+		s.commit(group, results)
+		asked := false
 		for i, w := range group {
-			if err != nil {
-				w.done <- result{err: s.commitError(err)}
+			if w.fn == nil {
+				asked = true
 			} else {
 				w.done <- results[i]
+			}
+		}
+		if asked || s.pendingBytes > maxPendingBytes || s.log.size > maxLogBytes {
+			_, err := s.checkpoint(false)
+			for _, w := range group {
+				if w.fn == nil {
+					w.done <- result{err: err}
+				}
 			}
 		}
 		clear(group)
 	}
 }
 
+// commit runs group's writes and appends their changes to the log; if
+// that fails, none of them happened and each gets the error.
+func (s *Store) commit(group []*write, results []result) {
+	t := &s.t
+	t.now = time.Now()
+	t.nowMs = t.now.UnixMilli()
+	clear(t.staged)
+	if cap(t.frame) > 4<<20 {
+		t.frame = nil // after a group of large values
+	}
+	t.frame = startFrame(t.frame)
+	seq := s.seq
+	for i, w := range group {
+		if w.fn != nil {
+			results[i] = w.fn(t)
+		}
+	}
+	if t.read != nil {
+		t.read.Rollback()
+		t.read = nil
+	}
+	if len(t.staged) == 0 {
+		return
+	}
+	err := s.refuse
+	if err == nil {
+		err = s.log.append(t.frame)
+	}
+	if err != nil {
+		s.seq = seq
+		err = s.commitError(err)
+		for i := range group {
+			results[i] = result{err: err}
+		}
+		return
+	}
+	s.mu.Lock()
+	for k, rec := range t.staged {
+		if old, ok := s.pending[k]; ok {
+			s.pendingBytes -= len(k) + len(old) + pendingCost
+		}
+		s.pending[k] = rec
+		s.pendingBytes += len(k) + len(rec) + pendingCost
+	}
+	s.mu.Unlock()
+}
+
 func (s *Store) commitError(err error) error {
 	return fmt.Errorf("%w: write %s: %w", store.ErrUnavailable, s.path, err)
 }
 
-// live returns key's record if it is there and not expired; its value
-// aliases bbolt's memory.
-func (t *txn) live(key []byte) (record, bool) {
-	r, ok := decodeRecord(t.kv.Get(key))
-	if !ok || r.expired(t.nowMs) {
-		return record{}, false
+// lookup returns key's record as t sees it (nil: none); it aliases bbolt's
+// memory, valid until the group ends.
+func (t *txn) lookup(key string) ([]byte, error) {
+	if rec, ok := t.staged[key]; ok {
+		return rec, nil
 	}
-	return r, true
+	if rec, ok := t.s.pending[key]; ok {
+		return rec, nil
+	}
+	if t.read == nil {
+		tx, err := t.s.db.Begin(false)
+		if err != nil {
+			return nil, err
+		}
+		t.read = tx
+	}
+	return t.read.Bucket(bucketKV).Get([]byte(key)), nil
 }
 
-// put writes key with a new version, keeping the expiry index exact.
-func (t *txn) put(key, value []byte, expires time.Time) error {
-	if err := t.unindex(key); err != nil {
-		return err
-	}
-	version, err := t.kv.NextSequence()
+// live returns key's record if it is there and not expired.
+func (t *txn) live(key string) (record, bool, error) {
+	b, err := t.lookup(key)
 	if err != nil {
-		return err
+		return record{}, false, err
 	}
-	rec := encodeRecord(version, expires, value)
-	if err := t.kv.Put(key, rec); err != nil {
-		return err
+	r, ok := decodeRecord(b)
+	if !ok || r.expired(t.nowMs) {
+		return record{}, false, nil
 	}
-	if ms := unixMilli(expires); ms != 0 {
-		return t.expiry.Put(expiryKey(ms, key), nil)
-	}
-	return nil
+	return r, true, nil
 }
 
-func (t *txn) delete(key []byte) error {
-	if err := t.unindex(key); err != nil {
-		return err
+// put writes key with a new version.
+func (t *txn) put(key string, value []byte, expires time.Time) {
+	t.s.seq++
+	t.stage(key, encodeRecord(t.s.seq, expires, value))
+}
+
+// putInt writes n, in decimal, to key with a new version.
+func (t *txn) putInt(key string, n int64, expires time.Time) {
+	t.s.seq++
+	t.stage(key, encodeIntRecord(t.s.seq, expires, n))
+}
+
+func (t *txn) stage(key string, rec []byte) {
+	t.staged[key] = rec
+	t.frame = appendPut(t.frame, key, rec)
+}
+
+func (t *txn) delete(key string) {
+	t.staged[key] = nil
+	t.frame = appendDelete(t.frame, key)
+}
+
+// checkpoint writes the pending changes into the database in one commit
+// (and with sweep, removes up to maxSweep expired keys in it, returning how
+// many), then empties the log. If the commit fails, the changes stay
+// pending, and the log keeps them.
+func (s *Store) checkpoint(sweep bool) (int, error) {
+	if len(s.pending) == 0 && !sweep {
+		return 0, nil
 	}
-	return t.kv.Delete(key)
+	swept := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		kv, expiry := tx.Bucket(bucketKV), tx.Bucket(bucketExpiry)
+		for k, rec := range s.pending {
+			key := []byte(k)
+			if err := unindex(kv, expiry, key); err != nil {
+				return err
+			}
+			if rec == nil {
+				if err := kv.Delete(key); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := kv.Put(key, rec); err != nil {
+				return err
+			}
+			if r, _ := decodeRecord(rec); r.expires != 0 {
+				if err := expiry.Put(expiryKey(r.expires, key), nil); err != nil {
+					return err
+				}
+			}
+		}
+		if s.seq > kv.Sequence() {
+			if err := kv.SetSequence(s.seq); err != nil {
+				return err
+			}
+		}
+		if sweep {
+			var err error
+			swept, err = sweepTx(kv, expiry, time.Now().UnixMilli())
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		if s.pendingBytes > refusePendingBytes {
+			s.refuse = err
+		}
+		return 0, s.commitError(err)
+	}
+	s.refuse = nil
+	if len(s.pending) == 0 {
+		return swept, nil
+	}
+	s.mu.Lock()
+	if len(s.pending) > 1024 {
+		s.pending = map[string][]byte{} // a large map's buckets stay with clear
+	} else {
+		clear(s.pending)
+	}
+	s.pendingBytes = 0
+	s.mu.Unlock()
+	if err := s.log.reset(); err != nil {
+		// The log still holds what is now in the database: replaying it
+		// writes the same records. It is cut at the next checkpoint.
+		return swept, err
+	}
+	return swept, nil
 }
 
 // unindex removes key's entry from the expiry index, if it has one.
-func (t *txn) unindex(key []byte) error {
-	if r, ok := decodeRecord(t.kv.Get(key)); ok && r.expires != 0 {
-		return t.expiry.Delete(expiryKey(r.expires, key))
+func unindex(kv, expiry *bolt.Bucket, key []byte) error {
+	if r, ok := decodeRecord(kv.Get(key)); ok && r.expires != 0 {
+		return expiry.Delete(expiryKey(r.expires, key))
 	}
 	return nil
 }
 
-// sweeper removes expired keys every interval, through the writer, so that
-// sweeping never contends with writes for bbolt's single writer.
-func (s *Store) sweeper(every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
+// maintain checkpoints and sweeps; a sweep that hit its bound goes again
+// at once.
+func (s *Store) maintain() {
 	for {
-		select {
-		case <-s.quit:
-			return
-		case <-tick.C:
-		}
-		// A sweep that hit its bound goes again at once.
-		for s.sweepOnce() == maxSweep {
+		n, err := s.checkpoint(true)
+		if err != nil || n < maxSweep {
+			return // the disk refuses writes: try at the next tick
 		}
 	}
 }
 
-// sweepOnce removes up to maxSweep expired keys and returns how many.
-func (s *Store) sweepOnce() int {
-	r, err := s.write(context.Background(), func(t *txn) result {
-		// Collect first: deleting under a bbolt cursor makes Next skip.
-		var expired [][]byte
-		c := t.expiry.Cursor()
-		for k, _ := c.First(); k != nil && len(expired) < maxSweep; k, _ = c.Next() {
-			if len(k) < 8 || int64(beUint64(k)) > t.nowMs {
-				break
-			}
-			expired = append(expired, bytes.Clone(k))
+// sweepTx removes up to maxSweep expired keys and returns how many.
+func sweepTx(kv, expiry *bolt.Bucket, nowMs int64) (int, error) {
+	// Collect first: deleting under a bbolt cursor makes Next skip.
+	var expired [][]byte
+	c := expiry.Cursor()
+	for k, _ := c.First(); k != nil && len(expired) < maxSweep; k, _ = c.Next() {
+		if len(k) < 8 || int64(beUint64(k)) > nowMs {
+			break
 		}
-		var n int64
-		for _, k := range expired {
-			if err := t.kv.Delete(k[8:]); err != nil {
-				return result{err: err}
-			}
-			if err := t.expiry.Delete(k); err != nil {
-				return result{err: err}
-			}
-			n++
-		}
-		return result{n: n}
-	})
-	if err != nil {
-		return 0 // closed, or the disk refuses writes: try at the next tick
+		expired = append(expired, bytes.Clone(k))
 	}
-	return int(r.n)
+	for _, k := range expired {
+		if err := kv.Delete(k[8:]); err != nil {
+			return 0, err
+		}
+		if err := expiry.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(expired), nil
 }

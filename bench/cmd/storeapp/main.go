@@ -16,7 +16,7 @@
 //	GET /         200, for readiness
 //
 // With $STOREAPP_PROFILE=DIR, every brood process writes a CPU profile to
-// DIR/ROLE-PID.pprof when it stops.
+// DIR/ROLE-PID.pprof when it stops, the Redis peer to DIR/redispeer-PID.pprof.
 package main
 
 import (
@@ -26,9 +26,11 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/alexedwards/scs/redisstore"
@@ -102,6 +104,9 @@ func main() {
 		})
 		pool := &redis.Pool{MaxIdle: 64, IdleTimeout: time.Minute, Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr) }}
 		sessions.Store = redisstore.New(pool)
+		if dir := os.Getenv("STOREAPP_PROFILE"); dir != "" {
+			profileUntilSignal(filepath.Join(dir, fmt.Sprintf("redispeer-%d.pprof", os.Getpid())))
+		}
 		listen := os.Getenv("BROOD_ADDR")
 		srv := &http.Server{Addr: listen, Handler: r, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 		if err := rdb.Ping(context.Background()).Err(); err != nil {
@@ -111,4 +116,21 @@ func main() {
 	default:
 		log.Fatal("set STOREAPP to brood or redis")
 	}
+}
+
+// profileUntilSignal writes a CPU profile to path until SIGTERM or SIGINT,
+// then exits: the Redis peer has no framework to stop it in order.
+func profileUntilSignal(path string) {
+	f, err := os.Create(path)
+	if err != nil || pprof.StartCPUProfile(f) != nil {
+		return
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		<-c
+		pprof.StopCPUProfile()
+		f.Close()
+		os.Exit(0)
+	}()
 }
