@@ -35,9 +35,10 @@ func WithStore(url string) Option {
 	return func(c *config) { c.store.url = url; c.source["store"] = "code" }
 }
 
-// WithStoreSync makes the agent's database fsync every commit before it
-// acknowledges the writes in it, so that they survive a power cut too, not
-// only the death of processes. Also $BROOD_STORE_SYNC=1.
+// WithStoreSync makes the agent's database fsync its write-ahead log
+// after each group of writes, before it acknowledges them, so that they
+// survive a power cut too, not only the death of processes. Also
+// $BROOD_STORE_SYNC=1.
 func WithStoreSync() Option {
 	return func(c *config) { c.store.sync = true }
 }

@@ -83,6 +83,15 @@
 // waits OrphanWait only, and logs that it did not wait longer: a handler
 // that ignores its context cannot hold a reload for the whole timeout.
 //
+// Where a handler runs: in the agent, a call that came over a worker's
+// direct channel, with nothing queued before it, runs on the goroutine
+// that reads that channel, which spares a scheduler wake-up per call (a
+// good part of a round trip); if it has not returned after 200 µs a new
+// goroutine takes over the channel, so a handler that runs long or blocks
+// (even on a call back to that worker) holds the frames behind it by about
+// a millisecond at most. Every other call runs in a goroutine of its own.
+// Replies to a burst of calls read together go out in one write.
+//
 // Membership: OnMembers says when the ready agent or the ready workers
 // change; AgentPID and AppPIDs say who they are now.
 //

@@ -65,8 +65,8 @@ func (m *Messenger) unsubscribe(action string, s *sub) {
 
 // Handle answers Calls for action: what fn returns is encoded as JSON and
 // sent back, and an error it returns reaches the caller as a *RemoteError.
-// Each call runs in its own goroutine, with a ctx that ends when this
-// process stops. One action has one handler: registering a second panics.
+// Calls run concurrently (see "Where a handler runs" in the package
+// documentation), each with a ctx that ends when this process stops. One action has one handler: registering a second panics.
 func (m *Messenger) Handle(action string, fn func(ctx context.Context, msg Message) (any, error)) {
 	if fn == nil {
 		panic(fmt.Sprintf("messenger: Handle(%q) with a nil function", action))
