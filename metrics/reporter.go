@@ -33,7 +33,10 @@ type Reporter struct {
 	seq   uint64
 	kept  []*encoded // the last reports made, newest first: the bases of deltas
 	free  []byte     // the buffer of a report no longer kept, for the next one
-	acked holding    // what the agent said it holds, at the last report
+	// deltas: the agent takes deltas (it said what it holds, for this
+	// run); periodic reports are then deltas against the newest report,
+	// which the agent holds unless a reply was lost or it restarted.
+	deltas bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -57,6 +60,11 @@ func startReporter(ctx context.Context, msgr *messenger.Messenger, slot string, 
 		var h holding
 		if msg.Decode(&h) != nil { // not from this version: answer whole
 			h = holding{}
+		}
+		if h.Run == r.runID {
+			r.mu.Lock()
+			r.deltas = true
+			r.mu.Unlock()
 		}
 		return r.snapshot(h)
 	})
@@ -154,31 +162,34 @@ func (r *Reporter) run(ctx context.Context, every time.Duration) {
 // last counts.
 const lastReportWait = 5 * time.Second
 
-// send reports to the agent: a delta against what the agent said it
-// holds, unless whole. If the agent no longer holds the delta's base (it
-// restarted, or took a scrape's report since), it says what it holds, and
+// send reports to the agent: unless whole, a delta against the newest
+// report if the agent takes deltas. If the agent does not hold the delta's
+// base (it restarted, or a reply was lost), it says what it holds, and
 // send tries once more against that.
 func (r *Reporter) send(ctx context.Context, timeout time.Duration, whole bool) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var agent holding
-	if !whole {
-		r.mu.Lock()
-		agent = r.acked
-		r.mu.Unlock()
+	r.mu.Lock()
+	if !whole && r.deltas && len(r.kept) > 0 {
+		agent = holding{Run: r.runID, Have: r.kept[0].seq}
 	}
+	r.mu.Unlock()
 	for try := 0; ; try++ {
 		rep, err := r.snapshot(agent)
 		if err != nil {
 			return err
 		}
 		var ack holding
-		if err := r.msgr.CallAgent(ctx, actionReport, rep, &ack); err != nil {
+		err = r.msgr.CallAgent(ctx, actionReport, rep, &ack)
+		r.mu.Lock()
+		// An agent that fails a report, or answers without saying what it
+		// holds (an older one), is sent whole reports until it says.
+		r.deltas = err == nil && ack.Run == r.runID
+		r.mu.Unlock()
+		if err != nil {
 			return err
 		}
-		r.mu.Lock()
-		r.acked = ack
-		r.mu.Unlock()
 		if rep.Base == 0 || try > 0 || ack.Run == r.runID && ack.Have >= rep.Seq {
 			return nil
 		}
