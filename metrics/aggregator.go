@@ -97,12 +97,7 @@ func StartAggregator(msgr *messenger.Messenger, c AggregatorConfig) *Aggregator 
 		if err := msg.Decode(&rep); err != nil {
 			return nil, err
 		}
-		// A delta against what this agent does not hold is refused by
-		// saying what it does hold: the worker sends again against that.
-		if err := a.record(rep, msg.PID); err != nil && !errors.Is(err, errStaleBase) {
-			return nil, err
-		}
-		return a.holds(msg.PID), nil
+		return a.report(rep, msg.PID)
 	})
 	msgr.Handle(actionScrape, func(ctx context.Context, msg messenger.Message) (any, error) {
 		var req scrapeRequest
@@ -180,6 +175,16 @@ func (a *Aggregator) holds(pid int) holding {
 		return holding{Run: l.run, Have: l.seq}
 	}
 	return holding{}
+}
+
+// report takes a worker's periodic report. A delta against what the
+// aggregator does not hold is refused by saying what it does hold: the
+// worker sends again against that.
+func (a *Aggregator) report(rep report, pid int) (holding, error) {
+	if err := a.record(rep, pid); err != nil && !errors.Is(err, errStaleBase) {
+		return holding{}, err
+	}
+	return a.holds(pid), nil
 }
 
 // record merges one process's report. A family that is the same as in the
