@@ -29,10 +29,10 @@ type Reporter struct {
 
 	runID uint64 // this Reporter's report.Run
 
-	mu    sync.Mutex // serialises gathers, so that seq orders values; guards what follows
-	seq   uint64
-	kept  []*encoded // the last reports made, newest first: the bases of deltas
-	free  []byte     // the buffer of a report no longer kept, for the next one
+	mu   sync.Mutex // serialises gathers, so that seq orders values; guards what follows
+	seq  uint64
+	kept []*encoded // the last reports made, newest first: the bases of deltas
+	free []byte     // the buffer of a report no longer kept, for the next one
 	// deltas: the agent takes deltas (it said what it holds, for this
 	// run); periodic reports are then deltas against the newest report,
 	// which the agent holds unless a reply was lost or it restarted.
