@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 )
 
 // deltaFams returns families for the delta tests: n counter series with
@@ -52,7 +54,7 @@ func deltaFams(t *testing.T, vals []float64, extra bool) []*dto.MetricFamily {
 
 func mustEncode(t *testing.T, fams []*dto.MetricFamily) *encoded {
 	t.Helper()
-	e, err := encodeEach(nil, fams)
+	e, err := encodeEach(nil, fams, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,5 +435,78 @@ func TestAnOlderAgentGetsWholeReports(t *testing.T) {
 	rep, _ = r.snapshot(holding{Run: r.runID, Have: r.seq - keepReports - 1})
 	if rep.Base != 0 {
 		t.Fatalf("against a report no longer kept: base %d, want whole", rep.Base)
+	}
+}
+
+// TestSameFamilySeesEveryChange: a family that is copied from the last
+// report rather than encoded again is one that would encode the same; any
+// field that differs makes it encoded.
+func TestSameFamilySeesEveryChange(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "m_total", Help: "h"}, []string{"key"})
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "m_gauge", Help: "h"})
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "m_seconds", Help: "h"})
+	reg.MustRegister(c, g, h)
+	c.WithLabelValues("a").Add(1)
+	c.WithLabelValues("b").Add(2)
+	g.Set(3)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]*dto.MetricFamily{}
+	for _, mf := range fams {
+		by[mf.GetName()] = mf
+	}
+	clone := func(name string) *dto.MetricFamily { return proto.Clone(by[name]).(*dto.MetricFamily) }
+	for _, name := range []string{"m_total", "m_gauge"} {
+		if !sameFamily(by[name], clone(name)) {
+			t.Fatalf("%s: a copy is not the same", name)
+		}
+	}
+	if sameFamily(by["m_seconds"], clone("m_seconds")) {
+		t.Fatal("histograms are not compared; a copy should count as changed")
+	}
+	changes := map[string]func(*dto.MetricFamily){
+		"counter value":   func(mf *dto.MetricFamily) { mf.Metric[1].Counter.Value = ptrTo(2.5) },
+		"negative zero":   func(mf *dto.MetricFamily) { mf.Metric[0].Counter.Value = ptrTo(math.Copysign(0, -1)) },
+		"label value":     func(mf *dto.MetricFamily) { mf.Metric[0].Label[0].Value = ptrTo("c") },
+		"label name":      func(mf *dto.MetricFamily) { mf.Metric[0].Label[0].Name = ptrTo("other") },
+		"a label more":    func(mf *dto.MetricFamily) { mf.Metric[0].Label = append(mf.Metric[0].Label, mf.Metric[1].Label[0]) },
+		"created":         func(mf *dto.MetricFamily) { mf.Metric[0].Counter.CreatedTimestamp.Nanos++ },
+		"no created":      func(mf *dto.MetricFamily) { mf.Metric[0].Counter.CreatedTimestamp = nil },
+		"timestamp":       func(mf *dto.MetricFamily) { mf.Metric[0].TimestampMs = ptrTo(int64(5)) },
+		"exemplar":        func(mf *dto.MetricFamily) { mf.Metric[0].Counter.Exemplar = &dto.Exemplar{Value: ptrTo(1.0)} },
+		"help":            func(mf *dto.MetricFamily) { mf.Help = ptrTo("other") },
+		"unit":            func(mf *dto.MetricFamily) { mf.Unit = ptrTo("seconds") },
+		"type":            func(mf *dto.MetricFamily) { mf.Type = dto.MetricType_UNTYPED.Enum() },
+		"a series less":   func(mf *dto.MetricFamily) { mf.Metric = mf.Metric[:1] },
+		"a gauge as well": func(mf *dto.MetricFamily) { mf.Metric[0].Gauge = &dto.Gauge{Value: ptrTo(1.0)} },
+		"unknown field":   func(mf *dto.MetricFamily) { mf.Metric[0].ProtoReflect().SetUnknown([]byte{0x78, 1}) },
+		"counter unknown": func(mf *dto.MetricFamily) { mf.Metric[0].Counter.ProtoReflect().SetUnknown([]byte{0x78, 1}) },
+		"series order":    func(mf *dto.MetricFamily) { mf.Metric[0], mf.Metric[1] = mf.Metric[1], mf.Metric[0] },
+		"family unknown":  func(mf *dto.MetricFamily) { mf.ProtoReflect().SetUnknown([]byte{0x78, 1}) },
+		"created seconds": func(mf *dto.MetricFamily) { mf.Metric[1].Counter.CreatedTimestamp.Seconds-- },
+		"counter to untyped": func(mf *dto.MetricFamily) {
+			mf.Metric[0].Untyped, mf.Metric[0].Counter = &dto.Untyped{Value: ptrTo(1.0)}, nil
+		},
+	}
+	for what, change := range changes {
+		mf := clone("m_total")
+		change(mf)
+		if sameFamily(by["m_total"], mf) || sameFamily(mf, by["m_total"]) {
+			t.Fatalf("%s changed, and the family counts as the same", what)
+		}
+	}
+	mg := clone("m_gauge")
+	mg.Metric[0].Gauge.Value = ptrTo(4.0)
+	if sameFamily(by["m_gauge"], mg) {
+		t.Fatal("gauge value changed, and the family counts as the same")
+	}
+	// Copied families make the same bytes as encoding them.
+	prev := mustEncode(t, fams)
+	again, err := encodeEach(nil, fams, prev)
+	if err != nil || !bytes.Equal(again.buf, prev.buf) {
+		t.Fatalf("copied from the last report: %v, equal %v", err, bytes.Equal(again.buf, prev.buf))
 	}
 }

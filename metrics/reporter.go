@@ -92,7 +92,11 @@ func (r *Reporter) snapshot(agent holding) (report, error) {
 	}
 	// A collector's error still leaves what the others gathered; Gather
 	// returns both, as promhttp with ContinueOnError would serve them.
-	e, err := encodeEach(r.free, fams)
+	var prev *encoded
+	if len(r.kept) > 0 {
+		prev = r.kept[0]
+	}
+	e, err := encodeEach(r.free, fams, prev)
 	if err != nil {
 		return report{}, err
 	}
