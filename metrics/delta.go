@@ -55,7 +55,7 @@ func encodeEach(buf []byte, fams []*dto.MetricFamily, prev *encoded) (*encoded, 
 	places := make([]place, 0, len(fams))
 	b := buf[:0]
 	for _, mf := range fams {
-		if prev != nil {
+		if prev != nil && prev.fams != nil {
 			if j, ok := prev.index[mf.GetName()]; ok && sameFamily(mf, prev.fams[j]) {
 				c := prev.chunks[j]
 				b = protowire.AppendVarint(b, uint64(len(c)))

@@ -33,6 +33,7 @@ type Reporter struct {
 	seq  uint64
 	kept []*encoded // the last reports made, newest first: the bases of deltas
 	free []byte     // the buffer of a report no longer kept, for the next one
+	last time.Time  // when the newest report was gathered
 	// deltas: the agent takes deltas (it said what it holds, for this
 	// run); periodic reports are then deltas against the newest report,
 	// which the agent holds unless a reply was lost or it restarted.
@@ -117,6 +118,10 @@ func (r *Reporter) snapshot(agent holding) (report, error) {
 	} else {
 		rep.Data, e.exposed = e.buf, true
 	}
+	r.last = time.Now()
+	if len(r.kept) > 0 {
+		r.kept[0].fams = nil // only the newest report's are compared with
+	}
 	r.kept = append([]*encoded{e}, r.kept...)
 	if len(r.kept) > keepReports {
 		if old := r.kept[keepReports]; !old.exposed {
@@ -129,7 +134,7 @@ func (r *Reporter) snapshot(agent holding) (report, error) {
 
 func (r *Reporter) run(ctx context.Context, every time.Duration) {
 	defer close(r.done)
-	t := time.NewTicker(every)
+	t := time.NewTimer(every)
 	defer t.Stop()
 	failing := false
 	for {
@@ -138,6 +143,18 @@ func (r *Reporter) run(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
+		// A scrape's gather since the last report is as recent a record
+		// for the agent: the next report is due an interval after the
+		// newest gather, so that a scraped worker is not gathered twice
+		// as often as it needs to be.
+		r.mu.Lock()
+		since := time.Since(r.last)
+		r.mu.Unlock()
+		if since < every {
+			t.Reset(every - since)
+			continue
+		}
+		t.Reset(every)
 		if r.msgr.AgentPID() == 0 {
 			// No periodic report while the agent restarts: the master
 			// would hold them in the space messages for the agent share,
