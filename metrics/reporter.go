@@ -14,13 +14,13 @@ import (
 	"github.com/broodhq/brood/messenger"
 )
 
-// ReportInterval is how often a worker reports its metrics to the agent:
-// a worker killed outright loses at most the increments of its last
-// interval.
+// ReportInterval bounds how old a worker's newest report to the agent is
+// (a scrape's gather counts as one): a worker killed outright loses at
+// most the increments of its last interval.
 const ReportInterval = time.Second
 
 // Reporter sends one worker's registry to the aggregator in the agent,
-// every ReportInterval and whenever a scrape asks.
+// whenever a scrape asks and ReportInterval after the newest report.
 type Reporter struct {
 	msgr *messenger.Messenger
 	log  *slog.Logger
