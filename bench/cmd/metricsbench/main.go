@@ -145,19 +145,27 @@ func scrapeOnce(cl *http.Client, url string) (time.Duration, int, error) {
 	return time.Since(t0), int(n), err
 }
 
-// timeScrapes GETs url n times, 100 ms apart, after waiting (30 s at
-// most) for it to answer.
-func timeScrapes(url string, n int) (ms []float64, size int, err error) {
+// waitAnswers waits (30 s at most) for url to answer.
+func waitAnswers(url string) error {
 	cl := &http.Client{Timeout: 30 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, _, err := scrapeOnce(cl, url); err == nil {
-			break
+			return nil
 		} else if time.Now().After(deadline) {
-			return nil, 0, fmt.Errorf("%s: %w", url, err)
+			return fmt.Errorf("%s: %w", url, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// timeScrapes GETs url n times, 100 ms apart, after waiting (30 s at
+// most) for it to answer.
+func timeScrapes(url string, n int) (ms []float64, size int, err error) {
+	if err := waitAnswers(url); err != nil {
+		return nil, 0, err
+	}
+	cl := &http.Client{Timeout: 30 * time.Second}
 	for range n {
 		d, sz, err := scrapeOnce(cl, url)
 		if err != nil {
@@ -205,20 +213,35 @@ func churnScrape(ctx context.Context, bin string, rep *report, scrapes int) erro
 // clusterScrapes starts bin as a cluster and times scrapes of its agent's
 // /metrics.
 func clusterScrapes(ctx context.Context, bin string, workers, series, scrapes int, churn bool) ([]float64, error) {
+	ms, _, err := clusterScrapesCPU(ctx, bin, workers, series, scrapes, churn)
+	return ms, err
+}
+
+// clusterScrapesCPU is clusterScrapes, also returning the CPU time the
+// cluster's processes spent while the scrapes were timed, per scrape (in
+// ms; what churns or reports in the background included).
+func clusterScrapesCPU(ctx context.Context, bin string, workers, series, scrapes int, churn bool) ([]float64, float64, error) {
 	maddr, err := target.FreeAddr()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	p, err := target.StartServing(ctx, target.Spec{Name: "brood", Path: bin, DiscardOutput: true, Env: []string{
 		fmt.Sprintf("BROOD_WORKERS=%d", workers), fmt.Sprintf("METRICS_SERIES=%d", series),
 		"BROOD_METRICS_ADDR=" + maddr, "BROOD_LOG_LEVEL=warn", churnEnv(churn),
 	}}, "/")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer p.Stop(10 * time.Second)
-	ms, _, err := timeScrapes("http://"+maddr+"/metrics", scrapes)
-	return ms, err
+	url := "http://" + maddr + "/metrics"
+	if err := waitAnswers(url); err != nil {
+		return nil, 0, err
+	}
+	pids := target.Tree(p.PID())
+	before := target.CPUTicks(pids)
+	ms, _, err := timeScrapes(url, scrapes)
+	ticks := target.CPUTicks(pids) - before
+	return ms, float64(ticks) / target.TicksPerSecond * 1000 / float64(max(scrapes, 1)), err
 }
 
 // compareScrapes times the scrapes of base's cluster and this tree's in
@@ -233,13 +256,15 @@ func compareScrapes(base string, workers, series, scrapes, rounds int) error {
 	sides := []struct{ name, bin string }{{"base", base}, {"this tree", bins["metricsapp"]}}
 	for _, churn := range []bool{false, true} {
 		ms := make([][]float64, len(sides))
+		cpu := make([][]float64, len(sides))
 		for r := range rounds {
 			for _, i := range []int{r % 2, 1 - r%2} { // who goes first alternates
-				got, err := clusterScrapes(ctx, sides[i].bin, workers, series, scrapes, churn)
+				got, c, err := clusterScrapesCPU(ctx, sides[i].bin, workers, series, scrapes, churn)
 				if err != nil {
 					return fmt.Errorf("%s: %w", sides[i].name, err)
 				}
 				ms[i] = append(ms[i], got...)
+				cpu[i] = append(cpu[i], c)
 			}
 		}
 		what := "normal"
@@ -248,8 +273,8 @@ func compareScrapes(base string, workers, series, scrapes, rounds int) error {
 		}
 		for i, side := range sides {
 			s := stats.Summarize(ms[i])
-			fmt.Printf("scrape %s, %d workers x %d series, %s: p50 %.1f ms, p90 %.1f ms, max %.1f ms over %d scrapes\n",
-				what, workers, series, side.name, s.Median, s.P90, s.Max, s.N)
+			fmt.Printf("scrape %s, %d workers x %d series, %s: p50 %.1f ms, p90 %.1f ms, max %.1f ms over %d scrapes; cluster CPU per scrape %.1f ms (median of rounds %v)\n",
+				what, workers, series, side.name, s.Median, s.P90, s.Max, s.N, stats.Summarize(cpu[i]).Median, round0(cpu[i]))
 		}
 	}
 	return nil
