@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -40,38 +39,35 @@ type encoded struct {
 	buf      []byte   // the length-delimited families, back to back
 	chunks   [][]byte // each family's encoding, in buf (without its length)
 	names    []string
-	index    map[string]int      // by name
-	exposed  bool                // buf went out as a report's Data: never reuse it
-	fams     []*dto.MetricFamily // what was encoded
+	index    map[string]int // by name
+	exposed  bool           // buf went out as a report's Data: never reuse it
 }
 
 // encodeEach encodes fams as length-delimited protobuf into buf (reused),
-// keeping where each family is. A family that is the same as in prev (a
-// gather ago, for most) is copied from prev's encoding, not encoded again.
-func encodeEach(buf []byte, fams []*dto.MetricFamily, prev *encoded) (*encoded, error) {
-	e := &encoded{chunks: make([][]byte, 0, len(fams)), names: make([]string, 0, len(fams)), index: make(map[string]int, len(fams)), fams: fams}
+// keeping where each family is.
+func encodeEach(buf []byte, fams []*dto.MetricFamily) (*encoded, error) {
+	e := &encoded{chunks: make([][]byte, 0, len(fams)), names: make([]string, 0, len(fams)), index: make(map[string]int, len(fams))}
 	opts := proto.MarshalOptions{UseCachedSize: true}
 	type place struct{ start, n int }
 	places := make([]place, 0, len(fams))
 	b := buf[:0]
 	for _, mf := range fams {
-		if prev != nil && prev.fams != nil {
-			if j, ok := prev.index[mf.GetName()]; ok && sameFamily(mf, prev.fams[j]) {
-				c := prev.chunks[j]
-				b = protowire.AppendVarint(b, uint64(len(c)))
-				places = append(places, place{len(b), len(c)})
-				b = append(b, c...)
-				e.index[mf.GetName()] = len(places) - 1
-				e.names = append(e.names, mf.GetName())
-				continue
-			}
+		simple := simpleFamily(mf)
+		var n int
+		if simple {
+			n = simpleFamilySize(mf)
+		} else {
+			n = proto.Size(mf)
 		}
-		n := proto.Size(mf)
 		b = protowire.AppendVarint(b, uint64(n))
 		start := len(b)
-		var err error
-		if b, err = opts.MarshalAppend(b, mf); err != nil {
-			return nil, fmt.Errorf("encode metric family %s: %w", mf.GetName(), err)
+		if simple {
+			b = appendSimpleFamily(b, mf)
+		} else {
+			var err error
+			if b, err = opts.MarshalAppend(b, mf); err != nil {
+				return nil, fmt.Errorf("encode metric family %s: %w", mf.GetName(), err)
+			}
 		}
 		if len(b)-start != n {
 			return nil, fmt.Errorf("encode metric family %s: it changed while it was encoded", mf.GetName())
@@ -239,62 +235,4 @@ func applyDelta(base [][]byte, data []byte) (chunks [][]byte, from []int, err er
 		}
 	}
 	return chunks, from, nil
-}
-
-// sameFamily reports whether a and b encode to the same bytes, as far as
-// it can tell cheaply: families of counters, gauges and untyped values
-// without exemplars are compared field by field; any other is not the
-// same (and is encoded again).
-func sameFamily(a, b *dto.MetricFamily) bool {
-	if !eqString(a.Name, b.Name) || !eqString(a.Help, b.Help) || !eqString(a.Unit, b.Unit) ||
-		(a.Type == nil) != (b.Type == nil) || a.Type != nil && *a.Type != *b.Type ||
-		len(a.Metric) != len(b.Metric) || len(a.ProtoReflect().GetUnknown()) > 0 || len(b.ProtoReflect().GetUnknown()) > 0 {
-		return false
-	}
-	for i, m := range a.Metric {
-		if !sameMetric(m, b.Metric[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func sameMetric(a, b *dto.Metric) bool {
-	if a.Summary != nil || b.Summary != nil || a.Histogram != nil || b.Histogram != nil ||
-		(a.TimestampMs == nil) != (b.TimestampMs == nil) || a.TimestampMs != nil && *a.TimestampMs != *b.TimestampMs ||
-		len(a.Label) != len(b.Label) || len(a.ProtoReflect().GetUnknown()) > 0 || len(b.ProtoReflect().GetUnknown()) > 0 {
-		return false
-	}
-	for i, l := range a.Label {
-		if !eqString(l.Name, b.Label[i].Name) || !eqString(l.Value, b.Label[i].Value) {
-			return false
-		}
-	}
-	switch {
-	case (a.Gauge == nil) != (b.Gauge == nil), (a.Counter == nil) != (b.Counter == nil), (a.Untyped == nil) != (b.Untyped == nil):
-		return false
-	case a.Gauge != nil && (!eqFloat(a.Gauge.Value, b.Gauge.Value) || len(a.Gauge.ProtoReflect().GetUnknown())+len(b.Gauge.ProtoReflect().GetUnknown()) > 0):
-		return false
-	case a.Untyped != nil && (!eqFloat(a.Untyped.Value, b.Untyped.Value) || len(a.Untyped.ProtoReflect().GetUnknown())+len(b.Untyped.ProtoReflect().GetUnknown()) > 0):
-		return false
-	}
-	if c, d := a.Counter, b.Counter; c != nil {
-		if !eqFloat(c.Value, d.Value) || c.Exemplar != nil || d.Exemplar != nil ||
-			len(c.ProtoReflect().GetUnknown())+len(d.ProtoReflect().GetUnknown()) > 0 ||
-			(c.CreatedTimestamp == nil) != (d.CreatedTimestamp == nil) {
-			return false
-		}
-		if ct, dt := c.CreatedTimestamp, d.CreatedTimestamp; ct != nil &&
-			(ct.Seconds != dt.Seconds || ct.Nanos != dt.Nanos || len(ct.ProtoReflect().GetUnknown())+len(dt.ProtoReflect().GetUnknown()) > 0) {
-			return false
-		}
-	}
-	return true
-}
-
-func eqString(a, b *string) bool { return a == b || a != nil && b != nil && *a == *b }
-
-// eqFloat compares bits: what is encoded.
-func eqFloat(a, b *float64) bool {
-	return a == b || a != nil && b != nil && math.Float64bits(*a) == math.Float64bits(*b)
 }

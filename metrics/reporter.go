@@ -93,11 +93,7 @@ func (r *Reporter) snapshot(agent holding) (report, error) {
 	}
 	// A collector's error still leaves what the others gathered; Gather
 	// returns both, as promhttp with ContinueOnError would serve them.
-	var prev *encoded
-	if len(r.kept) > 0 {
-		prev = r.kept[0]
-	}
-	e, err := encodeEach(r.free, fams, prev)
+	e, err := encodeEach(r.free, fams)
 	if err != nil {
 		return report{}, err
 	}
@@ -119,9 +115,6 @@ func (r *Reporter) snapshot(agent holding) (report, error) {
 		rep.Data, e.exposed = e.buf, true
 	}
 	r.last = time.Now()
-	if len(r.kept) > 0 {
-		r.kept[0].fams = nil // only the newest report's are compared with
-	}
 	r.kept = append([]*encoded{e}, r.kept...)
 	if len(r.kept) > keepReports {
 		if old := r.kept[keepReports]; !old.exposed {
