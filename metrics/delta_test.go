@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -505,6 +506,21 @@ func TestSimpleFamiliesEncodeAsProtoDoes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// And the agent decodes them back by hand as proto would, every
+		// prefix (cut anywhere) included.
+		for n := 0; n <= len(want); n++ {
+			var viaProto dto.MetricFamily
+			perr := proto.Unmarshal(want[:n], &viaProto)
+			got, ok := decodeSimpleFamily(want[:n])
+			switch {
+			case ok && perr != nil:
+				t.Fatalf("%s cut at %d: decoded by hand, proto says %v", name, n, perr)
+			case ok && !proto.Equal(got, &viaProto):
+				t.Fatalf("%s cut at %d: by hand %v, proto %v", name, n, got, &viaProto)
+			case !ok && n == len(want):
+				t.Fatalf("%s: not decoded by hand", name)
+			}
+		}
 		if got := appendSimpleFamily(nil, mf); !bytes.Equal(got, want) {
 			t.Fatalf("%s: encoded by hand\n%x\nproto.Marshal\n%x", name, got, want)
 		}
@@ -521,6 +537,18 @@ func TestSimpleFamiliesEncodeAsProtoDoes(t *testing.T) {
 		change(mf.Metric[0])
 		if simpleFamily(mf) {
 			t.Fatalf("a family with a %s counts as simple", name)
+		}
+		b, _ := proto.Marshal(mf)
+		if _, ok := decodeSimpleFamily(b); ok {
+			t.Fatalf("a family with a %s decoded by hand", name)
+		}
+	}
+	for what, b := range map[string][]byte{
+		"unknown family field": protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 1),
+		"name as a varint":     protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 1),
+	} {
+		if _, ok := decodeSimpleFamily(b); ok {
+			t.Fatalf("%s: decoded by hand", what)
 		}
 	}
 	// The whole registry through encodeEach decodes back to what it was.

@@ -92,6 +92,9 @@ func splitFamilies(b []byte) ([][]byte, error) {
 }
 
 func decodeFamily(b []byte) (*dto.MetricFamily, error) {
+	if mf, ok := decodeSimpleFamily(b); ok {
+		return mf, nil
+	}
 	mf := &dto.MetricFamily{}
 	if err := proto.Unmarshal(b, mf); err != nil {
 		return nil, fmt.Errorf("decode metric family: %w", err)
