@@ -566,3 +566,32 @@ func TestSimpleFamiliesEncodeAsProtoDoes(t *testing.T) {
 		}
 	}
 }
+
+// TestAPeriodicReportIsDueAnIntervalAfterTheNewestGather: a scrape's
+// gather puts the next periodic report off by an interval from it; with no
+// gather for an interval, one is due at once.
+func TestAPeriodicReportIsDueAnIntervalAfterTheNewestGather(t *testing.T) {
+	reg, _ := counterVec("p_total", 1)
+	r := &Reporter{slot: "0", g: reg, runID: newRun()}
+	if d := r.due(time.Second); d != 0 {
+		t.Fatalf("never gathered: due in %s, want now", d)
+	}
+	if _, err := r.snapshot(holding{}); err != nil { // a scrape's gather
+		t.Fatal(err)
+	}
+	if d := r.due(time.Second); d < 900*time.Millisecond || d > time.Second {
+		t.Fatalf("just gathered: due in %s, want about a second", d)
+	}
+	r.mu.Lock()
+	r.last = r.last.Add(-700 * time.Millisecond)
+	r.mu.Unlock()
+	if d := r.due(time.Second); d < 200*time.Millisecond || d > 300*time.Millisecond {
+		t.Fatalf("gathered 700 ms ago: due in %s, want about 300 ms", d)
+	}
+	r.mu.Lock()
+	r.last = r.last.Add(-time.Second)
+	r.mu.Unlock()
+	if d := r.due(time.Second); d != 0 {
+		t.Fatalf("gathered 1.7 s ago: due in %s, want now", d)
+	}
+}

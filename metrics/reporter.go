@@ -125,6 +125,16 @@ func (r *Reporter) snapshot(agent holding) (report, error) {
 	return rep, nil
 }
 
+// due returns how long until the next periodic report is due: every after
+// the newest report, a scrape's gather included (it is as recent a record
+// for the agent), so that a scraped worker is not gathered twice as often
+// as it needs to be. 0: now.
+func (r *Reporter) due(every time.Duration) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return max(every-time.Since(r.last), 0)
+}
+
 func (r *Reporter) run(ctx context.Context, every time.Duration) {
 	defer close(r.done)
 	t := time.NewTimer(every)
@@ -136,15 +146,8 @@ func (r *Reporter) run(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		// A scrape's gather since the last report is as recent a record
-		// for the agent: the next report is due an interval after the
-		// newest gather, so that a scraped worker is not gathered twice
-		// as often as it needs to be.
-		r.mu.Lock()
-		since := time.Since(r.last)
-		r.mu.Unlock()
-		if since < every {
-			t.Reset(every - since)
+		if wait := r.due(every); wait > 0 {
+			t.Reset(wait)
 			continue
 		}
 		t.Reset(every)
