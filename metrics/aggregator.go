@@ -97,7 +97,7 @@ func StartAggregator(msgr *messenger.Messenger, c AggregatorConfig) *Aggregator 
 		if err := msg.Decode(&rep); err != nil {
 			return nil, err
 		}
-		return nil, a.record(rep, msg.PID)
+		return a.report(rep, msg.PID)
 	})
 	msgr.Handle(actionScrape, func(ctx context.Context, msg messenger.Message) (any, error) {
 		var req scrapeRequest
@@ -163,27 +163,69 @@ func (a *Aggregator) saveLoop() {
 	}
 }
 
-// record merges one process's report. A family whose encoding is the same
-// as in the pid's last report is not decoded again: most of a large
-// registry does not change from one second to the next.
+// errStaleBase: a delta report's base is not the report the aggregator
+// holds for that pid (it restarted, or took another report since).
+var errStaleBase = errors.New("metrics report: a delta against a report the agent does not hold")
+
+// holds returns which report of pid the aggregator holds.
+func (a *Aggregator) holds(pid int) holding {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if l := a.last[pid]; l != nil {
+		return holding{Run: l.run, Have: l.seq}
+	}
+	return holding{}
+}
+
+// report takes a worker's periodic report. A delta against what the
+// aggregator does not hold is refused by saying what it does hold: the
+// worker sends again against that.
+func (a *Aggregator) report(rep report, pid int) (holding, error) {
+	if err := a.record(rep, pid); err != nil && !errors.Is(err, errStaleBase) {
+		return holding{}, err
+	}
+	return a.holds(pid), nil
+}
+
+// record merges one process's report. A family that is the same as in the
+// pid's last report (a delta says so; a whole report's encoding is
+// compared) is not decoded again: most of a large registry does not change
+// from one second to the next.
 func (a *Aggregator) record(rep report, pid int) error {
 	if rep.Slot == "" || rep.Slot == AgentSlot {
 		return fmt.Errorf("metrics report from pid %d: slot %q is not a worker's", pid, rep.Slot)
 	}
-	chunks, err := splitFamilies(rep.Data)
-	if err != nil {
-		return fmt.Errorf("metrics report from pid %d: %w", pid, err)
-	}
 	a.mu.Lock()
 	prev := a.last[pid]
 	a.mu.Unlock()
-	next := &lastReport{chunks: chunks, names: make([]string, len(chunks))}
+	var chunks [][]byte
+	var fromBase []int // a delta's: which of prev's families each is, or -1
+	var err error
+	if rep.Base != 0 {
+		if prev == nil || prev.run != rep.Run || prev.seq != rep.Base {
+			return errStaleBase
+		}
+		chunks, fromBase, err = applyDelta(prev.chunks, rep.Data)
+	} else {
+		chunks, err = splitFamilies(rep.Data)
+	}
+	if err != nil {
+		return fmt.Errorf("metrics report from pid %d: %w", pid, err)
+	}
+	next := &lastReport{run: rep.Run, seq: rep.Seq, chunks: chunks, names: make([]string, len(chunks))}
 	var changed []*dto.MetricFamily
 	var same []string
 	for i, c := range chunks {
-		if prev != nil && i < len(prev.chunks) && bytes.Equal(prev.chunks[i], c) {
-			next.names[i] = prev.names[i]
-			same = append(same, prev.names[i])
+		j := -1
+		switch {
+		case fromBase != nil:
+			j = fromBase[i]
+		case prev != nil && i < len(prev.chunks) && bytes.Equal(prev.chunks[i], c):
+			j = i
+		}
+		if j >= 0 {
+			next.names[i] = prev.names[j]
+			same = append(same, prev.names[j])
 			continue
 		}
 		mf, err := decodeFamily(c)
@@ -194,9 +236,15 @@ func (a *Aggregator) record(rep report, pid int) error {
 		changed = append(changed, mf)
 	}
 	whole := func() error {
-		all, err := decodeFamilies(rep.Data)
-		changed, same = all, nil
-		return err
+		changed, same = nil, nil
+		for _, c := range chunks {
+			mf, err := decodeFamily(c)
+			if err != nil {
+				return err
+			}
+			changed = append(changed, mf)
+		}
+		return nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -226,8 +274,9 @@ func (a *Aggregator) record(rep report, pid int) error {
 
 // lastReport is a pid's last merged report, family by family.
 type lastReport struct {
-	chunks [][]byte // each family's encoding
-	names  []string
+	run, seq uint64
+	chunks   [][]byte // each family's encoding
+	names    []string
 }
 
 // round is one collection from every worker, shared by the scrapes that
@@ -305,10 +354,18 @@ func (a *Aggregator) collect(cutoff time.Time) {
 	var wg sync.WaitGroup
 	for _, pid := range pids {
 		wg.Go(func() {
-			var rep report
-			err := a.msgr.Call(ctx, pid, actionGather, nil, &rep)
-			if err == nil {
-				err = a.record(rep, pid)
+			var err error
+			// A second try if the delta's base is no longer what the
+			// aggregator holds (a report came in meanwhile).
+			for try := 0; try < 2; try++ {
+				var rep report
+				err = a.msgr.Call(ctx, pid, actionGather, a.holds(pid), &rep)
+				if err == nil {
+					err = a.record(rep, pid)
+				}
+				if !errors.Is(err, errStaleBase) {
+					break
+				}
 			}
 			if err != nil && !errors.Is(err, messenger.ErrTargetGone) && !errors.Is(err, context.DeadlineExceeded) {
 				a.log.Debug("metrics scrape: worker did not answer", "pid", pid, "err", err)

@@ -364,12 +364,12 @@ func TestSnapshotsAreOrdered(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "c_total", Help: "h"})
 	reg.MustRegister(c)
 	r := &Reporter{slot: "3", g: reg}
-	a, err := r.snapshot()
+	a, err := r.snapshot(holding{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Inc()
-	b, _ := r.snapshot()
+	b, _ := r.snapshot(holding{})
 	if a.Seq >= b.Seq || b.Slot != "3" {
 		t.Fatalf("seqs %d then %d, slot %q: want increasing, slot 3", a.Seq, b.Seq, b.Slot)
 	}

@@ -41,7 +41,7 @@ func BenchmarkReport(b *testing.B) {
 			r := &Reporter{slot: "1", g: registry(b, series)}
 			var size int
 			for b.Loop() {
-				rep, err := r.snapshot()
+				rep, err := r.snapshot(holding{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -59,7 +59,7 @@ func BenchmarkMerge(b *testing.B) {
 		b.Run(fmt.Sprintf("4_workers_x_%d", series), func(b *testing.B) {
 			var reps []report
 			for w := range 4 {
-				rep, err := (&Reporter{slot: strconv.Itoa(w), g: registry(b, series)}).snapshot()
+				rep, err := (&Reporter{slot: strconv.Itoa(w), g: registry(b, series)}).snapshot(holding{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -98,8 +98,9 @@ func (p *benchPeers) AppPIDs() []int {
 	return pids
 }
 
-func (p *benchPeers) Call(_ context.Context, pid int, _ string, _, reply any) error {
-	rep, err := p.regs[pid].snapshot()
+func (p *benchPeers) Call(_ context.Context, pid int, _ string, data, reply any) error {
+	h, _ := data.(holding)
+	rep, err := p.regs[pid].snapshot(h)
 	*reply.(*report) = rep
 	return err
 }
@@ -110,7 +111,7 @@ func (p *benchPeers) Call(_ context.Context, pid int, _ string, _, reply any) er
 func BenchmarkServe(b *testing.B) {
 	p := &benchPeers{regs: map[int]*Reporter{}}
 	for w := range 4 {
-		p.regs[100+w] = &Reporter{slot: strconv.Itoa(w), g: registry(b, 10_000)}
+		p.regs[100+w] = &Reporter{slot: strconv.Itoa(w), g: registry(b, 10_000), runID: newRun()}
 	}
 	a := newAggregator(p, AggregatorConfig{Gatherer: prometheus.NewRegistry()})
 	defer a.Stop()

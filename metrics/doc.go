@@ -4,10 +4,12 @@
 // Instrument workers and the agent with client_golang as usual:
 // prometheus.DefaultRegisterer, promauto, custom collectors, histograms
 // (classic and native), exemplars. Every worker reports
-// prometheus.DefaultGatherer to an aggregator in the agent every
-// ReportInterval (one second), and again whenever a scrape asks; the
-// aggregator merges the reports with the agent's own registry. The master
-// stays out of it.
+// prometheus.DefaultGatherer to an aggregator in the agent whenever a
+// scrape asks, and ReportInterval (one second) after its newest report
+// when none asked; the aggregator merges the reports with the agent's own
+// registry. The master stays out of it. A report is a delta against the
+// one the agent holds: the families that did not change are named, not
+// sent, and those that did are sent as the bytes that changed.
 //
 // # Where to scrape
 //

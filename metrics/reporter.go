@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -13,21 +14,30 @@ import (
 	"github.com/broodhq/brood/messenger"
 )
 
-// ReportInterval is how often a worker reports its metrics to the agent:
-// a worker killed outright loses at most the increments of its last
-// interval.
+// ReportInterval bounds how old a worker's newest report to the agent is
+// (a scrape's gather counts as one): a worker killed outright loses at
+// most the increments of its last interval.
 const ReportInterval = time.Second
 
 // Reporter sends one worker's registry to the aggregator in the agent,
-// every ReportInterval and whenever a scrape asks.
+// whenever a scrape asks and ReportInterval after the newest report.
 type Reporter struct {
 	msgr *messenger.Messenger
 	log  *slog.Logger
 	slot string
 	g    prometheus.Gatherer
 
-	mu  sync.Mutex // serialises gathers, so that seq orders values
-	seq uint64
+	runID uint64 // this Reporter's report.Run
+
+	mu   sync.Mutex // serialises gathers, so that seq orders values; guards what follows
+	seq  uint64
+	kept []*encoded // the last reports made, newest first: the bases of deltas
+	free []byte     // the buffer of a report no longer kept, for the next one
+	last time.Time  // when the newest report was gathered
+	// deltas: the agent takes deltas (it said what it holds, for this
+	// run); periodic reports are then deltas against the newest report,
+	// which the agent holds unless a reply was lost or it restarted.
+	deltas bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -46,14 +56,35 @@ func startReporter(ctx context.Context, msgr *messenger.Messenger, slot string, 
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	r := &Reporter{msgr: msgr, log: log, slot: slot, g: g, cancel: cancel, done: make(chan struct{})}
-	msgr.Handle(actionGather, func(context.Context, messenger.Message) (any, error) { return r.snapshot() })
+	r := &Reporter{msgr: msgr, log: log, slot: slot, g: g, runID: newRun(), cancel: cancel, done: make(chan struct{})}
+	msgr.Handle(actionGather, func(_ context.Context, msg messenger.Message) (any, error) {
+		var h holding
+		if msg.Decode(&h) != nil { // not from this version: answer whole
+			h = holding{}
+		}
+		if h.Run == r.runID {
+			r.mu.Lock()
+			r.deltas = true
+			r.mu.Unlock()
+		}
+		return r.snapshot(h)
+	})
 	go r.run(ctx, every)
 	return r
 }
 
-// snapshot gathers the registry.
-func (r *Reporter) snapshot() (report, error) {
+// newRun returns a report.Run: not 0, and unlikely to be another
+// process's.
+func newRun() uint64 { return rand.Uint64() | 1 }
+
+// keepReports is how many of its last reports a worker keeps as bases for
+// deltas: the agent may hold the one before the last (a periodic report
+// and a scrape's gather crossed).
+const keepReports = 2
+
+// snapshot gathers the registry, as a delta against the report the agent
+// holds if it is one of those kept, else whole.
+func (r *Reporter) snapshot(agent holding) (report, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fams, err := r.g.Gather()
@@ -62,17 +93,51 @@ func (r *Reporter) snapshot() (report, error) {
 	}
 	// A collector's error still leaves what the others gathered; Gather
 	// returns both, as promhttp with ContinueOnError would serve them.
-	b, err := encodeFamilies(fams)
+	e, err := encodeEach(r.free, fams)
 	if err != nil {
 		return report{}, err
 	}
+	r.free = nil
 	r.seq++
-	return report{Slot: r.slot, Seq: r.seq, Data: b}, nil
+	e.run, e.seq = r.runID, r.seq
+	rep := report{Slot: r.slot, Seq: r.seq, Run: r.runID}
+	var base *encoded
+	if agent.Run == r.runID && agent.Have != 0 {
+		for _, k := range r.kept {
+			if k.seq == agent.Have {
+				base = k
+			}
+		}
+	}
+	if base != nil {
+		rep.Base, rep.Data = base.seq, appendDelta(nil, base, e)
+	} else {
+		rep.Data, e.exposed = e.buf, true
+	}
+	r.last = time.Now()
+	r.kept = append([]*encoded{e}, r.kept...)
+	if len(r.kept) > keepReports {
+		if old := r.kept[keepReports]; !old.exposed {
+			r.free = old.buf[:0]
+		}
+		r.kept = r.kept[:keepReports]
+	}
+	return rep, nil
+}
+
+// due returns how long until the next periodic report is due: every after
+// the newest report, a scrape's gather included (it is as recent a record
+// for the agent), so that a scraped worker is not gathered twice as often
+// as it needs to be. 0: now.
+func (r *Reporter) due(every time.Duration) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return max(every-time.Since(r.last), 0)
 }
 
 func (r *Reporter) run(ctx context.Context, every time.Duration) {
 	defer close(r.done)
-	t := time.NewTicker(every)
+	t := time.NewTimer(every)
 	defer t.Stop()
 	failing := false
 	for {
@@ -81,6 +146,11 @@ func (r *Reporter) run(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
+		if wait := r.due(every); wait > 0 {
+			t.Reset(wait)
+			continue
+		}
+		t.Reset(every)
 		if r.msgr.AgentPID() == 0 {
 			// No periodic report while the agent restarts: the master
 			// would hold them in the space messages for the agent share,
@@ -90,7 +160,7 @@ func (r *Reporter) run(ctx context.Context, every time.Duration) {
 			// counted since its last report.)
 			continue
 		}
-		err := r.send(ctx, every)
+		err := r.send(ctx, every, false)
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
 			r.log.Warn("metrics report to the agent failed; retrying every interval", "err", err)
@@ -109,14 +179,39 @@ func (r *Reporter) run(ctx context.Context, every time.Duration) {
 // last counts.
 const lastReportWait = 5 * time.Second
 
-func (r *Reporter) send(ctx context.Context, timeout time.Duration) error {
-	rep, err := r.snapshot()
-	if err != nil {
-		return err
-	}
+// send reports to the agent: unless whole, a delta against the newest
+// report if the agent takes deltas. If the agent does not hold the delta's
+// base (it restarted, or a reply was lost), it says what it holds, and
+// send tries once more against that.
+func (r *Reporter) send(ctx context.Context, timeout time.Duration, whole bool) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return r.msgr.CallAgent(ctx, actionReport, rep, nil)
+	var agent holding
+	r.mu.Lock()
+	if !whole && r.deltas && len(r.kept) > 0 {
+		agent = holding{Run: r.runID, Have: r.kept[0].seq}
+	}
+	r.mu.Unlock()
+	for try := 0; ; try++ {
+		rep, err := r.snapshot(agent)
+		if err != nil {
+			return err
+		}
+		var ack holding
+		err = r.msgr.CallAgent(ctx, actionReport, rep, &ack)
+		r.mu.Lock()
+		// An agent that fails a report, or answers without saying what it
+		// holds (an older one), is sent whole reports until it says.
+		r.deltas = err == nil && ack.Run == r.runID
+		r.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if rep.Base == 0 || try > 0 || ack.Run == r.runID && ack.Have >= rep.Seq {
+			return nil
+		}
+		agent = ack
+	}
 }
 
 // Stop stops the reports after a last one, sent within ctx (lastReportWait
@@ -125,7 +220,8 @@ func (r *Reporter) Stop(ctx context.Context) {
 	r.once.Do(func() {
 		r.cancel()
 		<-r.done
-		if err := r.send(ctx, lastReportWait); err != nil {
+		// Whole: it may be held for the next agent, which holds nothing.
+		if err := r.send(ctx, lastReportWait, true); err != nil {
 			r.log.Debug("last metrics report failed", "err", err)
 		}
 	})

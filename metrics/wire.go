@@ -25,7 +25,22 @@ const (
 type report struct {
 	Slot string `json:"slot"`
 	Seq  uint64 `json:"seq"`
-	Data []byte `json:"data"` // metric families, length-delimited protobuf
+	// Run names the Reporter (one per process start), so that a delta is
+	// never applied to another process's report under a reused pid.
+	Run uint64 `json:"run,omitempty"`
+	// Base, if not 0, is the Seq of the earlier report of this Run that
+	// Data is a delta against (see delta.go); 0: Data is whole.
+	Base uint64 `json:"base,omitempty"`
+	Data []byte `json:"data"` // metric families, length-delimited protobuf, or a delta
+}
+
+// holding says which report of a worker the aggregator holds: it asks a
+// gather with it (the worker may then answer with a delta against that
+// report) and answers a report with it. The zero value, what an older
+// agent sends, holds nothing: the answer is whole.
+type holding struct {
+	Run  uint64 `json:"run,omitempty"`
+	Have uint64 `json:"have,omitempty"` // a report's Seq
 }
 
 // scrapeRequest asks the aggregator for a view.
@@ -77,6 +92,9 @@ func splitFamilies(b []byte) ([][]byte, error) {
 }
 
 func decodeFamily(b []byte) (*dto.MetricFamily, error) {
+	if mf, ok := decodeSimpleFamily(b); ok {
+		return mf, nil
+	}
 	mf := &dto.MetricFamily{}
 	if err := proto.Unmarshal(b, mf); err != nil {
 		return nil, fmt.Errorf("decode metric family: %w", err)

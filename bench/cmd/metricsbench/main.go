@@ -14,6 +14,14 @@
 //
 //	cd bench && go run ./cmd/metricsbench
 //	cd bench && go run ./cmd/metricsbench -rounds 5 -d 5s -json
+//
+// With -compare BIN (a metricsapp built from another commit), it measures
+// only the scrape latencies, normal and churning, of BIN and of this
+// tree's metricsapp in alternating rounds of -scrapes scrapes, so that
+// both see the same machine:
+//
+//	git archive main | tar -x -C /tmp/base && (cd /tmp/base/bench && go build -o /tmp/metricsapp.base ./cmd/metricsapp)
+//	cd bench && go run ./cmd/metricsbench -compare /tmp/metricsapp.base -rounds 4
 package main
 
 import (
@@ -66,7 +74,15 @@ func main() {
 	dur := flag.Duration("d", 4*time.Second, "duration of each load round")
 	conns := flag.Int("c", 50, "connections of the load generator")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
+	compare := flag.String("compare", "", "a metricsapp binary to compare scrape latencies with, in alternating rounds (nothing else is measured)")
 	flag.Parse()
+	if *compare != "" {
+		if err := compareScrapes(*compare, *workers, *series, *scrapes, *rounds); err != nil {
+			fmt.Fprintln(os.Stderr, "metricsbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*workers, *series, *scrapes, *hworkers, *rounds, *dur, *conns, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "metricsbench:", err)
 		os.Exit(1)
@@ -129,19 +145,27 @@ func scrapeOnce(cl *http.Client, url string) (time.Duration, int, error) {
 	return time.Since(t0), int(n), err
 }
 
-// timeScrapes GETs url n times, 100 ms apart, after waiting (30 s at
-// most) for it to answer.
-func timeScrapes(url string, n int) (ms []float64, size int, err error) {
+// waitAnswers waits (30 s at most) for url to answer.
+func waitAnswers(url string) error {
 	cl := &http.Client{Timeout: 30 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, _, err := scrapeOnce(cl, url); err == nil {
-			break
+			return nil
 		} else if time.Now().After(deadline) {
-			return nil, 0, fmt.Errorf("%s: %w", url, err)
+			return fmt.Errorf("%s: %w", url, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// timeScrapes GETs url n times, 100 ms apart, after waiting (30 s at
+// most) for it to answer.
+func timeScrapes(url string, n int) (ms []float64, size int, err error) {
+	if err := waitAnswers(url); err != nil {
+		return nil, 0, err
+	}
+	cl := &http.Client{Timeout: 30 * time.Second}
 	for range n {
 		d, sz, err := scrapeOnce(cl, url)
 		if err != nil {
@@ -178,23 +202,81 @@ func churnEnv(churn bool) string {
 
 // churnScrape times scrapes of the cluster whose series all change.
 func churnScrape(ctx context.Context, bin string, rep *report, scrapes int) error {
-	maddr, err := target.FreeAddr()
-	if err != nil {
-		return err
-	}
-	p, err := target.StartServing(ctx, target.Spec{Name: "brood", Path: bin, DiscardOutput: true, Env: []string{
-		fmt.Sprintf("BROOD_WORKERS=%d", rep.Workers), fmt.Sprintf("METRICS_SERIES=%d", rep.Series),
-		"BROOD_METRICS_ADDR=" + maddr, "BROOD_LOG_LEVEL=warn", churnEnv(true),
-	}}, "/")
-	if err != nil {
-		return err
-	}
-	defer p.Stop(10 * time.Second)
-	ms, _, err := timeScrapes("http://"+maddr+"/metrics", scrapes)
+	ms, err := clusterScrapes(ctx, bin, rep.Workers, rep.Series, scrapes, true)
 	if err != nil {
 		return err
 	}
 	rep.ChurnScrapeMs = stats.Summarize(ms)
+	return nil
+}
+
+// clusterScrapes starts bin as a cluster and times scrapes of its agent's
+// /metrics.
+func clusterScrapes(ctx context.Context, bin string, workers, series, scrapes int, churn bool) ([]float64, error) {
+	ms, _, err := clusterScrapesCPU(ctx, bin, workers, series, scrapes, churn)
+	return ms, err
+}
+
+// clusterScrapesCPU is clusterScrapes, also returning the CPU time the
+// cluster's processes spent while the scrapes were timed, per scrape (in
+// ms; what churns or reports in the background included).
+func clusterScrapesCPU(ctx context.Context, bin string, workers, series, scrapes int, churn bool) ([]float64, float64, error) {
+	maddr, err := target.FreeAddr()
+	if err != nil {
+		return nil, 0, err
+	}
+	p, err := target.StartServing(ctx, target.Spec{Name: "brood", Path: bin, DiscardOutput: true, Env: []string{
+		fmt.Sprintf("BROOD_WORKERS=%d", workers), fmt.Sprintf("METRICS_SERIES=%d", series),
+		"BROOD_METRICS_ADDR=" + maddr, "BROOD_LOG_LEVEL=warn", churnEnv(churn),
+	}}, "/")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer p.Stop(10 * time.Second)
+	url := "http://" + maddr + "/metrics"
+	if err := waitAnswers(url); err != nil {
+		return nil, 0, err
+	}
+	pids := target.Tree(p.PID())
+	before := target.CPUTicks(pids)
+	ms, _, err := timeScrapes(url, scrapes)
+	ticks := target.CPUTicks(pids) - before
+	return ms, float64(ticks) / target.TicksPerSecond * 1000 / float64(max(scrapes, 1)), err
+}
+
+// compareScrapes times the scrapes of base's cluster and this tree's in
+// alternating rounds, normal and churning, and prints both.
+func compareScrapes(base string, workers, series, scrapes, rounds int) error {
+	ctx, done := target.Session("metricsbench")
+	defer done()
+	bins, err := target.Build(ctx, "results/bin", "metricsapp")
+	if err != nil {
+		return err
+	}
+	sides := []struct{ name, bin string }{{"base", base}, {"this tree", bins["metricsapp"]}}
+	for _, churn := range []bool{false, true} {
+		ms := make([][]float64, len(sides))
+		cpu := make([][]float64, len(sides))
+		for r := range rounds {
+			for _, i := range []int{r % 2, 1 - r%2} { // who goes first alternates
+				got, c, err := clusterScrapesCPU(ctx, sides[i].bin, workers, series, scrapes, churn)
+				if err != nil {
+					return fmt.Errorf("%s: %w", sides[i].name, err)
+				}
+				ms[i] = append(ms[i], got...)
+				cpu[i] = append(cpu[i], c)
+			}
+		}
+		what := "normal"
+		if churn {
+			what = "churn (every series changing every 100 ms)"
+		}
+		for i, side := range sides {
+			s := stats.Summarize(ms[i])
+			fmt.Printf("scrape %s, %d workers x %d series, %s: p50 %.1f ms, p90 %.1f ms, max %.1f ms over %d scrapes; cluster CPU per scrape %.1f ms (median of rounds %v)\n",
+				what, workers, series, side.name, s.Median, s.P90, s.Max, s.N, stats.Summarize(cpu[i]).Median, round0(cpu[i]))
+		}
+	}
 	return nil
 }
 

@@ -206,7 +206,11 @@ func (m *Merger) UpdatePartial(slotName string, pid int, seq uint64, at time.Tim
 			sr := f.series[string(m.key)]
 			if sr == nil {
 				labels, pol := splitPolicy(dm.GetLabel())
-				f.series[string(m.key)] = &series{labels: labels, policy: pol, p: np, seen: seq}
+				// A copy: the snapshot's families may share their strings
+				// and messages with one another (the aggregator decodes
+				// them into slabs), which a series kept for good must not
+				// keep alive.
+				f.series[string(m.key)] = &series{labels: cloneLabels(labels), policy: pol, p: np, seen: seq}
 				continue
 			}
 			if cum && np.reset(t, sr.p) {
@@ -608,6 +612,14 @@ func withSlot(labels []*dto.LabelPair, slotName string) []*dto.LabelPair {
 	out = append(out, labels...)
 	out = append(out, lp(name, slotName))
 	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return out
+}
+
+func cloneLabels(labels []*dto.LabelPair) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, len(labels))
+	for i, l := range labels {
+		out[i] = lp(strings.Clone(l.GetName()), strings.Clone(l.GetValue()))
+	}
 	return out
 }
 
