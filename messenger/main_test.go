@@ -100,6 +100,13 @@ func listen(m *messenger.Messenger, log *slog.Logger) {
 		return d, err
 	})
 	m.Handle("whoami", func(ctx context.Context, msg messenger.Message) (any, error) { return os.Getpid(), nil })
+	// Calls its caller back before it answers: in the agent, a handler run
+	// on the reader of the channel the callback's reply comes by.
+	m.Handle("callback", func(ctx context.Context, msg messenger.Message) (any, error) {
+		var pid int
+		err := m.Call(ctx, msg.PID, "whoami", nil, &pid)
+		return pid, err
+	})
 	m.Handle("slow", func(ctx context.Context, msg messenger.Message) (any, error) {
 		var ms int
 		_ = msg.Decode(&ms)
@@ -320,6 +327,20 @@ func do(w http.ResponseWriter, r *http.Request) {
 			}
 			a.Logger().Info("seqsend done", "n", n)
 		}()
+	case "slowthenecho":
+		// A slow call to the agent in flight, then a quick one from the
+		// same worker: how long the quick one took, in ms.
+		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+		slow := make(chan error, 1)
+		go func() { slow <- m.CallAgent(ctx, "slow", 2000, nil) }()
+		time.Sleep(100 * time.Millisecond)
+		t0 := time.Now()
+		var echo string
+		if err = m.CallAgent(ctx, "echo", "quick", &echo); err == nil {
+			res.Reply, _ = json.Marshal(time.Since(t0).Milliseconds())
+			err = <-slow
+		}
+		cancel()
 	case "callloop":
 		// CallAgent echo for ms milliseconds, c at a time; every call must
 		// end, answered or with ErrTargetGone.
