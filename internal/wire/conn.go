@@ -199,25 +199,39 @@ func (w *Conn) Uncork() {
 		w.wakeWriter()
 		return
 	}
+	b := w.takeJoined()
+	w.direct = true
+	w.mu.Unlock()
+	// writeDirect copies what the socket does not take, so b is free
+	// again after it.
+	_ = w.writeDirect(b)
+	w.putJoined(b)
+}
+
+// takeJoined empties the queue into one buffer, joinBuf reused, which is
+// the caller's until putJoined. The caller holds mu.
+func (w *Conn) takeJoined() []byte {
 	b := w.joinBuf[:0]
 	for _, ch := range w.queue {
 		b = append(b, ch.b...)
 	}
-	w.joinBuf = nil // ours while we write it
+	w.joinBuf = nil
 	clear(w.queue)
 	w.queue, w.queued = w.queue[:0], 0
-	w.direct = true
-	w.mu.Unlock()
-	// writeDirect copies what the socket does not take, so b is free
-	// again after it; it may have put a buffer of its own back meanwhile.
-	_ = w.writeDirect(b)
-	if cap(b) <= 64<<10 {
-		w.mu.Lock()
-		if w.joinBuf == nil {
-			w.joinBuf = b[:0]
-		}
-		w.mu.Unlock()
+	return b
+}
+
+// putJoined gives a buffer from takeJoined back for reuse, unless it grew
+// large or another is back already.
+func (w *Conn) putJoined(b []byte) {
+	if cap(b) > 64<<10 {
+		return
 	}
+	w.mu.Lock()
+	if w.joinBuf == nil {
+		w.joinBuf = b[:0]
+	}
+	w.mu.Unlock()
 }
 
 func hasFD(q []chunk) bool {
@@ -244,20 +258,12 @@ func (w *Conn) writeDirect(raw []byte) error {
 			w.mu.Unlock()
 			break
 		}
-		b := w.joinBuf[:0]
-		for _, ch := range w.queue {
-			b = append(b, ch.b...)
-		}
-		w.joinBuf = nil // ours while we write it
-		clear(w.queue)
-		w.queue, w.queued = w.queue[:0], 0
+		b := w.takeJoined()
 		w.mu.Unlock()
 		raw = b
 		n, err = tryWrite(w.rc, raw)
-		if n == len(raw) && cap(b) <= 64<<10 {
-			w.mu.Lock()
-			w.joinBuf = b[:0]
-			w.mu.Unlock()
+		if n == len(raw) {
+			w.putJoined(b) // else raw's rest is copied below
 		}
 	}
 
