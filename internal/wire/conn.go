@@ -250,8 +250,13 @@ func hasFD(q []chunk) bool {
 // this goroutine, joined into one write (a few rounds at most, then the
 // writer goroutine takes over): under load, concurrent callers share
 // system calls, and the peer's wake-ups, without a handoff to the writer.
+//
+// It returns an error only when raw itself was not written: a later,
+// joined write that fails closes the Conn, and its frames' senders learn
+// it as they would from the writer goroutine.
 func (w *Conn) writeDirect(raw []byte) error {
 	n, err := tryWrite(w.rc, raw)
+	own := err
 	for round := 0; err == nil && n == len(raw) && round < 4; round++ {
 		w.mu.Lock()
 		if len(w.queue) == 0 || w.closed || w.corked || w.queued > 256<<10 || hasFD(w.queue) {
@@ -286,8 +291,8 @@ func (w *Conn) writeDirect(raw []byte) error {
 	if wake {
 		w.wakeWriter()
 	}
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrClosed, err)
+	if own != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, own)
 	}
 	return nil
 }
