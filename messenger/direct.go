@@ -360,6 +360,16 @@ func (p *agentPath) handOver(conn *wire.Conn, id uint64) bool {
 	return true
 }
 
+// hung: the agent at conn is hung and about to be killed (msglink.CtlHung):
+// what is new is held for the next agent.
+func (p *agentPath) hung(conn *wire.Conn) {
+	p.mu.Lock()
+	if p.conn == conn {
+		p.leaving = true
+	}
+	p.mu.Unlock()
+}
+
 // isHandOver reports whether a reply-error's data is msglink.CodeHandOver.
 func isHandOver(data []byte) bool {
 	var re msglink.ReplyError
@@ -470,8 +480,11 @@ func (m *Messenger) readAgent(pid int, conn *wire.Conn) {
 		case wire.KindAck:
 			m.path.ack(conn, f.CallID)
 		case wire.KindControl:
-			if f.Action == msglink.CtlDraining {
+			switch f.Action {
+			case msglink.CtlDraining:
 				m.path.draining(conn)
+			case msglink.CtlHung:
+				m.path.hung(conn)
 			}
 		case wire.KindCancel:
 			m.cancelHandler(pid, f.CallID, "the caller gave up")

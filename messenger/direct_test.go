@@ -406,6 +406,22 @@ func TestHungAgentHandsOverQueuedCalls(t *testing.T) {
 	c := start(t, "BROOD_HANG_TIMEOUT=2s", "BROOD_TEST_HANG_FILE="+hangFile)
 	mem := clusterPIDs(t, c)
 	w := mem.Apps[0]
+	// Requests that complete, so that the worker whose two requests wait
+	// on the agent is not taken for hung itself.
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, pid := range mem.Apps {
+		go func(cl *http.Client) {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				_, _, _ = ct.Get(cl, c.URL("/do?op=none"))
+			}
+		}(pinned(t, c, pid))
+	}
 	at := c.Lines()
 	running := getAsync(pinned(t, c, w), c, q("op", "call", "action", "slow", "json", "60000", "ms", 30000))
 	waitSlowCall(t, c, at, mem.Agent)
@@ -428,6 +444,16 @@ func TestHungAgentHandsOverQueuedCalls(t *testing.T) {
 	}
 	if after := membersOf(t, c); after.Agent == mem.Agent || after.Agent == 0 {
 		t.Errorf("agent %d after the hang; want a new one", after.Agent)
+	}
+	// Killed at its confirmation, not at the end of the grace.
+	if _, _, err := c.WaitLog(time.Second, at, func(l map[string]any) bool {
+		n, _ := l["calls"].(float64)
+		return l["msg"] == "the hung agent handed back the calls it had not started" && n >= 1
+	}); err != nil {
+		t.Errorf("the master did not hear that calls were handed back: %v", err)
+	}
+	if strings.Contains(c.Output(), "did not hand back its queued calls in time") {
+		t.Error("the hung agent was killed at the end of the grace, not at its confirmation")
 	}
 }
 

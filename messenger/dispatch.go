@@ -153,11 +153,18 @@ func (m *Messenger) handOver() {
 	for _, c := range calls {
 		m.replyHandOver(c.from, c.id)
 	}
+	// Each worker holds what it sends from now on for the next agent
+	// (agentPath.hung): what it sent before gets CodeHandOver.
+	for _, p := range m.peers.all() {
+		_ = p.conn.SendNow(hungFrame)
+	}
 	m.log.Error("hung, the master says: calls that did not start are handed to the next agent", "calls", len(calls))
 	f := wire.Frame{Kind: wire.KindControl, Route: wire.ToMaster, Action: msglink.CtlHung}
 	f.Data, _ = json.Marshal(msglink.Hung{Calls: len(calls)})
 	_ = m.conn.SendFrame(&f)
 }
+
+var hungFrame = (&wire.Frame{Kind: wire.KindControl, Route: wire.ToPID, From: wire.RoleAgent, Action: msglink.CtlHung}).Encode()
 
 func (m *Messenger) replyHandOver(to int, id uint64) {
 	m.replyError(to, id, msglink.CodeHandOver, fmt.Sprintf("agent %d is hung and did not start the call", m.pid))

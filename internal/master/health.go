@@ -111,6 +111,9 @@ func (m *master) agentHung(now time.Time) {
 		return
 	}
 	ch.hung = true
+	if m.directAgent == ch {
+		m.directAgent = nil // workers starting from now on wait for the next agent
+	}
 	ch.log.Error("agent hung: its message handlers made no progress while messages waited; killing it, the next agent gets what was held",
 		"silent_for", now.Sub(ch.lastProgress).Round(time.Millisecond).String(), "hang_timeout", t.String())
 	if err := ch.conn.SendFrame(protocol.Control(msglink.CtlHung, nil)); err != nil {

@@ -42,8 +42,10 @@ const (
 	CtlDrained = "drained"
 	// CtlHung: master → agent, over their channel, before it kills the
 	// agent as hung: answer every call still queued for the stuck
-	// dispatcher with CodeHandOver. Agent → master: done (its data a
-	// Hung); the master kills it at once rather than after HungGrace.
+	// dispatcher with CodeHandOver. Agent → worker, over their direct
+	// channel: hold what is new for the next agent. Agent → master: done
+	// (its data a Hung); the master kills it at once rather than after
+	// HungGrace.
 	CtlHung = "hung"
 )
 
