@@ -401,9 +401,15 @@ func TestLongCallIsNotAHang(t *testing.T) {
 // the hung agent hands it back before it is killed, and the new agent
 // answers it. A call whose handler was already running may have run, and
 // still fails with ErrTargetGone.
+// The same holds in relay mode, where the master holds the calls.
 func TestHungAgentHandsOverQueuedCalls(t *testing.T) {
+	t.Run("direct", func(t *testing.T) { testHungAgentHandsOver(t) })
+	t.Run("relay", func(t *testing.T) { testHungAgentHandsOver(t, "BROOD_MESSENGER_RELAY=1") })
+}
+
+func testHungAgentHandsOver(t *testing.T, env ...string) {
 	hangFile := filepath.Join(t.TempDir(), "hung")
-	c := start(t, "BROOD_HANG_TIMEOUT=2s", "BROOD_TEST_HANG_FILE="+hangFile)
+	c := start(t, append(env, "BROOD_HANG_TIMEOUT=2s", "BROOD_TEST_HANG_FILE="+hangFile)...)
 	mem := clusterPIDs(t, c)
 	w := mem.Apps[0]
 	// Requests that complete, so that the worker whose two requests wait

@@ -166,8 +166,19 @@ func (m *Messenger) handOver() {
 
 var hungFrame = (&wire.Frame{Kind: wire.KindControl, Route: wire.ToPID, From: wire.RoleAgent, Action: msglink.CtlHung}).Encode()
 
+// replyHandOver hands call id back to its caller, to, for the next agent;
+// in relay mode to the master, which holds the calls for the agent (a
+// reply-error routed to the master, whose target pid is the caller).
 func (m *Messenger) replyHandOver(to int, id uint64) {
-	m.replyError(to, id, msglink.CodeHandOver, fmt.Sprintf("agent %d is hung and did not start the call", m.pid))
+	if !m.relay.Load() {
+		m.replyError(to, id, msglink.CodeHandOver, fmt.Sprintf("agent %d is hung and did not start the call", m.pid))
+		return
+	}
+	b, _ := json.Marshal(msglink.ReplyError{Code: msglink.CodeHandOver, Error: fmt.Sprintf("agent %d is hung and did not start the call", m.pid)})
+	f := wire.Frame{Kind: wire.KindReplyError, Route: wire.ToMaster, From: m.role, ToPID: to, FromPID: m.pid, CallID: id, Data: b}
+	if err := m.conn.SendNow(f.Encode()); err != nil {
+		m.log.Warn("call not handed back", "caller_pid", to, "err", err)
+	}
 }
 
 func (b *inbox) close() {

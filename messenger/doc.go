@@ -106,12 +106,13 @@
 // kills it then, or 500 ms later at the latest. A worker holds a call
 // handed back like a call made while the agent restarts (the hold's bound
 // applies), so CallAgent returns the new agent's answer, within the
-// caller's deadline. The workers keep what the agent did not acknowledge
-// for the next agent too; calls whose handlers had started fail with
-// ErrTargetGone (they may have run, and are not run twice), and so does a
-// handed-back call made with Call(agentPID), or past the hold's bound, or
-// in relay mode (BROOD_MESSENGER_RELAY=1). A worker keeps each call to the
-// agent's frame until it is answered, for this. Calls run in goroutines of
+// caller's deadline; in relay mode (BROOD_MESSENGER_RELAY=1) the agent
+// hands the calls to the master, which holds them the same way. The
+// workers keep what the agent did not acknowledge for the next agent too;
+// calls whose handlers had started fail with ErrTargetGone (they may have
+// run, and are not run twice), and so does a handed-back call made with
+// Call(agentPID), or past the hold's bound. Whoever holds for the agent
+// keeps each call's frame until it is answered, for this. Calls run in goroutines of
 // their own, so a long one is no hang; an On function that runs long on
 // purpose calls Messenger.Progress.
 //
@@ -150,7 +151,9 @@
 // "no-handler", "too-large" (the reply was over the limit), "gone" (no
 // such process, no agent, the hold is full, or the target is stopping) and
 // "hand-over" (a hung agent did not start the call: the worker gives it
-// to the next agent; elsewhere it is ErrTargetGone).
+// to the next agent; elsewhere it is ErrTargetGone; in relay mode the agent
+// sends it to the master, route master, target pid the caller, and the
+// master gives the call to the next agent).
 // Only the agent sends acks: over a direct channel, the count covers every
 // message from that worker it has handled on that channel; to the master
 // (relay mode), every message it has handled since it started.

@@ -119,6 +119,8 @@ const (
 	CodeTooLarge  = "too-large"  // the reply was over the size limit
 	// CodeHandOver: the agent is hung and did not start the call; the
 	// caller gives it to the next agent (a worker holds it as for a
-	// restarting agent; where it cannot, it is ErrTargetGone).
+	// restarting agent; where it cannot, it is ErrTargetGone). In relay
+	// mode the agent sends it to the master (route ToMaster, ToPID the
+	// caller), which holds the call.
 	CodeHandOver = "hand-over"
 )
