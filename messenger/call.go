@@ -40,9 +40,9 @@ func (m *Messenger) Call(ctx context.Context, pid int, action string, data, repl
 	return m.call(ctx, wire.ToPID, pid, action, data, reply)
 }
 
-// CallAgent is Call to the agent. While the agent restarts, the master holds
-// the call for the new agent (see the package documentation); the ctx
-// deadline still applies.
+// CallAgent is Call to the agent. While the agent restarts, the call is
+// held for the new agent, and so is a call that a hung agent never started
+// (see the package documentation); the ctx deadline still applies.
 func (m *Messenger) CallAgent(ctx context.Context, action string, data, reply any) error {
 	return m.call(ctx, wire.ToAgent, 0, action, data, reply)
 }

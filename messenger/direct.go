@@ -165,8 +165,9 @@ type agentPath struct {
 	refused  int
 	unacked  [][]byte
 	unackedN int
-	acked    uint64          // the agent's count of handled messages at unacked[0]
-	calls    map[uint64]bool // calls sent on conn, not yet answered
+	acked    uint64            // the agent's count of handled messages at unacked[0]
+	calls    map[uint64][]byte // calls sent on conn, not yet answered, by id
+	handed   int               // calls the agent at conn handed back (handOver)
 }
 
 // send passes a frame for the agent on, or holds it.
@@ -226,9 +227,9 @@ func (p *agentPath) put(raw []byte) error {
 			return err
 		}
 		if p.calls == nil {
-			p.calls = map[uint64]bool{}
+			p.calls = map[uint64][]byte{}
 		}
-		p.calls[wire.CallIDOf(raw)] = true
+		p.calls[wire.CallIDOf(raw)] = raw // kept for a hand-over
 	default:
 		return p.conn.SendNow(raw)
 	}
@@ -263,7 +264,7 @@ func (p *agentPath) settle() (old *wire.Conn, unanswered []uint64) {
 		unanswered = append(unanswered, id)
 	}
 	old = p.conn
-	p.conn, p.pid, p.leaving = nil, 0, false
+	p.conn, p.pid, p.leaving, p.handed = nil, 0, false, 0
 	p.unacked, p.unackedN, p.acked, p.calls = nil, 0, 0, nil
 	return old, unanswered
 }
@@ -307,14 +308,14 @@ func (p *agentPath) lost(m *Messenger, conn *wire.Conn) {
 		conn.Close(0)
 		return
 	}
-	requeued := len(p.unacked)
+	requeued, handed := len(p.unacked), p.handed
 	_, unanswered := p.settle()
 	p.mu.Unlock()
 	conn.Close(0)
 	m.failAgentCalls(unanswered, "the agent exited, or its channel was reset, before it replied; the call may or may not have run")
-	if requeued > 0 || len(unanswered) > 0 {
+	if requeued > 0 || len(unanswered) > 0 || handed > 0 {
 		m.log.Info("channel to the agent closed: holding messages for the next one",
-			"requeued_unacknowledged", requeued, "calls_failed", len(unanswered), "limit_bytes", p.limit)
+			"requeued_unacknowledged", requeued, "calls_failed", len(unanswered), "calls_handed_over", handed, "limit_bytes", p.limit)
 	}
 }
 
@@ -329,6 +330,50 @@ func (p *agentPath) draining(conn *wire.Conn) {
 	p.leaving = true
 	f := wire.Frame{Kind: wire.KindControl, Route: wire.ToAgent, Action: msglink.CtlDrained}
 	_ = conn.SendNow(f.Encode())
+}
+
+// handOver takes back call id, which the hung agent at conn did not start
+// (msglink.CodeHandOver), and holds it for the next agent as if it had been
+// made while the agent restarts; from now on everything new for the agent is
+// held too, since this one is about to be killed. It reports false when the
+// call is not to be held: its caller gave up, it was made to this agent's
+// pid (Call(agentPID), never held for another), or the hold is full or
+// dropped; the reply-error then resolves it with ErrTargetGone.
+func (p *agentPath) handOver(conn *wire.Conn, id uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != conn {
+		return false
+	}
+	p.leaving = true
+	raw, ok := p.calls[id]
+	if !ok {
+		return false
+	}
+	delete(p.calls, id)
+	if p.gone || wire.RouteOf(raw) != wire.ToAgent || p.heldN+len(raw) > p.limit {
+		return false
+	}
+	p.held = append(p.held, raw)
+	p.heldN += len(raw)
+	p.handed++
+	return true
+}
+
+// hung: the agent at conn is hung and about to be killed (msglink.CtlHung):
+// what is new is held for the next agent.
+func (p *agentPath) hung(conn *wire.Conn) {
+	p.mu.Lock()
+	if p.conn == conn {
+		p.leaving = true
+	}
+	p.mu.Unlock()
+}
+
+// isHandOver reports whether a reply-error's data is msglink.CodeHandOver.
+func isHandOver(data []byte) bool {
+	var re msglink.ReplyError
+	return json.Unmarshal(data, &re) == nil && re.Code == msglink.CodeHandOver
 }
 
 func (p *agentPath) replied(conn *wire.Conn, id uint64) {
@@ -359,7 +404,7 @@ func (p *agentPath) ack(conn *wire.Conn, n uint64) {
 func (p *agentPath) cancel(id uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.conn == nil || !p.calls[id] {
+	if _, ok := p.calls[id]; p.conn == nil || !ok {
 		return
 	}
 	delete(p.calls, id)
@@ -427,13 +472,19 @@ func (m *Messenger) readAgent(pid int, conn *wire.Conn) {
 		f, _ := wire.Parse(raw)
 		switch f.Kind {
 		case wire.KindReply, wire.KindReplyError:
+			if f.Kind == wire.KindReplyError && isHandOver(f.Data) && m.path.handOver(conn, f.CallID) {
+				continue // held for the next agent, whose answer resolves it
+			}
 			m.path.replied(conn, f.CallID)
 			m.resolve(f)
 		case wire.KindAck:
 			m.path.ack(conn, f.CallID)
 		case wire.KindControl:
-			if f.Action == msglink.CtlDraining {
+			switch f.Action {
+			case msglink.CtlDraining:
 				m.path.draining(conn)
+			case msglink.CtlHung:
+				m.path.hung(conn)
 			}
 		case wire.KindCancel:
 			m.cancelHandler(pid, f.CallID, "the caller gave up")

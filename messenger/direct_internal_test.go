@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,5 +138,78 @@ func readTimeout(c *wire.Conn, d time.Duration) ([]byte, error) {
 		return r.raw, r.err
 	case <-time.After(d):
 		return nil, errors.New("timed out")
+	}
+}
+
+// A hung agent, told so, answers the calls its stuck dispatcher has not
+// started with CodeHandOver, including one in the batch the dispatcher is
+// working through, and every call delivered after; it tells the worker to
+// hold what is new and confirms to the master. The calls handed back are
+// never started, even once the dispatcher moves on.
+func TestHungAgentHandsBackCallsItDidNotStart(t *testing.T) {
+	m, ep, master := testMessenger(t, wire.RoleAgent)
+	var started atomic.Int32
+	m.Handle("echo", func(_ context.Context, msg Message) (any, error) { started.Add(1); return msg.Data, nil })
+	release := make(chan struct{})
+	inHang := make(chan struct{})
+	m.On("slow", func(Message) { time.Sleep(100 * time.Millisecond) })
+	m.On("hang", func(Message) { close(inHang); <-release })
+	ep.Members(msglink.Members{Agent: 1, Apps: []int{4242}})
+	agentEnd, workerEnd := testPair(t)
+	ep.Peer(4242, agentEnd)
+
+	send := func(kind wire.Kind, action string, id uint64) {
+		t.Helper()
+		f := wire.Frame{Kind: kind, Route: wire.ToAgent, From: wire.RoleApp, FromPID: 4242, CallID: id, Action: action, Data: []byte(`"x"`)}
+		if err := workerEnd.SendNow(f.Encode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// While "slow" runs, "hang" and call 1 queue up: the dispatcher takes
+	// them in one batch and sticks in "hang" with call 1 behind it.
+	send(wire.KindMessage, "slow", 0)
+	time.Sleep(20 * time.Millisecond)
+	send(wire.KindMessage, "hang", 0)
+	send(wire.KindCall, "echo", 1)
+	<-inHang
+	send(wire.KindCall, "echo", 2) // queued behind the hang, in the inbox
+	time.Sleep(20 * time.Millisecond)
+
+	ep.HandOver()
+	send(wire.KindCall, "echo", 3) // after: handed back at once
+	handed := map[uint64]bool{}
+	sawHung := false
+	for len(handed) < 3 || !sawHung {
+		raw, err := readTimeout(workerEnd, 5*time.Second)
+		if err != nil {
+			t.Fatalf("handed back %v, hung frame %v: %v", handed, sawHung, err)
+		}
+		f, _ := wire.Parse(raw)
+		switch {
+		case f.Kind == wire.KindControl && f.Action == msglink.CtlHung:
+			sawHung = true
+		case f.Kind == wire.KindReplyError && isHandOver(f.Data):
+			handed[f.CallID] = true
+		default:
+			t.Fatalf("the worker got %+v; want hand-overs and the hung frame", f)
+		}
+	}
+	for {
+		raw, err := readTimeout(master, 5*time.Second)
+		if err != nil {
+			t.Fatalf("no confirmation to the master: %v", err)
+		}
+		if f, _ := wire.Parse(raw); f.Kind == wire.KindControl && f.Action == msglink.CtlHung {
+			var h msglink.Hung
+			if json.Unmarshal(f.Data, &h) != nil || h.Calls != 2 {
+				t.Errorf("confirmation %s; want 2 calls handed back", f.Data)
+			}
+			break
+		}
+	}
+	close(release)
+	time.Sleep(50 * time.Millisecond)
+	if n := started.Load(); n != 0 {
+		t.Errorf("%d calls handed back were started too", n)
 	}
 }

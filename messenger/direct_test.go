@@ -396,3 +396,89 @@ func TestLongCallIsNotAHang(t *testing.T) {
 		t.Error("a long call was taken for a hang")
 	}
 }
+
+// A call queued behind an agent's deadlocked On function never started:
+// the hung agent hands it back before it is killed, and the new agent
+// answers it. A call whose handler was already running may have run, and
+// still fails with ErrTargetGone.
+// The same holds in relay mode, where the master holds the calls.
+func TestHungAgentHandsOverQueuedCalls(t *testing.T) {
+	t.Run("direct", func(t *testing.T) { testHungAgentHandsOver(t) })
+	t.Run("relay", func(t *testing.T) { testHungAgentHandsOver(t, "BROOD_MESSENGER_RELAY=1") })
+}
+
+func testHungAgentHandsOver(t *testing.T, env ...string) {
+	hangFile := filepath.Join(t.TempDir(), "hung")
+	c := start(t, append(env, "BROOD_HANG_TIMEOUT=2s", "BROOD_TEST_HANG_FILE="+hangFile)...)
+	mem := clusterPIDs(t, c)
+	w := mem.Apps[0]
+	// Requests that complete, so that the worker whose two requests wait
+	// on the agent is not taken for hung itself.
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, pid := range mem.Apps {
+		go func(cl *http.Client) {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				_, _, _ = ct.Get(cl, c.URL("/do?op=none"))
+			}
+		}(pinned(t, c, pid))
+	}
+	at := c.Lines()
+	running := getAsync(pinned(t, c, w), c, q("op", "call", "action", "slow", "json", "60000", "ms", 30000))
+	waitSlowCall(t, c, at, mem.Agent)
+	get(t, pinned(t, c, w), c, q("op", "send", "route", "agent", "action", "hang", "data", "x"))
+	if _, _, err := c.WaitLog(10*time.Second, at, ct.Msg("hanging")); err != nil {
+		t.Fatal(err)
+	}
+	queued := getAsync(pinned(t, c, w), c, q("op", "call", "action", "whoami", "ms", 30000))
+	if _, _, err := c.WaitLog(20*time.Second, at, ct.Msg("agent hung: its message handlers made no progress while messages waited; killing it, the next agent gets what was held")); err != nil {
+		t.Fatalf("deadlocked agent not detected: %v", err)
+	}
+	r := <-queued
+	var pid int
+	if r.Err != "" || json.Unmarshal(r.Reply, &pid) != nil || pid == mem.Agent || pid == 0 {
+		t.Errorf("the call queued behind the hang: %+v; want the new agent's answer", r)
+	}
+	r = <-running
+	if !slices.Contains(r.Is, "gone") {
+		t.Errorf("the call running on the hung agent: %+v; want ErrTargetGone", r)
+	}
+	if after := membersOf(t, c); after.Agent == mem.Agent || after.Agent == 0 {
+		t.Errorf("agent %d after the hang; want a new one", after.Agent)
+	}
+	// Killed at its confirmation, not at the end of the grace.
+	if _, _, err := c.WaitLog(time.Second, at, func(l map[string]any) bool {
+		n, _ := l["calls"].(float64)
+		return l["msg"] == "the hung agent handed back the calls it had not started" && n >= 1
+	}); err != nil {
+		t.Errorf("the master did not hear that calls were handed back: %v", err)
+	}
+	if strings.Contains(c.Output(), "did not hand back its queued calls in time") {
+		t.Error("the hung agent was killed at the end of the grace, not at its confirmation")
+	}
+}
+
+// getAsync is get on its own goroutine, for a request that waits.
+func getAsync(cl *http.Client, c *ct.Cluster, query string) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		var r result
+		st, body, err := ct.Get(cl, c.URL("/do?"+query))
+		if err == nil && st != 200 {
+			err = fmt.Errorf("status %d", st)
+		}
+		if err == nil {
+			err = json.Unmarshal([]byte(body), &r)
+		}
+		if err != nil {
+			r = result{Err: fmt.Sprintf("GET /do?%s: %q: %v", query, body, err)}
+		}
+		ch <- r
+	}()
+	return ch
+}

@@ -34,6 +34,19 @@ type inbox struct {
 	lost   losslog.Log // what was dropped: first at once, the rest a second later
 	wake   chan struct{}
 	done   chan struct{} // the dispatcher has returned
+
+	// waiting is the calls in q or in the dispatcher's batch that it has
+	// not started, in order: what handOver answers when the agent is hung.
+	waiting []queuedCall
+	// handedOver: the master found this agent hung (handOver); calls are
+	// no longer started, but answered with msglink.CodeHandOver.
+	handedOver bool
+}
+
+// queuedCall is who waits for a call in the inbox.
+type queuedCall struct {
+	from int
+	id   uint64
 }
 
 // inFrame is a frame in the inbox, with the direct channel it came by (nil:
@@ -71,6 +84,14 @@ func (b *inbox) push(f wire.Frame, p *peer, m *Messenger) {
 		b.lost.Add(m.log, fmt.Sprintf("handlers are not keeping up and the inbox is full (%d bytes)", limit), f.Action)
 		return
 	}
+	if f.Kind == wire.KindCall {
+		if b.handedOver {
+			b.mu.Unlock()
+			m.replyHandOver(f.FromPID, f.CallID)
+			return
+		}
+		b.waiting = append(b.waiting, queuedCall{f.FromPID, f.CallID})
+	}
 	b.q = append(b.q, inFrame{f, p})
 	b.bytes += n
 	m.queued.Add(1)
@@ -90,11 +111,74 @@ func (b *inbox) push(f wire.Frame, p *peer, m *Messenger) {
 func (b *inbox) reserveCall(handlers *sync.WaitGroup) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.idle || len(b.q) > 0 || b.closed {
+	if !b.idle || len(b.q) > 0 || b.closed || b.handedOver {
 		return false
 	}
 	handlers.Add(1)
 	return true
+}
+
+// startQueued reports whether the dispatcher may start the call it has
+// reached, the first of waiting: not when handOver answered it.
+func (b *inbox) startQueued() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.handedOver {
+		return false
+	}
+	b.waiting[0] = queuedCall{}
+	b.waiting = b.waiting[1:]
+	return true
+}
+
+// handOver is the master's word that this agent is hung
+// (msglink.CtlHung): its dispatcher is stuck in an On function, and the
+// calls queued behind it would wait for it until the agent is killed, then
+// fail although they never ran. Each is answered with CodeHandOver, on
+// which its caller holds it for the next agent; so is every call delivered
+// from now on, since the agent is about to be killed. Calls already
+// started are left alone: they may have run, and end with ErrTargetGone
+// when the agent dies. The master is told once that is done. The reader
+// of the master's channel calls it: only the dispatcher is stuck.
+func (m *Messenger) handOver() {
+	if m.role != wire.RoleAgent {
+		return
+	}
+	b := &m.in
+	b.mu.Lock()
+	calls := b.waiting
+	b.waiting = nil
+	b.handedOver = true
+	b.mu.Unlock()
+	for _, c := range calls {
+		m.replyHandOver(c.from, c.id)
+	}
+	// Each worker holds what it sends from now on for the next agent
+	// (agentPath.hung): what it sent before gets CodeHandOver.
+	for _, p := range m.peers.all() {
+		_ = p.conn.SendNow(hungFrame)
+	}
+	m.log.Error("hung, the master says: calls that did not start are handed to the next agent", "calls", len(calls))
+	f := wire.Frame{Kind: wire.KindControl, Route: wire.ToMaster, Action: msglink.CtlHung}
+	f.Data, _ = json.Marshal(msglink.Hung{Calls: len(calls)})
+	_ = m.conn.SendFrame(&f)
+}
+
+var hungFrame = (&wire.Frame{Kind: wire.KindControl, Route: wire.ToPID, From: wire.RoleAgent, Action: msglink.CtlHung}).Encode()
+
+// replyHandOver hands call id back to its caller, to, for the next agent;
+// in relay mode to the master, which holds the calls for the agent (a
+// reply-error routed to the master, whose target pid is the caller).
+func (m *Messenger) replyHandOver(to int, id uint64) {
+	if !m.relay.Load() {
+		m.replyError(to, id, msglink.CodeHandOver, fmt.Sprintf("agent %d is hung and did not start the call", m.pid))
+		return
+	}
+	b, _ := json.Marshal(msglink.ReplyError{Code: msglink.CodeHandOver, Error: fmt.Sprintf("agent %d is hung and did not start the call", m.pid)})
+	f := wire.Frame{Kind: wire.KindReplyError, Route: wire.ToMaster, From: m.role, ToPID: to, FromPID: m.pid, CallID: id, Data: b}
+	if err := m.conn.SendNow(f.Encode()); err != nil {
+		m.log.Warn("call not handed back", "caller_pid", to, "err", err)
+	}
 }
 
 func (b *inbox) close() {
@@ -181,6 +265,9 @@ func messageOf(f *wire.Frame) Message {
 
 func (m *Messenger) dispatchOne(f *wire.Frame, p *peer) {
 	if f.Kind == wire.KindCall {
+		if !m.in.startQueued() {
+			return // answered by handOver
+		}
 		m.handlers.Add(1) // before the dispatcher ends, so before Close waits
 		m.serve(f)
 		return

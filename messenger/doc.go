@@ -96,12 +96,25 @@
 // change; AgentPID and AppPIDs say who they are now.
 //
 // A hung agent: with a hang timeout (framework.WithHangTimeout), the agent
-// reports its dispatcher's work to the master, which kills an agent whose
-// messages waited for the whole timeout while none was handled (an On
-// function deadlocked); the workers keep what it did not acknowledge for
-// the next agent, and its calls in flight fail with ErrTargetGone. Calls
-// run in goroutines of their own, so a long one is no hang; an On function
-// that runs long on purpose calls Messenger.Progress.
+// reports its dispatcher's work to the master, which replaces an agent
+// whose messages waited for the whole timeout while none was handled (an
+// On function deadlocked). Only the dispatcher is stuck, so first the
+// master tells the agent ("hung"): it answers every call queued behind the
+// stuck On function, which never started, with the reply-error code
+// "hand-over", answers every call that arrives from then on the same way,
+// tells each worker to hold what it sends next, and confirms; the master
+// kills it then, or 500 ms later at the latest. A worker holds a call
+// handed back like a call made while the agent restarts (the hold's bound
+// applies), so CallAgent returns the new agent's answer, within the
+// caller's deadline; in relay mode (BROOD_MESSENGER_RELAY=1) the agent
+// hands the calls to the master, which holds them the same way. The
+// workers keep what the agent did not acknowledge for the next agent too;
+// calls whose handlers had started fail with ErrTargetGone (they may have
+// run, and are not run twice), and so does a handed-back call made with
+// Call(agentPID), or past the hold's bound. Whoever holds for the agent
+// keeps each call's frame until it is answered, for this. Calls run in goroutines of
+// their own, so a long one is no hang; an On function that runs long on
+// purpose calls Messenger.Progress.
 //
 // Failures: a panic in an On or Handle function is logged with its action
 // and the process carries on (a Call gets a *RemoteError). Data over the
@@ -135,8 +148,12 @@
 //	control (1)      master ↔ child, agent ↔ worker 0                JSON, by action
 //
 // Reply-error codes: "error" (the handler returned an error), "panic",
-// "no-handler", "too-large" (the reply was over the limit) and "gone" (no
-// such process, no agent, the hold is full, or the target is stopping).
+// "no-handler", "too-large" (the reply was over the limit), "gone" (no
+// such process, no agent, the hold is full, or the target is stopping) and
+// "hand-over" (a hung agent did not start the call: the worker gives it
+// to the next agent; elsewhere it is ErrTargetGone; in relay mode the agent
+// sends it to the master, route master, target pid the caller, and the
+// master gives the call to the next agent).
 // Only the agent sends acks: over a direct channel, the count covers every
 // message from that worker it has handled on that channel; to the master
 // (relay mode), every message it has handled since it started.
@@ -152,15 +169,19 @@
 // the master "direct-reset" {"peer": pid} when its channel to a live
 // worker ended, and the master makes them a new pair. At its stop the agent
 // sends "draining" on each direct channel; the worker answers "drained",
-// after which it sends nothing on that channel but replies. The frames on
-// a direct channel are the same as on a child's channel to the master.
+// after which it sends nothing on that channel but replies. A hung agent
+// sends "hung" on each direct channel: the worker holds what it sends to
+// the agent from then on. The frames on a direct channel are the same as
+// on a child's channel to the master.
 //
 // The messenger's control frame from the master is "members", which the
 // master sends to a child when it starts and to every child when the ready
 // processes change: {"agent": pid or 0, "apps": [pids by slot],
 // "agent_gone": true when no agent is coming, "relay": true when the master
 // still carries the agent's traffic}; "cluster-ready" releases the queue of
-// messages sent before the cluster was ready. With BROOD_MESSENGER_RELAY=1
+// messages sent before the cluster was ready; "hung" (master → agent, no
+// data) says the agent is found hung, and the agent answers "hung"
+// {"calls": how many it handed back} once it has. With BROOD_MESSENGER_RELAY=1
 // in the master's environment it makes no direct channels and routes
 // everything, as brood did before them: a way to compare the two.
 package messenger

@@ -72,7 +72,7 @@ func callError(action, target string, from int, data []byte) error {
 	switch re.Code {
 	case msglink.CodeNoHandler:
 		return fmt.Errorf("call %q to %s: %w", action, target, ErrNoHandler)
-	case msglink.CodeGone:
+	case msglink.CodeGone, msglink.CodeHandOver:
 		return fmt.Errorf("call %q to %s: %w: %s", action, target, ErrTargetGone, re.Error)
 	case msglink.CodeTooLarge:
 		return fmt.Errorf("call %q to %s: reply: %w: %s", action, target, ErrTooLarge, re.Error)

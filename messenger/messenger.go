@@ -271,6 +271,8 @@ func (e endpoint) Work() (inFlight int64, progress uint64) {
 // that legitimately runs that long calls it now and then.
 func (m *Messenger) Progress() { m.progress.Add(1) }
 
+func (e endpoint) HandOver() { e.m.handOver() }
+
 func (e endpoint) ClusterReady() { e.m.out.flush(e.m.route, e.m.log) }
 
 func (e endpoint) Close(ctx context.Context) error { return e.m.close(ctx) }

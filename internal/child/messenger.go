@@ -42,6 +42,9 @@ func (l *Link) toMessenger(f wire.Frame) bool {
 	case f.Action == msglink.CtlDirect:
 		l.takeDirect(f)
 		return true
+	case f.Action == msglink.CtlHung:
+		l.msgs.HandOver()
+		return true
 	case f.Action == protocol.ClusterReady:
 		l.msgs.ClusterReady()
 	}

@@ -46,10 +46,12 @@ type agentLink struct {
 type agentAccount struct {
 	conn     *wire.Conn
 	pid      int
-	unacked  [][]byte         // messages sent to the agent, not yet acknowledged
-	unackedN int              // their bytes
-	acked    uint64           // the agent's count of handled messages at unacked[0]
-	calls    map[callKey]bool // calls the agent received and has not answered
+	unacked  [][]byte           // messages sent to the agent, not yet acknowledged
+	unackedN int                // their bytes
+	acked    uint64             // the agent's count of handled messages at unacked[0]
+	calls    map[callKey][]byte // calls the agent received and has not answered
+	handed   [][]byte           // calls a hung agent handed back (handOver), for the next
+	handedN  int                // their bytes
 }
 
 // callKey names a call: its caller and the caller's id for it.
@@ -107,9 +109,9 @@ func (a *agentAccount) sent(raw []byte) {
 		a.unackedN += len(raw)
 	case wire.KindCall:
 		if a.calls == nil {
-			a.calls = map[callKey]bool{}
+			a.calls = map[callKey][]byte{}
 		}
-		a.calls[callKey{wire.FromPIDOf(raw), wire.CallIDOf(raw)}] = true
+		a.calls[callKey{wire.FromPIDOf(raw), wire.CallIDOf(raw)}] = raw // kept for a hand-over
 	}
 }
 
@@ -133,6 +135,33 @@ func (l *agentLink) replied(from, caller int, id uint64) {
 		delete(a.calls, callKey{caller, id})
 	}
 	l.mu.Unlock()
+}
+
+// handOver takes back call k, which the hung agent from did not start
+// (msglink.CodeHandOver, relay mode), to hand it to the next agent with
+// what it did not acknowledge. It returns why it cannot, or "": the call
+// was made to that agent's pid, or the hold is full.
+func (l *agentLink) handOver(from int, k callKey) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.account(from)
+	if a == nil {
+		return "the agent is gone"
+	}
+	raw, ok := a.calls[k]
+	if !ok {
+		return "the agent did not have the call"
+	}
+	delete(a.calls, k)
+	switch {
+	case wire.RouteOf(raw) != wire.ToAgent:
+		return "the agent is hung and did not start the call, which was made to its pid"
+	case l.heldN+a.handedN+len(raw) > l.limit:
+		return "the agent is hung and did not start the call, and the master's hold for the next agent is full"
+	}
+	a.handed = append(a.handed, raw)
+	a.handedN += len(raw)
+	return ""
 }
 
 // ack forgets the messages the agent, or the agent being stopped, has
@@ -253,8 +282,9 @@ func (l *agentLink) settle(a *agentAccount) []callKey {
 	if a == nil || a.conn == nil {
 		return nil
 	}
-	l.held = append(a.unacked[:len(a.unacked):len(a.unacked)], l.held...)
-	l.heldN += a.unackedN
+	held := append(a.unacked[:len(a.unacked):len(a.unacked)], a.handed...)
+	l.held = append(held, l.held...)
+	l.heldN += a.unackedN + a.handedN
 	unanswered := make([]callKey, 0, len(a.calls))
 	for k := range a.calls {
 		unanswered = append(unanswered, k)

@@ -106,6 +106,39 @@ func TestAgentLinkHandsTheNextAgentWhatTheLastDidNotHandle(t *testing.T) {
 	}
 }
 
+// Calls a hung agent hands back (relay mode) go to the next agent after
+// what it did not acknowledge, and are no longer among its unanswered
+// calls; one made to the hung agent's pid is not held for another.
+func TestAgentLinkHandsTheNextAgentTheCallsAHungOneHandedBack(t *testing.T) {
+	l := &agentLink{}
+	l.setup(slog.New(slog.NewTextHandler(io.Discard, nil)), 1<<20)
+	old, next := newAgentEnd(t), newAgentEnd(t)
+	l.attach(old.near, 100)
+	l.send(msg("m0"))
+	l.send(frame(wire.KindCall, "running", 7, 1))
+	l.send(frame(wire.KindCall, "queued", 7, 2))
+	toPID := wire.Frame{Kind: wire.KindCall, Route: wire.ToPID, ToPID: 100, FromPID: 8, CallID: 3, Action: "to-pid"}
+	l.send(toPID.Encode())
+	old.actions(t, 4)
+	if why := l.handOver(100, callKey{7, 2}); why != "" {
+		t.Fatalf("hand-over of a call the agent had: %s", why)
+	}
+	if why := l.handOver(100, callKey{8, 3}); why == "" {
+		t.Error("a call made to the hung agent's pid was held for the next agent")
+	}
+	if why := l.handOver(100, callKey{7, 99}); why == "" {
+		t.Error("a hand-over of a call the agent never had was accepted")
+	}
+	_, unanswered := l.detach(true, false)
+	if !slices.Equal(unanswered, []callKey{{7, 1}}) {
+		t.Errorf("unanswered %v; want only the call that was running, 7/1", unanswered)
+	}
+	l.attach(next.near, 200)
+	if got := next.actions(t, 2); !slices.Equal(got, []string{"m0", "queued"}) {
+		t.Errorf("next agent got %v; want the unacknowledged m0, then the handed-back call", got)
+	}
+}
+
 func TestAgentLinkHoldIsBounded(t *testing.T) {
 	var logs bytes.Buffer
 	l := &agentLink{}

@@ -216,6 +216,8 @@ func (m *master) onControl(ch *child, f wire.Frame) {
 		m.agentDraining(ch)
 	case msglink.CtlDirectReset:
 		m.directReset(ch, f)
+	case msglink.CtlHung:
+		m.onHungAgent(ch, f)
 	case protocol.Heartbeat:
 		var hb protocol.HeartbeatMsg
 		if m.decode(ch, f, &hb) {

@@ -20,8 +20,8 @@ const EnvRelay = "BROOD_MESSENGER_RELAY"
 // loop calls it before it announces the membership that names the agent,
 // so that the agent's end arrives first on each channel.
 func (m *master) pairAll(agent *child) {
-	if m.relay || m.directAgent == agent {
-		return
+	if m.relay || m.directAgent == agent || agent.hung {
+		return // a hung agent is about to be killed (agentHung)
 	}
 	m.directAgent = agent
 	for c := range m.live {

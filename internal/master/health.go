@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/broodhq/brood/internal/msglink"
 	"github.com/broodhq/brood/internal/protocol"
+	"github.com/broodhq/brood/internal/wire"
 )
 
 func (m *master) onHeartbeat(ch *child, hb protocol.HeartbeatMsg) {
@@ -86,12 +88,18 @@ const (
 
 // agentHung kills an agent whose messenger made no progress for the hang
 // timeout while messages waited for its dispatcher (its heartbeats say), so
-// that a deadlocked agent does not hold the cluster's calls: the workers
-// fail the calls in flight to it with ErrTargetGone, keep the messages it
-// did not acknowledge, and hand them to the next agent, which the restart
-// policy starts as for a crash. A long call is not a hang: calls run in
-// goroutines of their own; an On function that runs long on purpose says
-// it progresses (messenger.Messenger.Progress).
+// that a deadlocked agent does not hold the cluster's calls. A long call is
+// not a hang: calls run in goroutines of their own; an On function that
+// runs long on purpose says it progresses (messenger.Messenger.Progress).
+//
+// First the agent is told (msglink.CtlHung): its reader is alive, only the
+// dispatcher is stuck, and the calls queued behind the stuck On function
+// never started; it answers each with msglink.CodeHandOver, and their
+// callers hold them for the next agent. It is killed once it confirms, or
+// after msglink.HungGrace. Then the workers fail the calls it did start
+// with ErrTargetGone (they may have run), keep the messages it did not
+// acknowledge, and hand them and the calls it handed back to the next
+// agent, which the restart policy starts as for a crash.
 func (m *master) agentHung(now time.Time) {
 	st := m.slots[agentSlot]
 	t := m.cfg.HangTimeout
@@ -103,8 +111,42 @@ func (m *master) agentHung(now time.Time) {
 		return
 	}
 	ch.hung = true
+	if m.directAgent == ch {
+		m.directAgent = nil // workers starting from now on wait for the next agent
+	}
 	ch.log.Error("agent hung: its message handlers made no progress while messages waited; killing it, the next agent gets what was held",
 		"silent_for", now.Sub(ch.lastProgress).Round(time.Millisecond).String(), "hang_timeout", t.String())
+	if err := ch.conn.SendFrame(protocol.Control(msglink.CtlHung, nil)); err != nil {
+		m.killHung(ch, "")
+		return
+	}
+	m.clock.AfterFunc(msglink.HungGrace, func() {
+		m.post(event{kind: evRequest, fn: func() { m.killHung(ch, "it did not hand back its queued calls in time") }})
+	})
+}
+
+// onHungAgent is the hung agent's confirmation that it answered the calls
+// it had not started (msglink.CtlHung): it is killed now.
+func (m *master) onHungAgent(ch *child, f wire.Frame) {
+	if !ch.hung || ch.slot != agentSlot {
+		return
+	}
+	var msg msglink.Hung
+	if m.decode(ch, f, &msg) {
+		ch.log.Info("the hung agent handed back the calls it had not started", "calls", msg.Calls)
+	}
+	m.killHung(ch, "")
+}
+
+// killHung kills the hung agent ch, unless it has exited already.
+func (m *master) killHung(ch *child, why string) {
+	if ch.exited() || ch.hungKilled {
+		return
+	}
+	ch.hungKilled = true
+	if why != "" {
+		ch.log.Warn("killing the hung agent: " + why)
+	}
 	if err := ch.proc.Kill(); err != nil {
 		ch.log.Warn("kill the hung agent", "err", err)
 	}

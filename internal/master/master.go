@@ -79,6 +79,7 @@ type child struct {
 	conns        int64  // the most open connections between two heartbeats
 	accepted     uint64 // connections accepted since it started
 	hung         bool   // replaced as hung: its idle connections are not kept (stopChild)
+	hungKilled   bool   // the hung agent was sent SIGKILL (killHung)
 	beats        bool   // it sends heartbeats: the hang detection may judge it
 }
 

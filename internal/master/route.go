@@ -74,9 +74,20 @@ func (r *router) route(raw []byte) {
 			r.send(c, raw)
 		}
 	case wire.ToMaster:
-		if wire.KindOf(raw) == wire.KindAck {
+		switch wire.KindOf(raw) {
+		case wire.KindAck:
 			r.agent.ack(wire.FromPIDOf(raw), wire.CallIDOf(raw))
 			return
+		case wire.KindReplyError:
+			// A hung agent hands back a call it did not start (relay
+			// mode): ToPID names the caller.
+			if wire.FromOf(raw) == wire.RoleAgent {
+				k := callKey{wire.ToPIDOf(raw), wire.CallIDOf(raw)}
+				if why := r.agent.handOver(wire.FromPIDOf(raw), k); why != "" {
+					r.failCallTo(k, why)
+				}
+				return
+			}
 		}
 		r.undeliverable(raw, "the master answers no calls")
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	ctlsock "github.com/broodhq/brood/internal/control"
+	"github.com/broodhq/brood/internal/msglink"
 	"github.com/broodhq/brood/internal/protocol"
 	"github.com/broodhq/brood/internal/wire"
 	"github.com/broodhq/brood/schedule"
@@ -223,6 +224,67 @@ func TestInProcessHungWorkerIsReplaced(t *testing.T) {
 	ws[0].waitAction(t, protocol.Stop)
 	if succ := h.next(); succ.slot != 1 {
 		t.Fatalf("started %s; want worker 1's replacement", succ)
+	}
+}
+
+// A hung agent is told so (msglink.CtlHung) before it is killed, so that it
+// can hand back the calls it never started; it is killed as soon as it
+// confirms, or at the end of msglink.HungGrace, and then restarted.
+func TestInProcessHungAgentIsToldThenKilled(t *testing.T) {
+	for _, confirms := range []bool{true, false} {
+		name := map[bool]string{true: "confirms", false: "silent"}[confirms]
+		t.Run(name, func(t *testing.T) {
+			c := testConfig(1)
+			c.HangTimeout, c.Housekeeping = 2*time.Second, 500*time.Millisecond
+			h := start(t, c)
+			agent, ws := h.running(1)
+			agent.heartbeat(t, protocol.HeartbeatMsg{InFlight: 1, Progress: 7})
+			hung := false
+			for i := 0; !hung; i++ { // until a tick finds it silent for longer than 2 s
+				if i == 20 {
+					t.Fatal("the agent was not found hung")
+				}
+				ws[0].heartbeat(t, protocol.HeartbeatMsg{Requests: uint64(i + 1)}) // idle: not hung
+				h.clk.Advance(500 * time.Millisecond)
+				h.onLoop(func(m *master) { hung = m.slots[agentSlot].cur.hung })
+			}
+			agent.waitAction(t, msglink.CtlHung)
+			killed := func() bool {
+				select {
+				case <-agent.exited:
+					return true
+				default:
+					return false
+				}
+			}
+			if killed() {
+				t.Fatal("the hung agent was killed before it could hand back its calls")
+			}
+			if confirms {
+				agent.send(t, protocol.Control(msglink.CtlHung, msglink.Hung{Calls: 2}))
+				select {
+				case <-agent.exited:
+				case <-time.After(waitFor):
+					t.Fatal("the hung agent was not killed at its confirmation")
+				}
+			} else {
+				h.clk.Advance(msglink.HungGrace - 100*time.Millisecond)
+				h.onLoop(func(*master) {})
+				if killed() {
+					t.Fatal("the hung agent was killed before the end of the grace")
+				}
+				h.clk.Advance(100 * time.Millisecond)
+				h.onLoop(func(*master) {})
+				if !killed() {
+					t.Fatal("the hung agent was not killed at the end of the grace")
+				}
+			}
+			h.eventually("a restart is scheduled", func(m *master) bool { return m.slots[agentSlot].state == slotRestarting })
+			h.clk.Advance(c.RestartMin)
+			if next := h.next(); next.role != "agent" {
+				t.Errorf("started %s; want the next agent", next)
+			}
+		})
 	}
 }
 

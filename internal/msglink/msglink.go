@@ -2,6 +2,7 @@ package msglink
 
 import (
 	"context"
+	"time"
 
 	"github.com/broodhq/brood/internal/wire"
 )
@@ -39,7 +40,23 @@ const (
 	// CtlDrained: worker → agent, the answer to CtlDraining: nothing
 	// follows it but replies.
 	CtlDrained = "drained"
+	// CtlHung: master → agent, over their channel, before it kills the
+	// agent as hung: answer every call still queued for the stuck
+	// dispatcher with CodeHandOver. Agent → worker, over their direct
+	// channel: hold what is new for the next agent. Agent → master: done
+	// (its data a Hung); the master kills it at once rather than after
+	// HungGrace.
+	CtlHung = "hung"
 )
+
+// HungGrace bounds how long the master waits for a hung agent to confirm
+// CtlHung before it kills it.
+const HungGrace = 500 * time.Millisecond
+
+// Hung is the data of the agent's answer to CtlHung.
+type Hung struct {
+	Calls int `json:"calls"` // calls answered with CodeHandOver
+}
 
 // Direct is the data of CtlDirect and CtlDirectReset.
 type Direct struct {
@@ -69,6 +86,11 @@ type Endpoint interface {
 	// its OnStop hooks run, so that calls it accepted are answered while
 	// what their handlers use is still open.
 	Drain(ctx context.Context) error
+	// HandOver is the master's word that this agent is hung (CtlHung):
+	// every call that waits for the stuck dispatcher, and every call
+	// delivered from now on, is answered with CodeHandOver rather than
+	// started, and the master is told (CtlHung). The reader calls it.
+	HandOver()
 	// Close fails pending calls, refuses further sends and waits, until ctx
 	// ends, for running handlers. It may be called more than once.
 	Close(ctx context.Context) error
@@ -95,4 +117,10 @@ const (
 	CodeNoHandler = "no-handler" // the target has no handler for the action
 	CodeGone      = "gone"       // no such target, or it exited (sent by the master)
 	CodeTooLarge  = "too-large"  // the reply was over the size limit
+	// CodeHandOver: the agent is hung and did not start the call; the
+	// caller gives it to the next agent (a worker holds it as for a
+	// restarting agent; where it cannot, it is ErrTargetGone). In relay
+	// mode the agent sends it to the master (route ToMaster, ToPID the
+	// caller), which holds the call.
+	CodeHandOver = "hand-over"
 )
