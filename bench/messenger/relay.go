@@ -18,12 +18,23 @@ import (
 
 const envRelay = "BENCH_RELAY_ROLE"
 
+// envRelayRaw=1 makes the echo use rawIO (the bare ping-pong).
+const envRelayRaw = "BENCH_RELAY_RAW"
+
 // relayChild plays the relay or the echo when started by baseline, and
 // reports whether it did.
 func relayChild() bool {
 	switch os.Getenv(envRelay) {
 	case "echo":
-		c := fileConn(3)
+		conn := fileConn(3)
+		var c io.ReadWriter = conn
+		if os.Getenv(envRelayRaw) == "1" {
+			rc, err := newRawIO(conn)
+			if err != nil {
+				panic(err)
+			}
+			c = rc
+		}
 		b := make([]byte, 512)
 		for {
 			n, err := c.Read(b)
@@ -106,8 +117,9 @@ func baseline(calls int) ([]time.Duration, error) {
 
 // echoPeer starts a bare echo process at the other end of a socketpair:
 // the two hops of a CallAgent on a direct channel, with nothing of brood's
-// around them. stop ends it.
-func echoPeer() (c net.Conn, stop func(), err error) {
+// around them, both ends reading and writing with raw system calls as
+// brood does (rawIO). stop ends it.
+func echoPeer() (c *rawIO, stop func(), err error) {
 	mine, theirs, err := socketpair()
 	if err != nil {
 		return nil, nil, err
@@ -117,25 +129,28 @@ func echoPeer() (c net.Conn, stop func(), err error) {
 		return nil, nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), envRelay+"=echo")
+	cmd.Env = append(os.Environ(), envRelay+"=echo", envRelayRaw+"=1")
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, nil, err
 	}
 	theirs.Close()
-	c, err = net.FileConn(mine)
+	conn, err := net.FileConn(mine)
 	mine.Close()
+	if err == nil {
+		c, err = newRawIO(conn)
+	}
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
 		return nil, nil, err
 	}
-	return c, func() { c.Close(); cmd.Process.Kill(); cmd.Wait() }, nil
+	return c, func() { conn.Close(); cmd.Process.Kill(); cmd.Wait() }, nil
 }
 
 // pingOnce is one round trip of a 40-byte frame over c.
-func pingOnce(c net.Conn, b []byte) error {
+func pingOnce(c io.ReadWriter, b []byte) error {
 	if _, err := c.Write(b); err != nil {
 		return err
 	}
