@@ -325,7 +325,7 @@ func (m *Messenger) serve(f *wire.Frame) {
 	}
 	m.running.Add(1)
 	ctx, done := m.handlerContext(f)
-	go m.answer(ctx, done, h, msg, id)
+	go m.answer(ctx, done, h.fn, msg, id)
 }
 
 // inlineHandoff is how long a call handler run by a direct channel's
@@ -334,6 +334,16 @@ func (m *Messenger) serve(f *wire.Frame) {
 // netpoller sleeps in whole milliseconds), so in practice a handler that
 // blocks holds the frames behind it for up to about a millisecond.
 const inlineHandoff = 200 * time.Microsecond
+
+// A handler whose run on a reader took longer than inlineSlow runs in
+// goroutines of its own for inlineSlowFor: one that waits on something (a
+// store's group commit, say) would otherwise hold the channel, and the
+// calls behind it, at every call. Past inlineSlow, a goroutine's wake-up
+// costs less than the wait it spares the calls behind.
+const (
+	inlineSlow    = 20 * time.Microsecond
+	inlineSlowFor = time.Second
+)
 
 // serveInline answers a call that came over a direct channel on the
 // goroutine that read it, which then goes back to reading. Starting a
@@ -354,6 +364,14 @@ func (m *Messenger) serveInline(f *wire.Frame, resume func()) (reader bool) {
 		m.noHandler(msg, id)
 		return true
 	}
+	start := time.Now()
+	if start.UnixNano() < h.goUntil.Load() {
+		// Lately slow: it would hold the channel; a goroutine of its own.
+		m.running.Add(1)
+		ctx, done := m.handlerContext(f)
+		go m.answer(ctx, done, h.fn, msg, id)
+		return true
+	}
 	m.running.Add(1)
 	ctx, done := m.handlerContext(f)
 	const (
@@ -367,7 +385,10 @@ func (m *Messenger) serveInline(f *wire.Frame, resume func()) (reader bool) {
 			resume()
 		}
 	})
-	m.answer(ctx, done, h, msg, id)
+	m.answer(ctx, done, h.fn, msg, id)
+	if end := time.Now(); end.Sub(start) > inlineSlow {
+		h.goUntil.Store(end.Add(inlineSlowFor).UnixNano())
+	}
 	if state.CompareAndSwap(running, returned) {
 		t.Stop()
 		return true

@@ -89,7 +89,9 @@
 // good part of a round trip); if it has not returned after 200 µs a new
 // goroutine takes over the channel, so a handler that runs long or blocks
 // (even on a call back to that worker) holds the frames behind it by about
-// a millisecond at most. Every other call runs in a goroutine of its own.
+// a millisecond at most, and a handler that took longer than 20 µs runs in
+// goroutines of its own for the next second. Every other call runs in a
+// goroutine of its own.
 // Replies to a burst of calls read together go out in one write.
 //
 // Membership: OnMembers says when the ready agent or the ready workers

@@ -13,7 +13,15 @@ import (
 // replace it.
 type subTable struct {
 	on     map[string][]*sub
-	handle map[string]HandlerFunc
+	handle map[string]*handler
+}
+
+// handler is a Handle function, with what serveInline learnt of it.
+type handler struct {
+	fn HandlerFunc
+	// goUntil: until then (Unix ns) its calls run in goroutines of their
+	// own, not on a channel's reader: a run took longer than inlineSlow.
+	goUntil atomic.Int64
 }
 
 // HandlerFunc answers a Call; see Messenger.Handle.
@@ -79,8 +87,8 @@ func (m *Messenger) Handle(action string, fn func(ctx context.Context, msg Messa
 	}
 	t := &subTable{on: old.on, handle: maps.Clone(old.handle)}
 	if t.handle == nil {
-		t.handle = map[string]HandlerFunc{}
+		t.handle = map[string]*handler{}
 	}
-	t.handle[action] = fn
+	t.handle[action] = &handler{fn: fn}
 	m.subs.Store(t)
 }
