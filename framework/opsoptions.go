@@ -29,8 +29,10 @@ func defaultOpsConfig() opsConfig { return opsConfig{hangTimeout: 30 * time.Seco
 // WithHangTimeout replaces a worker whose in-flight requests make no
 // progress (no response written, none completed) for d: it is hung (a
 // deadlock, a stuck dependency). Default 30s; 0 turns detection off, which
-// long-polling routes that stay silent longer than d need. Overridden by
-// $BROOD_HANG_TIMEOUT.
+// long-polling routes that stay silent longer than d need. The agent gets
+// the same detection: one whose On functions handle nothing for d while
+// messages wait is replaced, and the calls it never started go to the next
+// agent (see package messenger). Overridden by $BROOD_HANG_TIMEOUT.
 func WithHangTimeout(d time.Duration) Option {
 	return func(c *config) { c.ops.hangTimeout = d; c.source["hang_timeout"] = "code" }
 }

@@ -49,8 +49,9 @@ func (m *Messenger) CallAgent(ctx context.Context, action string, data, reply an
 
 // callTable is the calls waiting for a reply. The reader resolves them, and
 // each membership change fails the calls to a worker that left. Calls to the
-// agent are the master's to fail: it alone knows whether one reached an
-// agent that died, or is held for the next.
+// agent are failed by whoever knows whether one reached an agent that died
+// or is held for the next: the worker's agentPath on the direct channels,
+// the master on the route through it.
 type callTable struct {
 	mu      sync.Mutex
 	next    uint64
