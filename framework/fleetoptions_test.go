@@ -28,10 +28,12 @@ func TestFleetOption(t *testing.T) {
 		}
 	}
 
-	// This test binary does not link package fleet: stand in for it.
+	// This test binary does not link package fleet: stand in for it, and
+	// leave it unlinked again for the next run (-count).
 	fleetlink.Register(func(context.Context, fleetlink.Config) (fleetlink.Fleet, error) {
 		return nil, errors.New("not for this test")
 	})
+	t.Cleanup(func() { fleetlink.Register(nil) })
 	c, err := resolve([]Option{WithFleet("redis://10.0.0.1:6379/2?lease=5s&renew=1s")}, env(nil))
 	if err != nil {
 		t.Fatal(err)

@@ -417,6 +417,7 @@ func TestWorkerCollector(t *testing.T) {
 }
 
 func TestJobsCollector(t *testing.T) {
+	jobDuration.Reset() // a package-level vector: what an earlier run (-count) observed stays
 	reg := prometheus.NewRegistry()
 	old := prometheus.DefaultRegisterer
 	prometheus.DefaultRegisterer = reg
