@@ -62,6 +62,11 @@ type Aggregator struct {
 	stateFile string
 	last      map[int]*lastReport // by pid
 
+	// saveMu orders the state file's writes, which happen outside mu so
+	// that a scrape does not wait for the disk: the state is marshalled
+	// under mu, then written under saveMu, newest last.
+	saveMu sync.Mutex
+
 	rmu   sync.Mutex // guards cur
 	cur   *round
 	ctx   context.Context // ends at Stop: rounds and the listener stop
@@ -141,9 +146,7 @@ func newAggregator(p peers, c AggregatorConfig) *Aggregator {
 func (a *Aggregator) Stop() {
 	a.stop()
 	a.tasks.Wait()
-	a.mu.Lock()
-	a.saveState()
-	a.mu.Unlock()
+	a.saveState(true)
 }
 
 func (a *Aggregator) saveLoop() {
@@ -155,11 +158,7 @@ func (a *Aggregator) saveLoop() {
 			return
 		case <-t.C:
 		}
-		a.mu.Lock()
-		if a.dirty {
-			a.saveState()
-		}
-		a.mu.Unlock()
+		a.saveState(false)
 	}
 }
 
@@ -374,7 +373,9 @@ func (a *Aggregator) collect(cutoff time.Time) {
 	}
 	a.gatherSelf()
 	wg.Wait()
-	a.retire(pids, cutoff)
+	if a.retire(pids, cutoff) {
+		a.saveState(false)
+	}
 }
 
 func (a *Aggregator) gatherSelf() {
@@ -394,16 +395,15 @@ func (a *Aggregator) gatherSelf() {
 const retireGrace = 3 * ReportInterval
 
 // retire moves the pids that left the cluster, and have been silent for
-// retireGrace, into their slot's base.
-func (a *Aggregator) retire(members []int, cutoff time.Time) {
+// retireGrace, into their slot's base, and reports whether it moved any.
+func (a *Aggregator) retire(members []int, cutoff time.Time) (retired bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(members) == 0 {
 		// No membership known (yet): retiring now could retire live
 		// workers, whose later reports would then be ignored.
-		return
+		return false
 	}
-	retired := false
 	for _, p := range a.m.Procs() {
 		if p.Slot != AgentSlot && !slices.Contains(members, p.PID) && cutoff.Sub(p.At) > retireGrace {
 			a.m.Retire(p.Slot, p.PID)
@@ -413,8 +413,9 @@ func (a *Aggregator) retire(members []int, cutoff time.Time) {
 		}
 	}
 	if retired {
-		a.saveState()
+		a.dirty = true // the caller saves, after a.mu is released
 	}
+	return retired
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -76,24 +76,32 @@ func (a *Aggregator) loadState() {
 	}
 }
 
-// saveState writes the state atomically; the caller holds a.mu.
-func (a *Aggregator) saveState() {
+// saveState writes the state atomically if it changed since the last save
+// (or always, with force): marshalled under a.mu, written outside it.
+func (a *Aggregator) saveState(force bool) {
 	if a.stateFile == "" {
 		return
 	}
-	err := func() error {
-		b, err := a.m.MarshalState()
-		if err != nil {
-			return err
-		}
+	a.saveMu.Lock()
+	defer a.saveMu.Unlock()
+	a.mu.Lock()
+	if !a.dirty && !force {
+		a.mu.Unlock()
+		return
+	}
+	b, err := a.m.MarshalState()
+	a.dirty = false
+	a.mu.Unlock()
+	if err == nil {
 		tmp := a.stateFile + ".tmp"
-		if err := os.WriteFile(tmp, b, 0o600); err != nil {
-			return err
+		if err = os.WriteFile(tmp, b, 0o600); err == nil {
+			err = os.Rename(tmp, a.stateFile)
 		}
-		return os.Rename(tmp, a.stateFile)
-	}()
+	}
 	if err != nil {
+		a.mu.Lock()
+		a.dirty = true // try again at the next tick
+		a.mu.Unlock()
 		a.log.Warn("metrics: cannot save state for the next agent", "file", a.stateFile, "err", fmt.Errorf("save: %w", err))
 	}
-	a.dirty = false
 }
