@@ -170,24 +170,33 @@ func TestCorkHoldsRepliesUntilUncork(t *testing.T) {
 				got <- int(binary.LittleEndian.Uint64(f.Data))
 			}
 		}()
-		select {
-		case i := <-got:
-			t.Fatalf("size %d: frame %d arrived while corked", size, i)
-		case <-time.After(100 * time.Millisecond):
-		}
-		tx.Uncork()
-		tx.Uncork() // a second is a no-op
-		want := 0
-		for ; want < 3; want++ {
+		// none: nothing arrives for a while; frames: want..to-1 arrive in order.
+		none := func() {
+			t.Helper()
 			select {
 			case i := <-got:
-				if i != want {
-					t.Fatalf("size %d: got frame %d, want %d", size, i, want)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatalf("size %d: frame %d not delivered after Uncork", size, want)
+				t.Fatalf("size %d: frame %d arrived while corked", size, i)
+			case <-time.After(100 * time.Millisecond):
 			}
 		}
+		want := 0
+		frames := func(to int) {
+			t.Helper()
+			for ; want < to; want++ {
+				select {
+				case i := <-got:
+					if i != want {
+						t.Fatalf("size %d: got frame %d, want %d", size, i, want)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("size %d: frame %d not delivered after Uncork", size, want)
+				}
+			}
+		}
+		none()
+		tx.Uncork()
+		tx.Uncork() // a second is a no-op
+		frames(3)
 		// Corked again: a Send waits for Uncork too, after the reply
 		// queued before it.
 		tx.Cork()
@@ -197,22 +206,9 @@ func TestCorkHoldsRepliesUntilUncork(t *testing.T) {
 		if err := tx.Send(numbered(4, size)); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case i := <-got:
-			t.Fatalf("size %d: frame %d arrived while corked", size, i)
-		case <-time.After(100 * time.Millisecond):
-		}
+		none()
 		tx.Uncork()
-		for ; want < 5; want++ {
-			select {
-			case i := <-got:
-				if i != want {
-					t.Fatalf("size %d: got frame %d, want %d", size, i, want)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatalf("size %d: frame %d not delivered after the second Uncork", size, want)
-			}
-		}
+		frames(5)
 		tx.Close(time.Second)
 		rx.Close(time.Second)
 	}
