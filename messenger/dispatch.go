@@ -358,20 +358,15 @@ const (
 // the caller is still the channel's reader. The caller has counted the
 // call in handlers.
 func (m *Messenger) serveInline(f *wire.Frame, resume func()) (reader bool) {
-	msg, id := messageOf(f), f.CallID
 	h := m.subs.Load().handle[f.Action]
-	if h == nil {
-		m.noHandler(msg, id)
-		return true
-	}
 	start := time.Now()
-	if start.UnixNano() < h.goUntil.Load() {
-		// Lately slow: it would hold the channel; a goroutine of its own.
-		m.running.Add(1)
-		ctx, done := m.handlerContext(f)
-		go m.answer(ctx, done, h.fn, msg, id)
+	if h == nil || start.UnixNano() < h.goUntil.Load() {
+		// No handler: serve answers at once. Lately slow: it would hold
+		// the channel; serve gives it a goroutine of its own.
+		m.serve(f)
 		return true
 	}
+	msg, id := messageOf(f), f.CallID
 	m.running.Add(1)
 	ctx, done := m.handlerContext(f)
 	const (
