@@ -45,13 +45,13 @@ type Conn struct {
 	queued  int
 	writing bool // the writer goroutine is writing a batch
 	direct  bool // a SendNow or Uncork is writing
-	corked  bool // SendNow queues without writing until Uncork
+	corked  bool // nothing is written until Uncork (Cork)
 	closed  bool
 	err     error // why the writer stopped
 	wake    chan struct{}
 	done    chan struct{}
 
-	joinBuf []byte // Uncork's buffer, reused; under mu when not in use
+	joinBuf []byte // takeJoined's buffer, reused; under mu when not in use
 
 	fdMu sync.Mutex
 	fds  []*os.File // descriptors received with frames, oldest first (NewConnFD)
@@ -141,14 +141,9 @@ func (w *Conn) SendNow(raw []byte) error {
 		w.mu.Unlock()
 		return err
 	}
-	if w.corked {
-		w.enqueue(raw) // Uncork writes it, with whatever joins it
-		w.mu.Unlock()
-		return nil
-	}
-	if w.direct && w.rc != nil {
-		// Another SendNow is writing; it writes this too when it is done
-		// (writeDirect), in one write with whatever else joins it.
+	if w.corked || w.direct {
+		// Uncork, or the SendNow writing now (writeDirect), writes it,
+		// in one write with whatever else joins it.
 		w.enqueue(raw)
 		w.mu.Unlock()
 		return nil
