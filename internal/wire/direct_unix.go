@@ -61,6 +61,12 @@ func (r rawReader) Read(p []byte) (int, error) {
 			}
 		}
 	})
+	return readResult(n, err, rerr)
+}
+
+// readResult is a Read's answer from what the poller (err) and the read
+// (rerr, n) said: a read of 0 bytes is the peer's end.
+func readResult(n int, err, rerr error) (int, error) {
 	switch {
 	case err != nil:
 		return 0, err
@@ -175,15 +181,7 @@ func (r fdReader) Read(p []byte) (int, error) {
 			}
 		}
 	}
-	switch {
-	case err != nil:
-		return 0, err
-	case rerr != nil:
-		return 0, rerr
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
+	return readResult(n, err, rerr)
 }
 
 // Pair returns both ends of a new socketpair, close-on-exec, with room for
