@@ -346,17 +346,7 @@ func TestAgentKilledWithMessagesInFlight(t *testing.T) {
 	// Paced: about 10 messages a millisecond, for ~3 s, so that messages
 	// are in flight when the agent dies and sent while it is away.
 	get(t, cl, c, q("op", "seqsend", "route", "agent", "n", n, "pace", 10))
-	for lines(t, seqFile) < 3000 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	slow()
-	killedAt := c.Lines()
-	if err := syscall.Kill(mem.Agent, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := c.WaitLog(30*time.Second, killedAt, ct.Msg("replacement ready")); err != nil {
-		t.Fatalf("agent not replaced: %v", err)
-	}
+	killedAt := killAgentAfter(t, c, seqFile, 3000, mem.Agent, slow)
 	if _, _, err := c.WaitLog(30*time.Second, 0, ct.Msg("seqsend done")); err != nil {
 		t.Fatal(err)
 	}
@@ -685,4 +675,23 @@ func TestMalformedFrameResetsOnlyThatChild(t *testing.T) {
 	if rs := waitRecords(t, c, 3, got("after-reset")); len(rs) != 3 {
 		t.Errorf("broadcast after the reset reached %d processes, want 3", len(rs))
 	}
+}
+
+// killAgentAfter waits until the agent has logged n sequence lines, makes
+// the next agent's start slow (slow), SIGKILLs the agent and waits for its
+// replacement to be ready. It returns the log line of the kill.
+func killAgentAfter(t *testing.T, c *ct.Cluster, seqFile string, n int, agent int, slow func()) (killedAt int) {
+	t.Helper()
+	for lines(t, seqFile) < n {
+		time.Sleep(5 * time.Millisecond)
+	}
+	slow()
+	killedAt = c.Lines()
+	if err := syscall.Kill(agent, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.WaitLog(30*time.Second, killedAt, ct.Msg("replacement ready")); err != nil {
+		t.Fatalf("agent not replaced: %v", err)
+	}
+	return killedAt
 }

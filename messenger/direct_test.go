@@ -90,17 +90,7 @@ func TestDirectAgentKilledMidStreamFromThreeWorkers(t *testing.T) {
 		get(t, cl, c, q("op", "seqsend", "route", "agent", "n", n, "pace", 10))
 		wg.Go(func() { stats[i] = callLoopOn(t, cl, c, 6*time.Second, 2) })
 	}
-	for lines(t, seqFile) < 6000 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	slow()
-	killedAt := c.Lines()
-	if err := syscall.Kill(mem.Agent, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := c.WaitLog(30*time.Second, killedAt, ct.Msg("replacement ready")); err != nil {
-		t.Fatalf("agent not replaced: %v", err)
-	}
+	killAgentAfter(t, c, seqFile, 6000, mem.Agent, slow)
 	wg.Wait()
 	for deadline := time.Now().Add(30 * time.Second); len(records(c, func(r rec) bool { return r.Msg == "seqsend done" })) < 3; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
