@@ -31,9 +31,6 @@ const (
 	logPut    = 1
 	logDelete = 2
 	frameHead = 8
-	// maxFrame bounds a frame that recovery will read: a group of maxGroup
-	// writes of the largest values, with room to spare.
-	maxFrame = 1 << 31
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -78,11 +75,13 @@ func (l *wal) replay(apply func(kind byte, key string, rec []byte)) error {
 	}
 	off := len(logHeader)
 	for len(b)-off >= frameHead {
-		n := int(binary.LittleEndian.Uint32(b[off:]))
+		// Compared as uint64: a length past int's range (32-bit) is torn too.
+		n64 := uint64(binary.LittleEndian.Uint32(b[off:]))
 		sum := binary.LittleEndian.Uint32(b[off+4:])
-		if n > len(b)-off-frameHead || n > maxFrame {
+		if n64 > uint64(len(b)-off-frameHead) {
 			break
 		}
+		n := int(n64)
 		payload := b[off+frameHead : off+frameHead+n]
 		if crc32.Checksum(payload, castagnoli) != sum {
 			break
