@@ -179,14 +179,15 @@ func (l *wal) append(frame []byte) error {
 	payload := frame[frameHead:]
 	binary.LittleEndian.PutUint32(frame, uint32(len(payload)))
 	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(payload, castagnoli))
-	if _, err := l.f.WriteAt(frame, l.size); err != nil {
-		l.f.Truncate(l.size) // best effort: recovery stops at a torn frame anyway
-		return err
+	_, err := l.f.WriteAt(frame, l.size)
+	if err == nil && l.sync {
+		err = l.f.Sync()
 	}
-	if l.sync {
-		if err := l.f.Sync(); err != nil {
-			return err
-		}
+	if err != nil {
+		// Best effort: a frame left whole (its fsync failed) would be
+		// replayed, though its writes were refused.
+		l.f.Truncate(l.size)
+		return err
 	}
 	l.size += int64(len(frame))
 	return nil
