@@ -191,14 +191,24 @@ func (t *txn) lookup(key string) ([]byte, error) {
 	if rec, ok := t.s.pending[key]; ok {
 		return rec, nil
 	}
+	kv, err := t.kv()
+	if err != nil {
+		return nil, err
+	}
+	return kv.Get([]byte(key)), nil
+}
+
+// kv returns the database's kv bucket, in the read transaction the group
+// shares, begun by the first read that needs it.
+func (t *txn) kv() (*bolt.Bucket, error) {
 	if t.read == nil {
 		tx, err := t.s.db.Begin(false)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("boltstore: read %s: %w", t.s.path, err)
 		}
 		t.read = tx
 	}
-	return t.read.Bucket(bucketKV).Get([]byte(key)), nil
+	return t.read.Bucket(bucketKV), nil
 }
 
 // live returns key's record if it is there and not expired.
