@@ -169,13 +169,20 @@ func (s *Store) commit(group []*write, results []result) {
 	}
 	s.mu.Lock()
 	for k, rec := range t.staged {
-		if old, ok := s.pending[k]; ok {
-			s.pendingBytes -= len(k) + len(old) + pendingCost
-		}
-		s.pending[k] = rec
-		s.pendingBytes += len(k) + len(rec) + pendingCost
+		s.setPending(k, rec)
 	}
 	s.mu.Unlock()
+}
+
+// setPending makes rec key's pending change (nil: deleted), keeping
+// pendingBytes; the writer calls it holding mu, or Open before there are
+// readers.
+func (s *Store) setPending(key string, rec []byte) {
+	if old, ok := s.pending[key]; ok {
+		s.pendingBytes -= len(key) + len(old) + pendingCost
+	}
+	s.pending[key] = rec
+	s.pendingBytes += len(key) + len(rec) + pendingCost
 }
 
 func (s *Store) commitError(err error) error {
