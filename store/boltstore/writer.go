@@ -109,7 +109,6 @@ func (s *Store) writer(every time.Duration) {
 				break more
 			}
 		}
-		clear(results)
 		s.commit(group, results)
 		asked := false
 		for i, w := range group {
@@ -132,7 +131,8 @@ func (s *Store) writer(every time.Duration) {
 }
 
 // commit runs group's writes and appends their changes to the log; if
-// that fails, none of them happened and each gets the error.
+// that fails, none of them happened and each gets the error. It sets the
+// result of every write with a fn (results needs no clearing before).
 func (s *Store) commit(group []*write, results []result) {
 	t := &s.t
 	t.now = time.Now()
