@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // The write-ahead log, in the file next to the database (path + ".log"):
@@ -196,7 +197,8 @@ func (l *wal) append(frame []byte) error {
 // reset empties the log to its header, once what it held is in the
 // database.
 func (l *wal) reset() error {
-	if l.size == 0 {
+	created := l.size == 0
+	if created {
 		// A new file: its header first. Cut short, it is new again.
 		if _, err := l.f.WriteAt(logHeader, 0); err != nil {
 			return fmt.Errorf("boltstore: write %s: %w", l.path, err)
@@ -212,7 +214,26 @@ func (l *wal) reset() error {
 		if err := l.f.Sync(); err != nil {
 			return fmt.Errorf("boltstore: sync %s: %w", l.path, err)
 		}
+		if created {
+			// The file's name too: without it, a power cut can lose the
+			// log and the writes acknowledged in it.
+			if err := syncDir(filepath.Dir(l.path)); err != nil {
+				return fmt.Errorf("boltstore: sync the directory of %s: %w", l.path, err)
+			}
+		}
 	}
 	l.size = int64(len(logHeader))
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
