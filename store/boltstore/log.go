@@ -210,6 +210,9 @@ func (l *wal) reset() error {
 	if err := l.f.Truncate(int64(len(logHeader))); err != nil {
 		return fmt.Errorf("boltstore: empty %s: %w", l.path, err)
 	}
+	// Cut, whatever the fsync's fate: the next frame goes after the header,
+	// not after a hole of zeros, which replay would read as frames.
+	l.size = int64(len(logHeader))
 	if l.sync {
 		if err := l.f.Sync(); err != nil {
 			return fmt.Errorf("boltstore: sync %s: %w", l.path, err)
@@ -222,7 +225,6 @@ func (l *wal) reset() error {
 			}
 		}
 	}
-	l.size = int64(len(logHeader))
 	return nil
 }
 
