@@ -119,11 +119,7 @@ func Open(path string, o Options) (*Store, error) {
 		return nil
 	})
 	s.log, err = openLog(path+".log", o.Sync, func(kind byte, key string, rec []byte) {
-		if old, ok := s.pending[key]; ok {
-			s.pendingBytes -= len(key) + len(old) + pendingCost
-		}
-		s.pending[key] = rec // nil for a delete
-		s.pendingBytes += len(key) + len(rec) + pendingCost
+		s.setPending(key, rec) // nil for a delete
 		if r, ok := decodeRecord(rec); ok && r.version > s.seq {
 			s.seq = r.version
 		}

@@ -69,15 +69,12 @@ func (g *groupStore) List(ctx context.Context, prefix, after string, limit int) 
 		return nil, err
 	}
 	t := g.t
-	if t.read == nil {
-		tx, err := t.s.db.Begin(false)
-		if err != nil {
-			return nil, err
-		}
-		t.read = tx
+	kv, err := t.kv()
+	if err != nil {
+		return nil, err
 	}
 	over := changesUnder(prefix, after, t.s.pending, t.staged)
-	return list(t.read.Bucket(bucketKV).Cursor(), t.nowMs, prefix, after, limit, over), nil
+	return list(kv.Cursor(), t.nowMs, prefix, after, limit, over), nil
 }
 
 // Set implements store.Store.

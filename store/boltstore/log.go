@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // The write-ahead log, in the file next to the database (path + ".log"):
@@ -31,9 +32,6 @@ const (
 	logPut    = 1
 	logDelete = 2
 	frameHead = 8
-	// maxFrame bounds a frame that recovery will read: a group of maxGroup
-	// writes of the largest values, with room to spare.
-	maxFrame = 1 << 31
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -78,11 +76,13 @@ func (l *wal) replay(apply func(kind byte, key string, rec []byte)) error {
 	}
 	off := len(logHeader)
 	for len(b)-off >= frameHead {
-		n := int(binary.LittleEndian.Uint32(b[off:]))
+		// Compared as uint64: a length past int's range (32-bit) is torn too.
+		n64 := uint64(binary.LittleEndian.Uint32(b[off:]))
 		sum := binary.LittleEndian.Uint32(b[off+4:])
-		if n > len(b)-off-frameHead || n > maxFrame {
+		if n64 > uint64(len(b)-off-frameHead) {
 			break
 		}
+		n := int(n64)
 		payload := b[off+frameHead : off+frameHead+n]
 		if crc32.Checksum(payload, castagnoli) != sum {
 			break
@@ -180,14 +180,15 @@ func (l *wal) append(frame []byte) error {
 	payload := frame[frameHead:]
 	binary.LittleEndian.PutUint32(frame, uint32(len(payload)))
 	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(payload, castagnoli))
-	if _, err := l.f.WriteAt(frame, l.size); err != nil {
-		l.f.Truncate(l.size) // best effort: recovery stops at a torn frame anyway
-		return err
+	_, err := l.f.WriteAt(frame, l.size)
+	if err == nil && l.sync {
+		err = l.f.Sync()
 	}
-	if l.sync {
-		if err := l.f.Sync(); err != nil {
-			return err
-		}
+	if err != nil {
+		// Best effort: a frame left whole (its fsync failed) would be
+		// replayed, though its writes were refused.
+		l.f.Truncate(l.size)
+		return err
 	}
 	l.size += int64(len(frame))
 	return nil
@@ -196,7 +197,8 @@ func (l *wal) append(frame []byte) error {
 // reset empties the log to its header, once what it held is in the
 // database.
 func (l *wal) reset() error {
-	if l.size == 0 {
+	created := l.size == 0
+	if created {
 		// A new file: its header first. Cut short, it is new again.
 		if _, err := l.f.WriteAt(logHeader, 0); err != nil {
 			return fmt.Errorf("boltstore: write %s: %w", l.path, err)
@@ -208,11 +210,32 @@ func (l *wal) reset() error {
 	if err := l.f.Truncate(int64(len(logHeader))); err != nil {
 		return fmt.Errorf("boltstore: empty %s: %w", l.path, err)
 	}
+	// Cut, whatever the fsync's fate: the next frame goes after the header,
+	// not after a hole of zeros, which replay would read as frames.
+	l.size = int64(len(logHeader))
 	if l.sync {
 		if err := l.f.Sync(); err != nil {
 			return fmt.Errorf("boltstore: sync %s: %w", l.path, err)
 		}
+		if created {
+			// The file's name too: without it, a power cut can lose the
+			// log and the writes acknowledged in it.
+			if err := syncDir(filepath.Dir(l.path)); err != nil {
+				return fmt.Errorf("boltstore: sync the directory of %s: %w", l.path, err)
+			}
+		}
 	}
-	l.size = int64(len(logHeader))
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -109,7 +109,6 @@ func (s *Store) writer(every time.Duration) {
 				break more
 			}
 		}
-		clear(results)
 		s.commit(group, results)
 		asked := false
 		for i, w := range group {
@@ -132,7 +131,8 @@ func (s *Store) writer(every time.Duration) {
 }
 
 // commit runs group's writes and appends their changes to the log; if
-// that fails, none of them happened and each gets the error.
+// that fails, none of them happened and each gets the error. It sets the
+// result of every write with a fn (results needs no clearing before).
 func (s *Store) commit(group []*write, results []result) {
 	t := &s.t
 	t.now = time.Now()
@@ -169,13 +169,20 @@ func (s *Store) commit(group []*write, results []result) {
 	}
 	s.mu.Lock()
 	for k, rec := range t.staged {
-		if old, ok := s.pending[k]; ok {
-			s.pendingBytes -= len(k) + len(old) + pendingCost
-		}
-		s.pending[k] = rec
-		s.pendingBytes += len(k) + len(rec) + pendingCost
+		s.setPending(k, rec)
 	}
 	s.mu.Unlock()
+}
+
+// setPending makes rec key's pending change (nil: deleted), keeping
+// pendingBytes; the writer calls it holding mu, or Open before there are
+// readers.
+func (s *Store) setPending(key string, rec []byte) {
+	if old, ok := s.pending[key]; ok {
+		s.pendingBytes -= len(key) + len(old) + pendingCost
+	}
+	s.pending[key] = rec
+	s.pendingBytes += len(key) + len(rec) + pendingCost
 }
 
 func (s *Store) commitError(err error) error {
@@ -191,14 +198,24 @@ func (t *txn) lookup(key string) ([]byte, error) {
 	if rec, ok := t.s.pending[key]; ok {
 		return rec, nil
 	}
+	kv, err := t.kv()
+	if err != nil {
+		return nil, err
+	}
+	return kv.Get([]byte(key)), nil
+}
+
+// kv returns the database's kv bucket, in the read transaction the group
+// shares, begun by the first read that needs it.
+func (t *txn) kv() (*bolt.Bucket, error) {
 	if t.read == nil {
 		tx, err := t.s.db.Begin(false)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("boltstore: read %s: %w", t.s.path, err)
 		}
 		t.read = tx
 	}
-	return t.read.Bucket(bucketKV).Get([]byte(key)), nil
+	return t.read.Bucket(bucketKV), nil
 }
 
 // live returns key's record if it is there and not expired.
