@@ -35,12 +35,12 @@ const (
 
 // encoded is one report's families, each encoded on its own.
 type encoded struct {
-	run, seq uint64
-	buf      []byte   // the length-delimited families, back to back
-	chunks   [][]byte // each family's encoding, in buf (without its length)
-	names    []string
-	index    map[string]int // by name
-	exposed  bool           // buf went out as a report's Data: never reuse it
+	seq     uint64
+	buf     []byte   // the length-delimited families, back to back
+	chunks  [][]byte // each family's encoding, in buf (without its length)
+	names   []string
+	index   map[string]int // by name
+	exposed bool           // buf went out as a report's Data: never reuse it
 }
 
 // encodeEach encodes fams as length-delimited protobuf into buf (reused),
