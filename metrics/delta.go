@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -205,7 +206,11 @@ func applyDelta(base [][]byte, data []byte) (chunks [][]byte, from []int, err er
 			if !ok || n > len(data) {
 				return nil, nil, errDelta
 			}
-			chunks, from = append(chunks, data[:n:n]), append(from, -1)
+			// A copy, as a patch's is: the aggregator keeps a chunk for
+			// as long as its family does not change, and a slice of data
+			// would keep the whole delta alive with it, one delta per
+			// family at worst.
+			chunks, from = append(chunks, bytes.Clone(data[:n])), append(from, -1)
 			data = data[n:]
 		case deltaPatch:
 			j, ok := uv()
