@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -568,5 +569,28 @@ func TestRestoredPIDsAreNotRetiredAtOnce(t *testing.T) {
 	}
 	if got := samples(t, fams)["req_total"]; got != 10 {
 		t.Fatalf("req_total = %v, want 10: the restored worker's new report was ignored", got)
+	}
+}
+
+// TestAFailedSaveIsTriedAgain: a state file that could not be written is
+// written at the next tick, though nothing changed meanwhile.
+func TestAFailedSaveIsTriedAgain(t *testing.T) {
+	dir := t.TempDir() + "/later"
+	a := testAggregator(newFakePeers(), time.Second)
+	defer a.Stop()
+	a.stateFile = dir + "/state"
+	w := newFakePeers().add(10, "1")
+	w.count.Add(7)
+	rep, _ := w.report()
+	if err := a.record(rep, 10); err != nil {
+		t.Fatal(err)
+	}
+	a.saveState(false) // the directory is missing: fails
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	a.saveState(false)
+	if _, err := os.Stat(a.stateFile); err != nil {
+		t.Fatalf("the state was not saved again after a failed save: %v", err)
 	}
 }

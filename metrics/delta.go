@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -35,12 +36,12 @@ const (
 
 // encoded is one report's families, each encoded on its own.
 type encoded struct {
-	run, seq uint64
-	buf      []byte   // the length-delimited families, back to back
-	chunks   [][]byte // each family's encoding, in buf (without its length)
-	names    []string
-	index    map[string]int // by name
-	exposed  bool           // buf went out as a report's Data: never reuse it
+	seq     uint64
+	buf     []byte   // the length-delimited families, back to back
+	chunks  [][]byte // each family's encoding, in buf (without its length)
+	names   []string
+	index   map[string]int // by name
+	exposed bool           // buf went out as a report's Data: never reuse it
 }
 
 // encodeEach encodes fams as length-delimited protobuf into buf (reused),
@@ -205,7 +206,11 @@ func applyDelta(base [][]byte, data []byte) (chunks [][]byte, from []int, err er
 			if !ok || n > len(data) {
 				return nil, nil, errDelta
 			}
-			chunks, from = append(chunks, data[:n:n]), append(from, -1)
+			// A copy, as a patch's is: the aggregator keeps a chunk for
+			// as long as its family does not change, and a slice of data
+			// would keep the whole delta alive with it, one delta per
+			// family at worst.
+			chunks, from = append(chunks, bytes.Clone(data[:n])), append(from, -1)
 			data = data[n:]
 		case deltaPatch:
 			j, ok := uv()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -341,7 +342,20 @@ func TestDeltasAcrossAWorkerRestart(t *testing.T) {
 			if samePID {
 				// A reused pid's new process counts from seq 1, under the
 				// old one's seqs: the merger keeps the old values, and the
-				// delta is not applied to the other run's report.
+				// delta is not applied to the other run's report, even
+				// one whose base is that report's seq.
+				held := a.holds(10)
+				if held.Run == r2.runID {
+					t.Fatalf("the agent holds the new run's report, want the old run's")
+				}
+				rep, err := r2.snapshot(holding{Run: r2.runID, Have: r2.seq})
+				if err != nil || rep.Base == 0 {
+					t.Fatalf("snapshot against the new run's report: base %d, %v; want a delta", rep.Base, err)
+				}
+				rep.Base = held.Have
+				if err := a.record(rep, 10); !errors.Is(err, errStaleBase) {
+					t.Fatalf("a delta of another run against the held seq: %v, want errStaleBase", err)
+				}
 				return
 			}
 			if got := samples(t, fams)[`r_total{key="k1"}`]; got != 17 {
@@ -437,6 +451,28 @@ func TestAnOlderAgentGetsWholeReports(t *testing.T) {
 	rep, _ = r.snapshot(holding{Run: r.runID, Have: r.seq - keepReports - 1})
 	if rep.Base != 0 {
 		t.Fatalf("against a report no longer kept: base %d, want whole", rep.Base)
+	}
+}
+
+// TestAWholeReportsDataIsNotReused: a whole report's Data goes out (the
+// messenger may marshal it after snapshot returns), so its buffer is not
+// the next report's even once it is no longer kept.
+func TestAWholeReportsDataIsNotReused(t *testing.T) {
+	reg, cs := counterVec("w_total", 20)
+	r := &Reporter{slot: "0", g: reg, runID: newRun()}
+	first, err := r.snapshot(holding{})
+	if err != nil || first.Base != 0 {
+		t.Fatalf("first snapshot: base %d, %v; want whole", first.Base, err)
+	}
+	want := bytes.Clone(first.Data)
+	for range keepReports + 2 {
+		cs[0].Add(1)
+		if _, err := r.snapshot(holding{Run: r.runID, Have: r.seq}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(first.Data, want) {
+		t.Fatal("a whole report's Data changed under a later report")
 	}
 }
 

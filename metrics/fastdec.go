@@ -33,25 +33,11 @@ func simpleCounts(b []byte) (metrics, labels int, ok bool) {
 			}
 			b = b[n:]
 			metrics++
-			for len(m) > 0 {
-				num, typ, k := protowire.ConsumeTag(m)
-				if k < 0 {
-					return 0, 0, false
-				}
-				m = m[k:]
-				switch {
-				case num == 1 && typ == protowire.BytesType:
-					labels++
-				case (num == 2 || num == 3 || num == 5) && typ == protowire.BytesType, num == 6 && typ == protowire.VarintType:
-				default: // a summary, a histogram, or what this version does not know
-					return 0, 0, false
-				}
-				k = protowire.ConsumeFieldValue(num, typ, m)
-				if k < 0 {
-					return 0, 0, false
-				}
-				m = m[k:]
+			l, ok := simpleLabels(m)
+			if !ok {
+				return 0, 0, false
 			}
+			labels += l
 		case (num == 1 || num == 2 || num == 5) && typ == protowire.BytesType, num == 3 && typ == protowire.VarintType:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
@@ -63,6 +49,31 @@ func simpleCounts(b []byte) (metrics, labels int, ok bool) {
 		}
 	}
 	return metrics, labels, true
+}
+
+// simpleLabels counts one series' labels, or reports that it is not one
+// decodeSimpleMetric reads.
+func simpleLabels(m []byte) (labels int, ok bool) {
+	for len(m) > 0 {
+		num, typ, k := protowire.ConsumeTag(m)
+		if k < 0 {
+			return 0, false
+		}
+		m = m[k:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			labels++
+		case (num == 2 || num == 3 || num == 5) && typ == protowire.BytesType, num == 6 && typ == protowire.VarintType:
+		default: // a summary, a histogram, or what this version does not know
+			return 0, false
+		}
+		k = protowire.ConsumeFieldValue(num, typ, m)
+		if k < 0 {
+			return 0, false
+		}
+		m = m[k:]
+	}
+	return labels, true
 }
 
 // slabs hands out the family's messages from a few allocations.

@@ -24,7 +24,9 @@ func simpleFamily(mf *dto.MetricFamily) bool {
 	return true
 }
 
-func sizeBytes(n int) int { return protowire.SizeTag(1) + protowire.SizeVarint(uint64(n)) + n }
+// sizeBytes: a length-delimited field's size (every field number here is
+// below 16: a one-byte tag).
+func sizeBytes(n int) int { return protowire.SizeTag(1) + protowire.SizeBytes(n) }
 
 func sizeString(s *string) int {
 	if s == nil {

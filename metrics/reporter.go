@@ -99,7 +99,7 @@ func (r *Reporter) snapshot(agent holding) (report, error) {
 	}
 	r.free = nil
 	r.seq++
-	e.run, e.seq = r.runID, r.seq
+	e.seq = r.seq
 	rep := report{Slot: r.slot, Seq: r.seq, Run: r.runID}
 	var base *encoded
 	if agent.Run == r.runID && agent.Have != 0 {
