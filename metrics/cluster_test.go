@@ -296,6 +296,17 @@ func TestCountsAreExactAcrossWorkersAndAKill(t *testing.T) {
 func TestAStoppedWorkerIsMarkedDownInTime(t *testing.T) {
 	c := start(t, 2)
 	c.hit(t, 1_000)
+	// A scrape that sees all 1,000 leaves every worker's report with the
+	// agent: the stopped worker's is then its last one.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, fams, _ := scrape(t, c.metricsURL+"/metrics", "")
+		if counterValue(t, fams, "app_work_total") == 1_000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the scrape never showed the 1,000 requests")
+		}
+	}
 	pids := workerPIDs(t, c)
 	var slot string
 	var victim int
