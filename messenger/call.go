@@ -2,7 +2,6 @@ package messenger
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
@@ -106,7 +105,7 @@ func (m *Messenger) call(ctx context.Context, route wire.Route, pid int, action 
 		case r.kind == wire.KindReplyError:
 			return callError(action, target, r.from, r.data)
 		case reply != nil:
-			if err := json.Unmarshal(r.data, reply); err != nil {
+			if err := decodeData(r.data, reply); err != nil {
 				return fmt.Errorf("call %q to %s: decode reply: %w", action, target, err)
 			}
 		}

@@ -412,17 +412,17 @@ func (m *Messenger) answer(ctx context.Context, done func(), h HandlerFunc, msg 
 		m.replyError(msg.PID, id, code, err.Error())
 		return
 	}
-	b, err := json.Marshal(res)
-	if err != nil {
+	f := wire.Frame{Kind: wire.KindReply, Route: wire.ToPID, From: m.role, ToPID: msg.PID, FromPID: m.pid, CallID: id}
+	raw, n, err := m.frameOf(f, res)
+	switch {
+	case err != nil:
 		m.replyError(msg.PID, id, msglink.CodeError, fmt.Sprintf("encode reply: %v", err))
-		return
+	case raw == nil:
+		m.log.Error("reply over the size limit", "action", msg.Action, "bytes", n, "limit", m.maxData)
+		m.replyError(msg.PID, id, msglink.CodeTooLarge, fmt.Sprintf("%d bytes, limit %d", n, m.maxData))
+	default:
+		m.sendFrame(msg.PID, raw)
 	}
-	if len(b) > m.maxData {
-		m.log.Error("reply over the size limit", "action", msg.Action, "bytes", len(b), "limit", m.maxData)
-		m.replyError(msg.PID, id, msglink.CodeTooLarge, fmt.Sprintf("%d bytes, limit %d", len(b), m.maxData))
-		return
-	}
-	m.reply(msg.PID, id, wire.KindReply, b)
 }
 
 type panicError string
@@ -449,7 +449,12 @@ func (m *Messenger) replyError(to int, id uint64, code, text string) {
 // cluster to be ready: the caller is waiting.
 func (m *Messenger) reply(to int, id uint64, kind wire.Kind, data []byte) {
 	f := wire.Frame{Kind: kind, Route: wire.ToPID, From: m.role, ToPID: to, FromPID: m.pid, CallID: id, Data: data}
-	if err := m.sendReply(to, f.Encode()); err != nil {
+	m.sendFrame(to, f.Encode())
+}
+
+// sendFrame sends an encoded reply to pid to.
+func (m *Messenger) sendFrame(to int, raw []byte) {
+	if err := m.sendReply(to, raw); err != nil {
 		m.log.Warn("reply not sent", "to_pid", to, "err", err)
 	}
 }

@@ -19,7 +19,7 @@ type Message struct {
 
 // Decode unmarshals the message's data into v.
 func (m Message) Decode(v any) error {
-	if err := json.Unmarshal(m.Data, v); err != nil {
+	if err := decodeData(m.Data, v); err != nil {
 		return fmt.Errorf("decode message %q from %s %d: %w", m.Action, m.From, m.PID, err)
 	}
 	return nil

@@ -148,15 +148,34 @@ func (m *Messenger) encodeBy(kind wire.Kind, route wire.Route, pid int, id uint6
 	if len(action) > wire.MaxAction {
 		return nil, fmt.Errorf("%w: action names are limited to %d bytes", ErrTooLarge, wire.MaxAction)
 	}
-	b, err := json.Marshal(data)
-	if err != nil {
+	f := wire.Frame{Kind: kind, Route: route, From: m.role, ToPID: pid, FromPID: m.pid, CallID: id, Deadline: deadline, Action: action}
+	raw, n, err := m.frameOf(f, data)
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("encode data: %w", err)
+	case raw == nil:
+		return nil, fmt.Errorf("%w: %d bytes encoded, limit %d (framework.WithMaxMessageSize)", ErrTooLarge, n, m.maxData)
 	}
-	if len(b) > m.maxData {
-		return nil, fmt.Errorf("%w: %d bytes encoded, limit %d (framework.WithMaxMessageSize)", ErrTooLarge, len(b), m.maxData)
+	return raw, nil
+}
+
+// frameOf encodes f with data, as JSON, for its data. Data whose size is
+// known beforehand (Bytes) is encoded straight into the frame. Data over
+// the size limit gives no frame: raw is nil, and n is its size.
+func (m *Messenger) frameOf(f wire.Frame, data any) (raw []byte, n int, err error) {
+	if n, ok := dataLen(data); ok {
+		if n > m.maxData {
+			return nil, n, nil
+		}
+		raw, err = appendData(f.AppendHead(make([]byte, 0, f.HeadSize()+n), n), data)
+		return raw, n, err
 	}
-	f := wire.Frame{Kind: kind, Route: route, From: m.role, ToPID: pid, FromPID: m.pid, CallID: id, Deadline: deadline, Action: action, Data: b}
-	return f.Encode(), nil
+	b, err := json.Marshal(data)
+	if err != nil || len(b) > m.maxData {
+		return nil, len(b), err
+	}
+	f.Data = b
+	return f.Encode(), len(b), nil
 }
 
 // outbox holds messages sent before the cluster is ready. egg drops them;

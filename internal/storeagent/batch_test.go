@@ -3,7 +3,6 @@ package storeagent
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -107,27 +106,6 @@ func TestBatcherCallerGivingUpHoldsNoOneBack(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after everything ended: %d in flight, %d pending; want 0, 0", inflight, pending)
-		}
-	}
-}
-
-// unquoteBytes reads what encoding/json makes of a []byte, as json.Unmarshal
-// would, and refuses what json.Unmarshal refuses.
-func TestUnquoteBytes(t *testing.T) {
-	for _, b := range [][]byte{nil, {}, []byte("a"), []byte("ab"), []byte("abc"), bytes.Repeat([]byte{0xff, 0, '"', '\\'}, 1000)} {
-		data, _ := json.Marshal(b)
-		got, err := unquoteBytes(data)
-		if err != nil || !bytes.Equal(got, b) {
-			t.Errorf("unquoteBytes(%.40s) = %q, %v; want %q", data, got, err, b)
-		}
-		var r rawReply
-		if err := json.Unmarshal(data, &r); err != nil || !bytes.Equal(r, b) {
-			t.Errorf("rawReply of %.40s = %q, %v; want %q", data, r, err, b)
-		}
-	}
-	for _, bad := range []string{`"not base64!"`, `12`, `{}`, `"`} {
-		if _, err := unquoteBytes([]byte(bad)); err == nil {
-			t.Errorf("unquoteBytes(%s) succeeded; want json.Unmarshal's error", bad)
 		}
 	}
 }

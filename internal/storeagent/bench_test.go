@@ -2,12 +2,12 @@ package storeagent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 
+	"github.com/broodhq/brood/messenger"
 	"github.com/broodhq/brood/store/boltstore"
 )
 
@@ -24,18 +24,18 @@ func BenchmarkPath(b *testing.B) {
 	}
 	defer s.Close()
 	c := newClient(func(ctx context.Context, batch []byte) ([]byte, error) {
-		data, _ := json.Marshal(batch) // as the messenger carries it
-		raw, err := unquoteBytes(data)
-		if err != nil {
+		data, _ := messenger.Bytes(batch).MarshalJSON() // as the messenger carries it
+		var raw messenger.Bytes
+		if err := raw.UnmarshalJSON(data); err != nil {
 			return nil, err
 		}
 		reply, err := handleBatch(ctx, s, raw)
 		if err != nil {
 			return nil, err
 		}
-		data, _ = json.Marshal(reply)
-		var r rawReply
-		err = json.Unmarshal(data, &r)
+		data, _ = messenger.Bytes(reply).MarshalJSON()
+		var r messenger.Bytes
+		err = r.UnmarshalJSON(data)
 		return r, err
 	})
 	ctx := context.Background()

@@ -28,8 +28,8 @@ var _ store.Store = (*Client)(nil)
 // NewClient returns the Client that reaches the agent's store through m.
 func NewClient(m *messenger.Messenger) *Client {
 	return newClient(func(ctx context.Context, batch []byte) ([]byte, error) {
-		var reply rawReply
-		err := m.CallAgent(ctx, Action, batch, &reply)
+		var reply messenger.Bytes
+		err := m.CallAgent(ctx, Action, messenger.Bytes(batch), &reply)
 		return reply, err
 	})
 }

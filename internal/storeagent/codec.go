@@ -1,9 +1,7 @@
 package storeagent
 
 import (
-	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -263,30 +261,4 @@ func (d *decoder) end(what string) error {
 		return fmt.Errorf("decode store %s: %w", what, d.err)
 	}
 	return nil
-}
-
-// unquoteBytes decodes a []byte as encoding/json encodes it (a string of
-// standard base64) without json.Unmarshal, which scans the whole input
-// before it decodes it, a tenth of the agent's CPU under load. Anything
-// else goes to json.Unmarshal.
-func unquoteBytes(data []byte) ([]byte, error) {
-	if n := len(data); n >= 2 && data[0] == '"' && data[n-1] == '"' {
-		in := data[1 : n-1]
-		out := make([]byte, base64.StdEncoding.DecodedLen(len(in)))
-		if k, err := base64.StdEncoding.Decode(out, in); err == nil {
-			return out[:k], nil
-		}
-	}
-	var b []byte
-	err := json.Unmarshal(data, &b)
-	return b, err
-}
-
-// rawReply is a reply's batch, decoded by unquoteBytes.
-type rawReply []byte
-
-func (r *rawReply) UnmarshalJSON(data []byte) error {
-	b, err := unquoteBytes(data)
-	*r = b
-	return err
 }

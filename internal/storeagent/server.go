@@ -20,11 +20,12 @@ const pageBytes = 4 << 20
 // served as soon as the agent is ready.
 func Serve(m *messenger.Messenger, s store.Store) {
 	m.Handle(Action, func(ctx context.Context, msg messenger.Message) (any, error) {
-		batch, err := unquoteBytes(msg.Data)
-		if err != nil {
-			return nil, fmt.Errorf("decode message %q from %s %d: %w", msg.Action, msg.From, msg.PID, err)
+		var batch messenger.Bytes
+		if err := msg.Decode(&batch); err != nil {
+			return nil, err
 		}
-		return handleBatch(ctx, s, batch)
+		reply, err := handleBatch(ctx, s, batch)
+		return messenger.Bytes(reply), err
 	})
 }
 

@@ -87,8 +87,11 @@ type Frame struct {
 }
 
 // Size is the encoded size of f.
-func (f *Frame) Size() int {
-	n := HeaderLen + len(f.Action) + len(f.Data)
+func (f *Frame) Size() int { return f.HeadSize() + len(f.Data) }
+
+// HeadSize is the encoded size of f without its data.
+func (f *Frame) HeadSize() int {
+	n := HeaderLen + len(f.Action)
 	if f.Deadline != 0 {
 		n += 8
 	}
@@ -97,7 +100,14 @@ func (f *Frame) Size() int {
 
 // Append encodes f onto b.
 func (f *Frame) Append(b []byte) []byte {
-	n := f.Size()
+	return append(f.AppendHead(b, len(f.Data)), f.Data...)
+}
+
+// AppendHead encodes f onto b up to its data, for a frame of dataLen bytes
+// of data that the caller appends next (f.Data is not used): data encoded
+// straight into the frame is copied once.
+func (f *Frame) AppendHead(b []byte, dataLen int) []byte {
+	n := f.HeadSize() + dataLen
 	b = binary.LittleEndian.AppendUint32(b, uint32(n-4))
 	var flags uint8
 	if f.Deadline != 0 {
@@ -112,7 +122,7 @@ func (f *Frame) Append(b []byte) []byte {
 	if f.Deadline != 0 {
 		b = binary.LittleEndian.AppendUint64(b, uint64(f.Deadline))
 	}
-	return append(b, f.Data...)
+	return b
 }
 
 // Encode returns f as a new raw frame.

@@ -39,6 +39,7 @@ var (
 	conns   = flag.Int("conns", 50, "connections")
 	workers = flag.Int("workers", 2, "brood workers")
 	only    = flag.String("only", "incr,session", "scenarios to run")
+	alt     = flag.String("alt", "", "a second storeapp binary (another build of brood) measured as target \"alt\" in the same rounds, to compare two builds")
 )
 
 type server struct {
@@ -81,6 +82,15 @@ func run(ctx context.Context) error {
 			"STOREAPP=brood", fmt.Sprint("BROOD_WORKERS=", *workers), "BROOD_LOG_LEVEL=warn", "BROOD_DATA_DIR=" + dataDir}},
 		{Name: "redis", Path: paths["storeapp"], DiscardOutput: true, Env: []string{"STOREAPP=redis", "STOREAPP_REDIS=" + rs.Addr}},
 	}
+	if *alt != "" {
+		altDir, err := os.MkdirTemp("", "storebench-alt-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(altDir)
+		specs = append(specs, target.Spec{Name: "alt", Path: *alt, DiscardOutput: true, Env: []string{
+			"STOREAPP=brood", fmt.Sprint("BROOD_WORKERS=", *workers), "BROOD_LOG_LEVEL=warn", "BROOD_DATA_DIR=" + altDir}})
+	}
 	var servers []*server
 	for _, spec := range specs {
 		p, err := target.StartServing(ctx, spec, "/")
@@ -105,9 +115,11 @@ func run(ctx context.Context) error {
 	cpuRatios := map[string][]float64{}
 	for round := range *rounds {
 		for _, sc := range scenarios {
-			order := servers
-			if round%2 == 1 {
-				order = []*server{servers[1], servers[0]}
+			// Each round starts with the next target, so each runs in
+			// every position in turn.
+			order := make([]*server, 0, len(servers))
+			for i := range servers {
+				order = append(order, servers[(round+i)%len(servers)])
 			}
 			res := map[string]measure{}
 			for _, s := range order {
@@ -124,6 +136,12 @@ func run(ctx context.Context) error {
 			ratios[sc] = append(ratios[sc], r)
 			cpuRatios[sc] = append(cpuRatios[sc], c)
 			fmt.Printf("round %d %-8s brood/redis  %.2f× req/s, %.2f× CPU per request\n", round+1, sc, r, c)
+			if a, ok := res["alt"]; ok {
+				r, c := a.res.RPS/res["brood"].res.RPS, a.cpuPerReq/res["brood"].cpuPerReq
+				ratios["alt "+sc] = append(ratios["alt "+sc], r)
+				cpuRatios["alt "+sc] = append(cpuRatios["alt "+sc], c)
+				fmt.Printf("round %d %-8s alt/brood    %.2f× req/s, %.2f× CPU per request\n", round+1, sc, r, c)
+			}
 		}
 	}
 	fmt.Println()
@@ -131,6 +149,11 @@ func run(ctx context.Context) error {
 		s := stats.Summarize(ratios[sc])
 		fmt.Printf("%-8s brood/redis req/s: median %.2f× (min %.2f, max %.2f, %d rounds); CPU per request: median %.2f×\n",
 			sc, s.Median, s.Min, s.Max, s.N, stats.Median(cpuRatios[sc]))
+		if a := ratios["alt "+sc]; len(a) > 0 {
+			s := stats.Summarize(a)
+			fmt.Printf("%-8s alt/brood   req/s: median %.2f× (min %.2f, max %.2f, %d rounds); CPU per request: median %.2f×\n",
+				sc, s.Median, s.Min, s.Max, s.N, stats.Median(cpuRatios["alt "+sc]))
+		}
 	}
 	return nil
 }
