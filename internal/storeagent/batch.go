@@ -22,8 +22,17 @@ import (
 // operation or a hundred, so under load the hops are shared.
 const (
 	// maxInflight is how many calls a worker keeps on their way at once:
-	// more than one, so that the next batch is not held behind a slow one.
+	// more than one, so that the next batch is not held behind a slow one
+	// (a write waiting on a commit the disk is slow to take, a stalled
+	// agent). But a second call goes out only once the first has been out
+	// for slowCall: calls that return sooner keep one on its way at a time,
+	// so the operations that come meanwhile all go in the next. Under load
+	// that makes batches of about ten instead of six, and a call's hops
+	// (two processes' reads, writes and wake-ups) cost more than the
+	// operations in it (storebench: 9.2-11.7 operations a call instead of
+	// 5.9-6.6, 8% less CPU a request).
 	maxInflight = 2
+	slowCall    = time.Millisecond
 	// maxBatch and maxBatchBytes bound one batch: its reply must stay far
 	// under the messenger's size limit (16 MiB by default).
 	maxBatch      = 256
@@ -36,10 +45,13 @@ const (
 // first of them takes the slot and sends them all.
 type batcher struct {
 	call func(ctx context.Context, batch []byte) ([]byte, error)
+	slow time.Duration // slowCall; tests shorten it
 
-	mu       sync.Mutex
-	inflight int
-	pending  []*queued
+	mu      sync.Mutex
+	out     [maxInflight]time.Time // when the call in each slot went out; zero: free
+	pending []*queued
+	timer   *time.Timer // sends the pending batch when the call out turns slow
+	armed   bool
 }
 
 type queued struct {
@@ -54,21 +66,100 @@ type queued struct {
 // and then its outcome: one channel for both costs one allocation less.
 type wake struct {
 	lead []*queued
+	slot int // lead's
 	raw  []byte
 	err  error
+}
+
+// slot returns a free slot for a call going out at now, with wait 0; or
+// else how long until the call out turns slow and a slot frees for the
+// next (wait < 0: none will, every slot is taken). b.mu is held.
+func (b *batcher) slot(now time.Time) (slot int, wait time.Duration) {
+	free, oldest := -1, time.Time{}
+	for i, t := range b.out {
+		switch {
+		case t.IsZero():
+			free = i
+		case oldest.IsZero() || t.Before(oldest):
+			oldest = t
+		}
+	}
+	switch {
+	case free < 0:
+		return -1, -1
+	case oldest.IsZero():
+		return free, 0
+	}
+	slow := b.slow
+	if slow == 0 {
+		slow = slowCall
+	}
+	if wait := oldest.Add(slow).Sub(now); wait > 0 {
+		return free, wait
+	}
+	return free, 0
+}
+
+// arm starts the timer that sends the pending batch in a second slot if
+// the call out has not returned by then. b.mu is held.
+func (b *batcher) arm(wait time.Duration) {
+	b.armed = true
+	if b.timer == nil {
+		b.timer = time.AfterFunc(wait, b.slowed)
+	} else {
+		b.timer.Reset(wait)
+	}
+}
+
+// slowed sends the pending batch if a slot is free now that the call out
+// has been out for slowCall; if the call returned meanwhile, it has taken
+// the batch with it and there is nothing to do.
+func (b *batcher) slowed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.armed = false
+	if len(b.pending) == 0 {
+		return
+	}
+	now := time.Now()
+	slot, wait := b.slot(now)
+	switch {
+	case wait > 0:
+		b.arm(wait)
+	case wait == 0:
+		b.out[slot] = now
+		b.lead(slot)
+	}
+}
+
+// lead hands the next batch of pending operations to the first of them,
+// which sends it in slot. b.mu is held.
+func (b *batcher) lead(slot int) {
+	n, size := 0, 0
+	for n < len(b.pending) && n < maxBatch && (n == 0 || size+len(b.pending[n].req) <= maxBatchBytes) {
+		size += len(b.pending[n].req)
+		n++
+	}
+	next := slices.Clone(b.pending[:n])
+	b.pending = slices.Delete(b.pending, 0, n)
+	next[0].wake <- wake{lead: next, slot: slot}
 }
 
 // submit sends req, alone or with others, and returns its reply.
 func (b *batcher) submit(ctx context.Context, req []byte) ([]byte, error) {
 	q := &queued{ctx: ctx, req: req, wake: make(chan wake, 1)}
 	b.mu.Lock()
-	if b.inflight < maxInflight {
-		b.inflight++
+	now := time.Now()
+	if slot, wait := b.slot(now); wait == 0 {
+		b.out[slot] = now
 		b.mu.Unlock()
 		q.self[0] = q
-		b.send(q.self[:])
+		b.send(slot, q.self[:])
 	} else {
 		b.pending = append(b.pending, q)
+		if wait > 0 && !b.armed {
+			b.arm(wait)
+		}
 		b.mu.Unlock()
 	}
 	for {
@@ -77,7 +168,7 @@ func (b *batcher) submit(ctx context.Context, req []byte) ([]byte, error) {
 			if w.lead == nil {
 				return w.raw, w.err
 			}
-			b.send(w.lead)
+			b.send(w.slot, w.lead)
 		case <-ctx.Done():
 			b.abandon(q)
 			return nil, ctx.Err()
@@ -97,15 +188,15 @@ func (b *batcher) abandon(q *queued) {
 	select {
 	case w := <-q.wake:
 		if w.lead != nil {
-			go b.send(w.lead) // ends with the call's own deadline
+			go b.send(w.slot, w.lead) // ends with the call's own deadline
 		}
 	default:
 	}
 }
 
-// send makes one call for batch, hands every operation its outcome, then
-// passes the slot to the operations waiting, if any.
-func (b *batcher) send(batch []*queued) {
+// send makes one call for batch in slot, hands every operation its
+// outcome, then passes the slot to the operations waiting, if any.
+func (b *batcher) send(slot int, batch []*queued) {
 	ctx, cancel := batchContext(batch)
 	size := binary.MaxVarintLen64
 	for _, q := range batch {
@@ -134,17 +225,11 @@ func (b *batcher) send(batch []*queued) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.pending) == 0 {
-		b.inflight--
+		b.out[slot] = time.Time{}
 		return
 	}
-	n, size := 0, 0
-	for n < len(b.pending) && n < maxBatch && (n == 0 || size+len(b.pending[n].req) <= maxBatchBytes) {
-		size += len(b.pending[n].req)
-		n++
-	}
-	next := slices.Clone(b.pending[:n])
-	b.pending = slices.Delete(b.pending, 0, n)
-	next[0].wake <- wake{lead: next}
+	b.out[slot] = time.Now()
+	b.lead(slot)
 }
 
 // batchContext lasts as long as the latest deadline in the batch (callers

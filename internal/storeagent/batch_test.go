@@ -99,7 +99,7 @@ func TestBatcherCallerGivingUpHoldsNoOneBack(t *testing.T) {
 	// A batch whose sender gave up is finished in the background.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		b.mu.Lock()
-		inflight, pending := b.inflight, len(b.pending)
+		inflight, pending := b.calls(), len(b.pending)
 		b.mu.Unlock()
 		if inflight == 0 && pending == 0 {
 			break
@@ -108,4 +108,94 @@ func TestBatcherCallerGivingUpHoldsNoOneBack(t *testing.T) {
 			t.Fatalf("after everything ended: %d in flight, %d pending; want 0, 0", inflight, pending)
 		}
 	}
+}
+
+// calls is how many calls b has on their way.
+func (b *batcher) calls() int {
+	n := 0
+	for _, t := range b.out {
+		if !t.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
+// While calls return sooner than slowCall, one is out at a time: the
+// operations that come meanwhile wait and go together in the next.
+func TestBatcherKeepsOneQuickCallOut(t *testing.T) {
+	var out, peak atomic.Int64
+	call := func(ctx context.Context, batch []byte) ([]byte, error) {
+		n := out.Add(1)
+		defer out.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(2 * time.Millisecond)
+		reqs, err := decodeBatch(batch)
+		return encodeBatch(reqs), err
+	}
+	b := &batcher{call: call, slow: time.Minute}
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			if _, err := b.submit(context.Background(), []byte(fmt.Sprint(i))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if p := peak.Load(); p != 1 {
+		t.Fatalf("%d calls out at once while each took 2ms; want 1 (slowCall is a minute)", p)
+	}
+}
+
+// A call out for longer than slowCall no longer holds the next batch: it
+// goes out in the second slot, after slowCall and not before.
+func TestBatcherSendsPastASlowCall(t *testing.T) {
+	release := make(chan struct{})
+	call := func(ctx context.Context, batch []byte) ([]byte, error) {
+		reqs, err := decodeBatch(batch)
+		if err == nil && string(reqs[0]) == "slow" {
+			<-release
+		}
+		return encodeBatch(reqs), err
+	}
+	const slow = 50 * time.Millisecond
+	b := &batcher{call: call, slow: slow}
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := b.submit(context.Background(), []byte("slow"))
+		slowDone <- err
+	}()
+	for b.locked(b.calls) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := b.submit(ctx, []byte("quick"))
+	if err != nil || string(got) != "quick" {
+		t.Fatalf("quick behind slow: %q, %v; want its answer while the slow call is out", got, err)
+	}
+	if d := time.Since(start); d < slow/2 {
+		t.Errorf("quick went out after %v, with a call out younger than slowCall (%v)", d, slow)
+	}
+	select {
+	case err := <-slowDone:
+		t.Fatalf("the slow call returned (%v) before it was let go", err)
+	default:
+	}
+	close(release)
+	if err := <-slowDone; err != nil {
+		t.Fatal(err)
+	}
+	if n := b.locked(b.calls); n != 0 {
+		t.Fatalf("%d calls out after both returned", n)
+	}
+}
+
+func (b *batcher) locked(f func() int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return f()
 }
