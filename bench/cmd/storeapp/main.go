@@ -6,6 +6,9 @@
 //	redis  one plain net/http + chi process whose store is Redis at
 //	       $STOREAPP_REDIS (go-redis for INCR, scs's redisstore over
 //	       redigo for sessions), as an application does without brood
+//	broodredis
+//	       brood as in "brood", the store Redis as in "redis": the same
+//	       brood application with its state in Redis instead of the agent
 //
 // Handlers:
 //
@@ -55,14 +58,25 @@ func main() {
 		fmt.Fprint(w, n)
 	})
 
-	switch os.Getenv("STOREAPP") {
-	case "brood":
+	switch mode := os.Getenv("STOREAPP"); mode {
+	case "brood", "broodredis":
 		if dir := os.Getenv("STOREAPP_PROFILE"); dir != "" {
 			role := cmp.Or(os.Getenv("BROOD_ROLE"), "master")
+			if mode == "broodredis" {
+				role = mode + "-" + role
+			}
 			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
 			if err == nil && pprof.StartCPUProfile(f) == nil {
 				defer pprof.StopCPUProfile()
 			}
+		}
+		if mode == "broodredis" {
+			serveRedis(r, sessions, os.Getenv("STOREAPP_REDIS"))
+			if err := framework.Run(r, framework.WithMiddleware()); err != nil {
+				pprof.StopCPUProfile()
+				os.Exit(1)
+			}
+			return
 		}
 		r.Get("/incr", func(w http.ResponseWriter, r *http.Request) {
 			n, err := app.FromContext(r.Context()).Store().Incr(r.Context(), "visits", 1, 0)
@@ -93,17 +107,7 @@ func main() {
 		}
 	case "redis":
 		addr := os.Getenv("STOREAPP_REDIS")
-		rdb := goredis.NewClient(&goredis.Options{Addr: addr, PoolSize: 64})
-		r.Get("/incr", func(w http.ResponseWriter, r *http.Request) {
-			n, err := rdb.Incr(r.Context(), "visits").Result()
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			w.Write(strconv.AppendInt(nil, n, 10))
-		})
-		pool := &redis.Pool{MaxIdle: 64, IdleTimeout: time.Minute, Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr) }}
-		sessions.Store = redisstore.New(pool)
+		rdb := serveRedis(r, sessions, addr)
 		if dir := os.Getenv("STOREAPP_PROFILE"); dir != "" {
 			profileUntilSignal(filepath.Join(dir, fmt.Sprintf("redispeer-%d.pprof", os.Getpid())))
 		}
@@ -116,6 +120,23 @@ func main() {
 	default:
 		log.Fatal("set STOREAPP to brood or redis")
 	}
+}
+
+// serveRedis routes /incr to Redis at addr (go-redis) and keeps sessions
+// there (scs's redisstore over redigo); the clients dial when first used.
+func serveRedis(r chi.Router, sessions *scs.SessionManager, addr string) *goredis.Client {
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr, PoolSize: 64})
+	r.Get("/incr", func(w http.ResponseWriter, r *http.Request) {
+		n, err := rdb.Incr(r.Context(), "visits").Result()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write(strconv.AppendInt(nil, n, 10))
+	})
+	pool := &redis.Pool{MaxIdle: 64, IdleTimeout: time.Minute, Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr) }}
+	sessions.Store = redisstore.New(pool)
+	return rdb
 }
 
 // profileUntilSignal writes a CPU profile to path until SIGTERM or SIGINT,

@@ -1,19 +1,27 @@
 // Command storebench compares the cluster's store in brood's agent with
-// the same application on Redis, in the same run (cmd/storeapp is both):
+// the same application on Redis, in the same run (cmd/storeapp is each):
 //
-//	incr     brood, 2 workers, a store Incr per request
-//	         vs one net/http process doing a Redis INCR per request
-//	session  brood, 2 workers, scs LoadAndSave per request on scsstore
-//	         vs one net/http process on scs + scs's redisstore
+//	incr     a store Incr per request (brood) or a Redis INCR (go-redis)
+//	session  scs LoadAndSave per request: on scsstore (brood) or on scs's
+//	         redisstore over redigo
+//
+// on three targets:
+//
+//	brood    brood, 2 workers, the store in the agent
+//	redis    one plain net/http + chi process on Redis, as without brood
+//	b+redis  the brood application of "brood" with its state in Redis
 //
 // against a redis-server this program starts on a free loopback port with
 // persistence off (and stops by pid), while brood's agent writes its bbolt
-// file (commits not fsynced, its default). Each connection has a session
-// of its own, made before the load. Rounds alternate the targets, and the
-// order within a round, so drift on the machine hits both alike; each
-// round's ratio brood/redis is reported and their median. CPU per request
-// counts every process of the target: brood's master, agent and workers;
-// the Redis peer and its redis-server.
+// file and its log (not fsynced, its default). Each connection has a
+// session of its own, made before the load. Each round starts with the
+// next target, so drift on the machine hits all alike; each round's ratios
+// brood/redis and brood/b+redis are reported, and their medians. CPU per
+// request counts every process of the target: brood's master, agent and
+// workers; the Redis peers' processes and the redis-server.
+//
+// -alt PATH adds a fourth target, another build of cmd/storeapp, and the
+// ratio alt/brood: two builds of brood compared in the same rounds.
 //
 //	cd bench && go run ./cmd/storebench -rounds 5 -d 5s -conns 50
 package main
@@ -77,19 +85,25 @@ func run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(dataDir)
 
-	specs := []target.Spec{
-		{Name: "brood", Path: paths["storeapp"], DiscardOutput: true, Env: []string{
-			"STOREAPP=brood", fmt.Sprint("BROOD_WORKERS=", *workers), "BROOD_LOG_LEVEL=warn", "BROOD_DATA_DIR=" + dataDir}},
-		{Name: "redis", Path: paths["storeapp"], DiscardOutput: true, Env: []string{"STOREAPP=redis", "STOREAPP_REDIS=" + rs.Addr}},
+	broodEnv := func(dir string) []string {
+		return []string{"STOREAPP=brood", fmt.Sprint("BROOD_WORKERS=", *workers), "BROOD_LOG_LEVEL=warn", "BROOD_DATA_DIR=" + dir}
 	}
+	specs := []target.Spec{
+		{Name: "brood", Path: paths["storeapp"], DiscardOutput: true, Env: broodEnv(dataDir)},
+		{Name: "redis", Path: paths["storeapp"], DiscardOutput: true, Env: []string{"STOREAPP=redis", "STOREAPP_REDIS=" + rs.Addr}},
+		{Name: "b+redis", Path: paths["storeapp"], DiscardOutput: true, Env: []string{
+			"STOREAPP=broodredis", "STOREAPP_REDIS=" + rs.Addr, fmt.Sprint("BROOD_WORKERS=", *workers), "BROOD_LOG_LEVEL=warn"}},
+	}
+	// Each comparison is a ratio a/b, a round at a time.
+	pairs := [][2]string{{"brood", "redis"}, {"brood", "b+redis"}}
 	if *alt != "" {
 		altDir, err := os.MkdirTemp("", "storebench-alt-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(altDir)
-		specs = append(specs, target.Spec{Name: "alt", Path: *alt, DiscardOutput: true, Env: []string{
-			"STOREAPP=brood", fmt.Sprint("BROOD_WORKERS=", *workers), "BROOD_LOG_LEVEL=warn", "BROOD_DATA_DIR=" + altDir}})
+		specs = append(specs, target.Spec{Name: "alt", Path: *alt, DiscardOutput: true, Env: broodEnv(altDir)})
+		pairs = append(pairs, [2]string{"alt", "brood"})
 	}
 	var servers []*server
 	for _, spec := range specs {
@@ -99,7 +113,7 @@ func run(ctx context.Context) error {
 		}
 		defer p.Stop(10 * time.Second)
 		s := &server{name: spec.Name, proc: p}
-		if spec.Name == "redis" {
+		if strings.Contains(spec.Name, "redis") {
 			s.extra = []int{rs.PID()}
 		}
 		if s.cookies, err = makeSessions(p.Addr, *conns); err != nil {
@@ -110,6 +124,7 @@ func run(ctx context.Context) error {
 
 	fmt.Printf("storebench: %d rounds × %s, %d connections, brood %d workers; redis-server %s (no persistence)\n",
 		*rounds, *dur, *conns, *workers, rs.Version)
+	fmt.Println("targets: brood (store in the agent), redis (one net/http process on Redis), b+redis (brood on Redis)")
 	scenarios := strings.Split(*only, ",")
 	ratios := map[string][]float64{}
 	cpuRatios := map[string][]float64{}
@@ -128,31 +143,26 @@ func run(ctx context.Context) error {
 					return err
 				}
 				res[s.name] = m
-				fmt.Printf("round %d %-8s %-6s %8.0f req/s  p50 %5.2f ms  p99 %6.2f ms  %5.1f µs CPU/req  errors %d\n",
+				fmt.Printf("round %d %-8s %-7s %8.0f req/s  p50 %5.2f ms  p99 %6.2f ms  %5.1f µs CPU/req  errors %d\n",
 					round+1, sc, s.name, m.res.RPS, m.res.P50, m.res.P99, m.cpuPerReq, m.res.Errors.Total())
 			}
-			r := res["brood"].res.RPS / res["redis"].res.RPS
-			c := res["brood"].cpuPerReq / res["redis"].cpuPerReq
-			ratios[sc] = append(ratios[sc], r)
-			cpuRatios[sc] = append(cpuRatios[sc], c)
-			fmt.Printf("round %d %-8s brood/redis  %.2f× req/s, %.2f× CPU per request\n", round+1, sc, r, c)
-			if a, ok := res["alt"]; ok {
-				r, c := a.res.RPS/res["brood"].res.RPS, a.cpuPerReq/res["brood"].cpuPerReq
-				ratios["alt "+sc] = append(ratios["alt "+sc], r)
-				cpuRatios["alt "+sc] = append(cpuRatios["alt "+sc], c)
-				fmt.Printf("round %d %-8s alt/brood    %.2f× req/s, %.2f× CPU per request\n", round+1, sc, r, c)
+			for _, p := range pairs {
+				a, b := res[p[0]], res[p[1]]
+				r, c := a.res.RPS/b.res.RPS, a.cpuPerReq/b.cpuPerReq
+				key := sc + " " + p[0] + "/" + p[1]
+				ratios[key] = append(ratios[key], r)
+				cpuRatios[key] = append(cpuRatios[key], c)
+				fmt.Printf("round %d %-8s %-13s %.2f× req/s, %.2f× CPU per request\n", round+1, sc, p[0]+"/"+p[1], r, c)
 			}
 		}
 	}
 	fmt.Println()
 	for _, sc := range scenarios {
-		s := stats.Summarize(ratios[sc])
-		fmt.Printf("%-8s brood/redis req/s: median %.2f× (min %.2f, max %.2f, %d rounds); CPU per request: median %.2f×\n",
-			sc, s.Median, s.Min, s.Max, s.N, stats.Median(cpuRatios[sc]))
-		if a := ratios["alt "+sc]; len(a) > 0 {
-			s := stats.Summarize(a)
-			fmt.Printf("%-8s alt/brood   req/s: median %.2f× (min %.2f, max %.2f, %d rounds); CPU per request: median %.2f×\n",
-				sc, s.Median, s.Min, s.Max, s.N, stats.Median(cpuRatios["alt "+sc]))
+		for _, p := range pairs {
+			key := sc + " " + p[0] + "/" + p[1]
+			s := stats.Summarize(ratios[key])
+			fmt.Printf("%-8s %-13s req/s: median %.2f× (min %.2f, max %.2f, %d rounds); CPU per request: median %.2f×\n",
+				sc, p[0]+"/"+p[1], s.Median, s.Min, s.Max, s.N, stats.Median(cpuRatios[key]))
 		}
 	}
 	return nil
