@@ -151,8 +151,8 @@ func (m *Messenger) sendReply(to int, raw []byte) error {
 // there is no agent channel (the agent restarts, or is being replaced) it
 // holds what is sent to the agent, and hands it to the next agent first, in
 // order, when the master passes the channel to it, which is once that
-// agent is ready. The hold and the unacknowledged messages are each bounded
-// by limit bytes.
+// agent is ready. The hold, the unacknowledged messages and the unanswered
+// calls are each bounded by limit bytes.
 type agentPath struct {
 	mu       sync.Mutex
 	limit    int
@@ -167,7 +167,8 @@ type agentPath struct {
 	unackedN int
 	acked    uint64            // the agent's count of handled messages at unacked[0]
 	calls    map[uint64][]byte // calls sent on conn, not yet answered, by id
-	handed   int               // calls the agent at conn handed back (handOver)
+	callsN   int
+	handed   int // calls the agent at conn handed back (handOver)
 }
 
 // send passes a frame for the agent on, or holds it.
@@ -176,7 +177,12 @@ func (p *agentPath) send(m *Messenger, raw []byte) error {
 	defer p.mu.Unlock()
 	switch {
 	case p.conn != nil && !p.leaving:
-		return p.put(raw)
+		err := p.put(raw)
+		if !errors.Is(err, errNotSent) {
+			return err
+		}
+		// The agent has just gone and the reader has not noticed yet:
+		// the call is held for the next, as if made a moment later.
 	case p.gone:
 		return fmt.Errorf("%w: there is no agent and none is coming", ErrTargetGone)
 	}
@@ -204,13 +210,22 @@ func (p *agentPath) sendTo(pid int, raw []byte) error {
 	if p.conn == nil || p.pid != pid || p.leaving {
 		return fmt.Errorf("%w: the agent %d is stopping or gone", ErrTargetGone, pid)
 	}
-	return p.put(raw)
+	err := p.put(raw)
+	if errors.Is(err, errNotSent) {
+		return fmt.Errorf("%w: the agent %d is gone", ErrTargetGone, pid)
+	}
+	return err
 }
+
+// errNotSent: put could not write a call because the channel is closed;
+// none of it reached the agent, so it never ran.
+var errNotSent = errors.New("call not sent: the channel to the agent is closed")
 
 // put sends on the channel and records what was sent; p.mu is held. A
 // closed channel means the agent has just gone and the reader has not
-// noticed yet: the frame is recorded like the others, and lost() requeues
-// the message or fails the call.
+// noticed yet: a message is recorded like the others, and lost() requeues
+// it; a call, which SendNow writes at once, is known not to have been
+// written, and put returns errNotSent for the caller to hold it or fail it.
 func (p *agentPath) put(raw []byte) error {
 	switch wire.KindOf(raw) {
 	case wire.KindMessage:
@@ -223,13 +238,22 @@ func (p *agentPath) put(raw []byte) error {
 		p.unacked = append(p.unacked, raw)
 		p.unackedN += len(raw)
 	case wire.KindCall:
-		if err := p.conn.SendNow(raw); err != nil && !errors.Is(err, wire.ErrClosed) {
+		// Each is kept until it is answered, for a hand-over: an agent
+		// that answers none (hung, or slower than its callers) must not
+		// make this process hold calls without end.
+		if p.callsN+len(raw) > p.limit {
+			return fmt.Errorf("%w: the agent has not answered the %d bytes of calls this process has on their way to it", ErrBacklog, p.callsN)
+		}
+		if err := p.conn.SendNow(raw); errors.Is(err, wire.ErrClosed) {
+			return errNotSent
+		} else if err != nil {
 			return err
 		}
 		if p.calls == nil {
 			p.calls = map[uint64][]byte{}
 		}
-		p.calls[wire.CallIDOf(raw)] = raw // kept for a hand-over
+		p.calls[wire.CallIDOf(raw)] = raw
+		p.callsN += len(raw)
 	default:
 		return p.conn.SendNow(raw)
 	}
@@ -265,7 +289,7 @@ func (p *agentPath) settle() (old *wire.Conn, unanswered []uint64) {
 	}
 	old = p.conn
 	p.conn, p.pid, p.leaving, p.handed = nil, 0, false, 0
-	p.unacked, p.unackedN, p.acked, p.calls = nil, 0, 0, nil
+	p.unacked, p.unackedN, p.acked, p.calls, p.callsN = nil, 0, 0, nil, 0
 	return old, unanswered
 }
 
@@ -283,7 +307,16 @@ func (p *agentPath) attach(m *Messenger, pid int, conn *wire.Conn) {
 			skipped++ // its caller gave up
 			continue
 		}
-		if err := p.put(raw); err != nil {
+		err := p.put(raw)
+		if errors.Is(err, errNotSent) {
+			// This agent is gone already: the rest waits for the next.
+			for _, raw := range held[i:] {
+				p.held = append(p.held, raw)
+				p.heldN += len(raw)
+			}
+			break
+		}
+		if err != nil {
 			m.log.Error("held messages not delivered to the new agent", "delivered", sent, "lost", len(held)-i, "agent_pid", pid, "err", err)
 			break
 		}
@@ -346,11 +379,10 @@ func (p *agentPath) handOver(conn *wire.Conn, id uint64) bool {
 		return false
 	}
 	p.leaving = true
-	raw, ok := p.calls[id]
+	raw, ok := p.forget(id)
 	if !ok {
 		return false
 	}
-	delete(p.calls, id)
 	if p.gone || wire.RouteOf(raw) != wire.ToAgent || p.heldN+len(raw) > p.limit {
 		return false
 	}
@@ -379,9 +411,19 @@ func isHandOver(data []byte) bool {
 func (p *agentPath) replied(conn *wire.Conn, id uint64) {
 	p.mu.Lock()
 	if p.conn == conn {
-		delete(p.calls, id)
+		p.forget(id)
 	}
 	p.mu.Unlock()
+}
+
+// forget takes call id out of the unanswered calls; p.mu is held.
+func (p *agentPath) forget(id uint64) (raw []byte, ok bool) {
+	raw, ok = p.calls[id]
+	if ok {
+		delete(p.calls, id)
+		p.callsN -= len(raw)
+	}
+	return raw, ok
 }
 
 // ack forgets the messages the agent has handled: n counts every message
@@ -404,10 +446,12 @@ func (p *agentPath) ack(conn *wire.Conn, n uint64) {
 func (p *agentPath) cancel(id uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.calls[id]; p.conn == nil || !ok {
+	if p.conn == nil {
 		return
 	}
-	delete(p.calls, id)
+	if _, ok := p.forget(id); !ok {
+		return
+	}
 	f := wire.Frame{Kind: wire.KindCancel, Route: wire.ToAgent, CallID: id}
 	_ = p.conn.SendNow(f.Encode())
 }

@@ -83,6 +83,86 @@ func TestDirectAgentThatStopsReadingBoundsTheWorker(t *testing.T) {
 	}
 }
 
+// Calls to an agent that reads them but answers none are bounded as the
+// messages are: each is kept for a hand-over until it is answered, and
+// once the bytes kept reach the bound, CallAgent fails at once with
+// ErrBacklog. Callers that give up free their share.
+func TestDirectAgentThatAnswersNoCallBoundsTheWorker(t *testing.T) {
+	m, ep, _ := testMessenger(t, wire.RoleApp)
+	ep.Members(msglink.Members{Agent: 4242, Apps: []int{1}})
+	ep.ClusterReady()
+	workerEnd, agentEnd := testPair(t)
+	go func() {
+		for {
+			if _, err := agentEnd.Read(); err != nil {
+				return
+			}
+		}
+	}()
+	ep.Peer(4242, workerEnd)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data := Bytes(make([]byte, 1<<20))
+	m.path.mu.Lock()
+	limit := m.path.limit
+	m.path.mu.Unlock()
+	callers := limit/len(data) + 8
+	errs := make(chan error, callers)
+	for range callers {
+		go func() { errs <- m.CallAgent(ctx, "never", data, nil) }()
+	}
+	backlog := 0
+	for backlog < 8 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrBacklog) {
+				t.Fatalf("a call to an agent that answers none: %v; want ErrBacklog once the bound is reached", err)
+			}
+			backlog++
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d calls refused after 30s; want every call past the bound of %d bytes refused", backlog, callers, limit)
+		}
+	}
+	m.path.mu.Lock()
+	kept := m.path.callsN
+	m.path.mu.Unlock()
+	if kept > limit {
+		t.Errorf("%d bytes of calls kept; bound %d", kept, limit)
+	}
+	cancel()
+	for range callers - backlog {
+		<-errs
+	}
+	m.path.mu.Lock()
+	kept = m.path.callsN
+	m.path.mu.Unlock()
+	if kept != 0 {
+		t.Errorf("%d bytes of calls kept after every caller gave up; want 0", kept)
+	}
+}
+
+// A call written to a channel whose agent has just gone, before the
+// reader noticed, never reached it: it is held for the next agent rather
+// than failed with ErrTargetGone, unless it was for that agent's pid.
+func TestCallToAJustClosedChannelIsHeld(t *testing.T) {
+	m, _, _ := testMessenger(t, wire.RoleApp)
+	workerEnd, _ := testPair(t)
+	p := &agentPath{limit: 1 << 20, conn: workerEnd, pid: 4242}
+	workerEnd.Close(0)
+	call := (&wire.Frame{Kind: wire.KindCall, Route: wire.ToAgent, CallID: 1, Action: "a"}).Encode()
+	if err := p.send(m, call); err != nil {
+		t.Fatalf("a call to a just-closed channel: %v; want it held", err)
+	}
+	if len(p.held) != 1 || len(p.calls) != 0 || p.callsN != 0 {
+		t.Fatalf("held %d, unanswered %d (%d bytes); want the call held, not counted as sent", len(p.held), len(p.calls), p.callsN)
+	}
+	toPID := (&wire.Frame{Kind: wire.KindCall, Route: wire.ToPID, ToPID: 4242, CallID: 2, Action: "a"}).Encode()
+	if err := p.sendTo(4242, toPID); !errors.Is(err, ErrTargetGone) {
+		t.Fatalf("a call for the gone agent's pid: %v; want ErrTargetGone", err)
+	}
+}
+
 // A malformed frame on a direct channel resets that channel only: the
 // agent asks the master for a new pair, and answers over the new one.
 func TestDirectMalformedFrameResetsOnlyThatChannel(t *testing.T) {

@@ -21,7 +21,9 @@
 //	OnMembers(fn)               learn when the ready processes change
 //
 // Data is encoded as JSON (encoding/json); a handler reads it with
-// Message.Decode.
+// Message.Decode. Data that is bytes already (a binary format of its own)
+// goes as a Bytes: the same base64 string a []byte makes, written into
+// the frame and read back without reflection.
 //
 // # Guarantees
 //
@@ -47,14 +49,16 @@
 // agent first, so a message sent to the agent is handled by an agent at
 // least once (a message the dead agent handled just before dying, before
 // acknowledging it, is handled again by the new one). In each worker the
-// hold and the unacknowledged messages are each bounded to half of 64 MiB
-// (half of 4× the size limit if that is more). Past the hold's bound, a
+// hold, the unacknowledged messages and the calls not yet answered (kept
+// to be handed over) are each bounded to half of 64 MiB (half of 4× the
+// size limit if that is more). Past the hold's bound, a
 // message for the agent fails with ErrBacklog and a call with
 // ErrTargetGone, and the worker logs a warning once per restart. Past the
 // bound of unacknowledged messages (an agent that stops reading, or is
 // slower than its senders), SendToAgent and the agent's copy of Broadcast
-// fail with ErrBacklog until the agent catches up: a worker's memory for the
-// agent stays within the two bounds and its channel's send queue (64 MiB).
+// fail with ErrBacklog until the agent catches up, and past the bound of
+// unanswered calls, CallAgent does: a worker's memory for the agent stays
+// within the three bounds and its channel's send queue (64 MiB).
 // If the agent is not coming back (it crashed too often, or the cluster is
 // stopping), the master says so, and each worker drops what it held, with
 // a warning, fails the calls among it, and fails later sends to the agent
