@@ -83,7 +83,12 @@ type Store struct {
 	log    *wal
 	seq    uint64 // the last version given
 	t      txn
-	refuse error // set while checkpoints fail with too much pending
+	refuse error // set while checkpoints fail with too much waiting for them
+
+	// Tests': refuseLogBytes but lower, and an error every checkpoint
+	// fails with (a disk that cannot take the database's growth).
+	refuseLogBytes  int64
+	checkpointFault error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -113,7 +118,7 @@ func Open(path string, o Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("boltstore: initialize %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, writes: make(chan *write, maxGroup), quit: make(chan struct{}), pending: map[string][]byte{}}
+	s := &Store{db: db, path: path, writes: make(chan *write, maxGroup), quit: make(chan struct{}), pending: map[string][]byte{}, refuseLogBytes: refuseLogBytes}
 	db.View(func(tx *bolt.Tx) error {
 		s.seq = tx.Bucket(bucketKV).Sequence()
 		return nil

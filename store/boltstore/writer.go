@@ -26,6 +26,11 @@ const (
 	// maxLogBytes bounds the log, which grows with every write even when
 	// they all change the same few keys.
 	maxLogBytes = 16 << 20
+	// refuseLogBytes: past this, checkpoints failing, writes fail too,
+	// instead of the log growing with them: on a disk with room for small
+	// frames but not for the database to grow, and writes that keep
+	// changing the same keys, the pending changes stay small.
+	refuseLogBytes = 16 * maxLogBytes
 	// pendingCost is what a pending change costs beyond its key and record.
 	pendingCost = 64
 )
@@ -100,6 +105,13 @@ func (s *Store) writer(every time.Duration) {
 		case w := <-s.writes:
 			group = append(group[:0], w)
 		}
+		// Refused until a checkpoint succeeds: one first, so that the
+		// writes of the round it succeeds in are taken. Failing, it is not
+		// tried again after them (they changed nothing).
+		retried := s.refuse != nil
+		if retried {
+			s.checkpoint(false)
+		}
 	more:
 		for len(group) < maxGroup {
 			select {
@@ -118,7 +130,7 @@ func (s *Store) writer(every time.Duration) {
 				w.done <- results[i]
 			}
 		}
-		if asked || s.pendingBytes > maxPendingBytes || s.log.size > maxLogBytes {
+		if asked || !retried && (s.pendingBytes > maxPendingBytes || s.log.size > maxLogBytes) {
 			_, err := s.checkpoint(false)
 			for _, w := range group {
 				if w.fn == nil {
@@ -157,11 +169,12 @@ func (s *Store) commit(group []*write, results []result) {
 	}
 	err := s.refuse
 	if err == nil {
-		err = s.log.append(t.frame)
+		if err = s.log.append(t.frame); err != nil {
+			err = s.commitError(err)
+		}
 	}
 	if err != nil {
 		s.seq = seq
-		err = s.commitError(err)
 		for i := range group {
 			results[i] = result{err: err}
 		}
@@ -187,6 +200,13 @@ func (s *Store) setPending(key string, rec []byte) {
 
 func (s *Store) commitError(err error) error {
 	return fmt.Errorf("%w: write %s: %w", store.ErrUnavailable, s.path, err)
+}
+
+// refusal is what writes fail with once the checkpoints fail (with err)
+// and too much waits for one.
+func (s *Store) refusal(err error) error {
+	return fmt.Errorf("%w: checkpoint %s: %w: writes are refused until one succeeds (%.1f MiB wait in %s, %.1f MiB in memory): make room on its disk",
+		store.ErrUnavailable, s.path, err, float64(s.log.size)/(1<<20), s.log.path, float64(s.pendingBytes)/(1<<20))
 }
 
 // lookup returns key's record as t sees it (nil: none); it aliases bbolt's
@@ -258,7 +278,7 @@ func (t *txn) delete(key string) {
 // many), then empties the log. If the commit fails, the changes stay
 // pending, and the log keeps them.
 func (s *Store) checkpoint(sweep bool) (int, error) {
-	if len(s.pending) == 0 && !sweep {
+	if len(s.pending) == 0 && !sweep && s.log.size == int64(len(logHeader)) {
 		return 0, nil
 	}
 	swept := 0
@@ -284,6 +304,9 @@ func (s *Store) checkpoint(sweep bool) (int, error) {
 				}
 			}
 		}
+		if s.checkpointFault != nil {
+			return s.checkpointFault
+		}
 		if s.seq > kv.Sequence() {
 			if err := kv.SetSequence(s.seq); err != nil {
 				return err
@@ -297,29 +320,39 @@ func (s *Store) checkpoint(sweep bool) (int, error) {
 		return nil
 	})
 	if err != nil {
-		if s.pendingBytes > refusePendingBytes {
-			s.refuse = err
-		}
+		s.refuseIfFull(err)
 		return 0, s.commitError(err)
 	}
 	s.refuse = nil
-	if len(s.pending) == 0 {
-		return swept, nil
+	if len(s.pending) > 0 {
+		s.mu.Lock()
+		if len(s.pending) > 1024 {
+			s.pending = map[string][]byte{} // a large map's buckets stay with clear
+		} else {
+			clear(s.pending)
+		}
+		s.pendingBytes = 0
+		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	if len(s.pending) > 1024 {
-		s.pending = map[string][]byte{} // a large map's buckets stay with clear
-	} else {
-		clear(s.pending)
-	}
-	s.pendingBytes = 0
-	s.mu.Unlock()
-	if err := s.log.reset(); err != nil {
-		// The log still holds what is now in the database: replaying it
-		// writes the same records. It is cut at the next checkpoint.
-		return swept, err
+	if s.log.size > int64(len(logHeader)) {
+		if err := s.log.reset(); err != nil {
+			// The log still holds what is now in the database: replaying
+			// it writes the same records. It is cut at the next
+			// checkpoint, pending changes or not.
+			s.refuseIfFull(err)
+			return swept, err
+		}
 	}
 	return swept, nil
+}
+
+// refuseIfFull refuses writes from now until a checkpoint succeeds if the
+// one that just failed with err left too much waiting: in memory, or in the
+// log.
+func (s *Store) refuseIfFull(err error) {
+	if s.pendingBytes > refusePendingBytes || s.log.size > s.refuseLogBytes {
+		s.refuse = s.refusal(err)
+	}
 }
 
 // unindex removes key's entry from the expiry index, if it has one.
