@@ -124,7 +124,8 @@ func Open(path string, o Options) (*Store, error) {
 		return nil
 	})
 	s.log, err = openLog(path+".log", o.Sync, func(kind byte, key string, rec []byte) {
-		s.setPending(key, rec) // nil for a delete
+		rec = bytes.Clone(rec) // out of replay's buffer; a delete's nil stays nil
+		s.setPending(key, rec)
 		if r, ok := decodeRecord(rec); ok && r.version > s.seq {
 			s.seq = r.version
 		}
