@@ -39,7 +39,8 @@ const (
 // checkpoint.
 type write struct {
 	fn   func(*txn) result
-	done chan result // buffered: the writer never waits for the caller
+	r    result        // the writer's answer, set before it signals done
+	done chan struct{} // buffered: the writer never waits for the caller
 }
 
 type result struct {
@@ -57,6 +58,7 @@ type txn struct {
 	staged map[string][]byte // key → record; nil: deleted
 	frame  []byte            // the staged changes as a log frame
 	read   *bolt.Tx          // opened by the first read that needs the file
+	group  groupStore        // what a Group's fn writes through: &group, t
 }
 
 // write hands fn to the writer and waits until the group holding it is in
@@ -67,15 +69,16 @@ func (s *Store) write(ctx context.Context, fn func(*txn) result) (result, error)
 		return result{}, err
 	}
 	defer s.leave()
-	w := &write{fn: fn, done: make(chan result, 1)}
+	// A chan struct{} is one allocation, a chan result two.
+	w := &write{fn: fn, done: make(chan struct{}, 1)}
 	select {
 	case s.writes <- w:
 	case <-ctx.Done():
 		return result{}, ctx.Err()
 	}
 	select {
-	case r := <-w.done:
-		return r, r.err
+	case <-w.done:
+		return w.r, w.r.err
 	case <-ctx.Done():
 		return result{}, ctx.Err()
 	}
@@ -94,6 +97,7 @@ func (s *Store) writer(every time.Duration) {
 	group := make([]*write, 0, maxGroup)
 	results := make([]result, maxGroup)
 	s.t = txn{s: s, staged: map[string][]byte{}}
+	s.t.group.t = &s.t
 	for {
 		select {
 		case <-s.quit:
@@ -127,19 +131,25 @@ func (s *Store) writer(every time.Duration) {
 			if w.fn == nil {
 				asked = true
 			} else {
-				w.done <- results[i]
+				w.answer(results[i])
 			}
 		}
 		if asked || !retried && (s.pendingBytes > maxPendingBytes || s.log.size > maxLogBytes) {
 			_, err := s.checkpoint(false)
 			for _, w := range group {
 				if w.fn == nil {
-					w.done <- result{err: err}
+					w.answer(result{err: err})
 				}
 			}
 		}
 		clear(group)
 	}
+}
+
+// answer hands w its result: the caller reads r once done says so.
+func (w *write) answer(r result) {
+	w.r = r
+	w.done <- struct{}{}
 }
 
 // commit runs group's writes and appends their changes to the log; if
@@ -251,16 +261,11 @@ func (t *txn) live(key string) (record, bool, error) {
 	return r, true, nil
 }
 
-// put writes key with a new version.
-func (t *txn) put(key string, value []byte, expires time.Time) {
+// put writes rec, made by newRecord, to key with a new version.
+func (t *txn) put(key string, rec []byte, expires time.Time) {
 	t.s.seq++
-	t.stage(key, encodeRecord(t.s.seq, expires, value))
-}
-
-// putInt writes n, in decimal, to key with a new version.
-func (t *txn) putInt(key string, n int64, expires time.Time) {
-	t.s.seq++
-	t.stage(key, encodeIntRecord(t.s.seq, expires, n))
+	setHeader(rec, t.s.seq, expires)
+	t.stage(key, rec)
 }
 
 func (t *txn) stage(key string, rec []byte) {
@@ -284,10 +289,16 @@ func (s *Store) checkpoint(sweep bool) (int, error) {
 	swept := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		kv, expiry := tx.Bucket(bucketKV), tx.Bucket(bucketExpiry)
+		// bbolt copies the keys it keeps: one buffer serves them all.
+		var key, ek []byte
 		for k, rec := range s.pending {
-			key := []byte(k)
-			if err := unindex(kv, expiry, key); err != nil {
-				return err
+			key = append(key[:0], k...)
+			// Its old entry in the expiry index, if any, goes.
+			if old, ok := decodeRecord(kv.Get(key)); ok && old.expires != 0 {
+				ek = appendExpiryKey(ek[:0], old.expires, key)
+				if err := expiry.Delete(ek); err != nil {
+					return err
+				}
 			}
 			if rec == nil {
 				if err := kv.Delete(key); err != nil {
@@ -299,7 +310,8 @@ func (s *Store) checkpoint(sweep bool) (int, error) {
 				return err
 			}
 			if r, _ := decodeRecord(rec); r.expires != 0 {
-				if err := expiry.Put(expiryKey(r.expires, key), nil); err != nil {
+				ek = appendExpiryKey(ek[:0], r.expires, key)
+				if err := expiry.Put(ek, nil); err != nil {
 					return err
 				}
 			}
@@ -353,14 +365,6 @@ func (s *Store) refuseIfFull(err error) {
 	if s.pendingBytes > refusePendingBytes || s.log.size > s.refuseLogBytes {
 		s.refuse = s.refusal(err)
 	}
-}
-
-// unindex removes key's entry from the expiry index, if it has one.
-func unindex(kv, expiry *bolt.Bucket, key []byte) error {
-	if r, ok := decodeRecord(kv.Get(key)); ok && r.expires != 0 {
-		return expiry.Delete(expiryKey(r.expires, key))
-	}
-	return nil
 }
 
 // maintain checkpoints and sweeps; a sweep that hit its bound goes again
