@@ -83,7 +83,12 @@ type Store struct {
 	log    *wal
 	seq    uint64 // the last version given
 	t      txn
-	refuse error // set while checkpoints fail with too much pending
+	refuse error // set while checkpoints fail with too much waiting for them
+
+	// Tests': refuseLogBytes but lower, and an error every checkpoint
+	// fails with (a disk that cannot take the database's growth).
+	refuseLogBytes  int64
+	checkpointFault error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -113,13 +118,14 @@ func Open(path string, o Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("boltstore: initialize %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, writes: make(chan *write, maxGroup), quit: make(chan struct{}), pending: map[string][]byte{}}
+	s := &Store{db: db, path: path, writes: make(chan *write, maxGroup), quit: make(chan struct{}), pending: map[string][]byte{}, refuseLogBytes: refuseLogBytes}
 	db.View(func(tx *bolt.Tx) error {
 		s.seq = tx.Bucket(bucketKV).Sequence()
 		return nil
 	})
 	s.log, err = openLog(path+".log", o.Sync, func(kind byte, key string, rec []byte) {
-		s.setPending(key, rec) // nil for a delete
+		rec = bytes.Clone(rec) // out of replay's buffer; a delete's nil stays nil
+		s.setPending(key, rec)
 		if r, ok := decodeRecord(rec); ok && r.version > s.seq {
 			s.seq = r.version
 		}
@@ -317,21 +323,18 @@ func list(c *bolt.Cursor, nowMs int64, prefix, after string, limit int, over []c
 
 // Set implements store.Store.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return set(ctx, s.write, true, key, value, ttl)
+	return set(ctx, s.write, key, value, ttl)
 }
 
-// set and compareAndSet copy value when the caller may return before run
-// has used it (the writer's, when ctx ends first: the caller may then change
-// it); a Group's run uses it at once.
-func set(ctx context.Context, run runner, clone bool, key string, value []byte, ttl time.Duration) error {
+// set makes value's record before run, which may return before it has used
+// it (the writer's, when ctx ends first: the caller may then change value).
+func set(ctx context.Context, run runner, key string, value []byte, ttl time.Duration) error {
 	if err := store.CheckWrite(key, value, ttl); err != nil {
 		return err
 	}
-	if clone {
-		value = bytes.Clone(value)
-	}
+	rec := newRecord(value)
 	_, err := run(ctx, func(t *txn) result {
-		t.put(key, value, store.ExpiresAt(t.now, ttl))
+		t.put(key, rec, store.ExpiresAt(t.now, ttl))
 		return result{}
 	})
 	return err
@@ -368,14 +371,14 @@ func incr(ctx context.Context, run runner, key string, delta int64, ttl time.Dur
 			return result{err: err}
 		}
 		if !ok {
-			t.putInt(key, delta, store.ExpiresAt(t.now, ttl))
+			t.put(key, newIntRecord(delta), store.ExpiresAt(t.now, ttl))
 			return result{n: delta}
 		}
 		n, err := store.AddInt(old.value, delta)
 		if err != nil {
 			return result{err: err}
 		}
-		t.putInt(key, n, old.expiresAt())
+		t.put(key, newIntRecord(n), old.expiresAt())
 		return result{n: n}
 	})
 	return r.n, err
@@ -391,12 +394,16 @@ func (s *Store) CompareAndSet(ctx context.Context, key string, value []byte, ver
 	return compareAndSet(ctx, s.write, true, key, value, version, ttl)
 }
 
+// compareAndSet makes value's record (its copy) before run, as set does,
+// when run may return before it has used it (clone); a Group's run uses it
+// at once, and makes the record only if it writes it.
 func compareAndSet(ctx context.Context, run runner, clone bool, key string, value []byte, version uint64, ttl time.Duration) (bool, error) {
 	if err := store.CheckWrite(key, value, ttl); err != nil {
 		return false, err
 	}
+	var rec []byte
 	if clone {
-		value = bytes.Clone(value)
+		rec = newRecord(value)
 	}
 	r, err := run(ctx, func(t *txn) result {
 		old, _, err := t.live(key)
@@ -406,7 +413,10 @@ func compareAndSet(ctx context.Context, run runner, clone bool, key string, valu
 		if old.version != version {
 			return result{}
 		}
-		t.put(key, value, store.ExpiresAt(t.now, ttl))
+		if rec == nil {
+			rec = newRecord(value)
+		}
+		t.put(key, rec, store.ExpiresAt(t.now, ttl))
 		return result{ok: true}
 	})
 	return r.ok, err

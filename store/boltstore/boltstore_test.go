@@ -191,3 +191,23 @@ func TestFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A write keeps its own copy of the value: the caller may reuse its buffer
+// as soon as the write returns, through the Store or in a Group.
+func TestWritesCopyTheValue(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "store.db"), boltstore.Options{})
+	ctx := context.Background()
+	buf := []byte("first")
+	s.Set(ctx, "set", buf, 0)
+	s.CompareAndSet(ctx, "cas", buf, 0, 0)
+	s.Group(ctx, func(w store.Store) {
+		w.Set(ctx, "group-set", buf, 0)
+		w.CompareAndSet(ctx, "group-cas", buf, 0, 0)
+	})
+	copy(buf, "again")
+	for _, k := range []string{"set", "cas", "group-set", "group-cas"} {
+		if v, ok, err := s.Get(ctx, k); err != nil || !ok || string(v) != "first" {
+			t.Errorf("%s once the caller changed its buffer: %q, %v, %v; want %q", k, v, ok, err, "first")
+		}
+	}
+}

@@ -43,8 +43,10 @@
 // it with an error wrapping store.ErrUnavailable and the system's error;
 // nothing acknowledged before is lost, reads keep working, and writes work
 // again once there is room. A checkpoint the disk refuses leaves the
-// changes in the log and in memory, to be tried again; past 64 MiB of them
-// writes fail too, so that memory stays bounded.
+// changes in the log and in memory, to be tried again; past 64 MiB of them,
+// or 256 MiB of log (a disk with room for the log's small frames but not for
+// the database to grow), writes fail too, so that memory and the log stay
+// bounded, until a checkpoint succeeds.
 //
 // bbolt checks the file's meta pages when it opens it, not every page:
 // damage in the middle of a file (a disk fault) may only show when that

@@ -26,7 +26,7 @@ type runner func(ctx context.Context, fn func(*txn) result) (result, error)
 // this very commit).
 func (s *Store) Group(ctx context.Context, fn func(w store.Store)) error {
 	_, err := s.write(ctx, func(t *txn) result {
-		fn(&groupStore{t: t})
+		fn(&t.group)
 		return result{}
 	})
 	return err
@@ -79,7 +79,7 @@ func (g *groupStore) List(ctx context.Context, prefix, after string, limit int) 
 
 // Set implements store.Store.
 func (g *groupStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return set(ctx, g.run, false, key, value, ttl)
+	return set(ctx, g.run, key, value, ttl)
 }
 
 // Delete implements store.Store.

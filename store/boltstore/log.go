@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // The write-ahead log, in the file next to the database (path + ".log"):
@@ -45,7 +47,8 @@ type wal struct {
 }
 
 // openLog opens (creating) the log at path and calls apply for every
-// change of every whole frame in it, in order. A tail that is not a whole
+// change of every whole frame in it, in order; rec (nil for a delete)
+// aliases the frame, valid until apply returns. A tail that is not a whole
 // frame is cut off. A file that does not start with the header fails with
 // ErrForeign, naming it.
 func openLog(path string, sync bool, apply func(kind byte, key string, rec []byte)) (*wal, error) {
@@ -61,39 +64,60 @@ func openLog(path string, sync bool, apply func(kind byte, key string, rec []byt
 	return l, nil
 }
 
+// replay reads the log frame by frame, each into the same buffer: its
+// memory is the largest frame's, not the log's.
 func (l *wal) replay(apply func(kind byte, key string, rec []byte)) error {
-	b, err := io.ReadAll(l.f)
+	fi, err := l.f.Stat()
 	if err != nil {
 		return fmt.Errorf("boltstore: read %s: %w", l.path, err)
 	}
-	if len(b) < len(logHeader) && string(b) == string(logHeader[:len(b)]) {
+	end := fi.Size()
+	r := bufio.NewReaderSize(l.f, 64<<10)
+	buf := make([]byte, len(logHeader), 4<<10)
+	switch n, err := io.ReadFull(r, buf); {
+	case (err == io.EOF || err == io.ErrUnexpectedEOF) && string(buf[:n]) == string(logHeader[:n]):
 		// New, or its creation was cut short.
 		return l.reset()
-	}
-	if len(b) < len(logHeader) || string(b[:len(logHeader)]) != string(logHeader) {
+	case err != nil && err != io.EOF && err != io.ErrUnexpectedEOF:
+		return fmt.Errorf("boltstore: read %s: %w", l.path, err)
+	case err != nil || string(buf) != string(logHeader):
 		return fmt.Errorf("%w: %s is not a brood store log: move the file away (or delete it, losing the writes not yet in %s)",
 			ErrForeign, l.path, l.path[:len(l.path)-len(".log")])
 	}
-	off := len(logHeader)
-	for len(b)-off >= frameHead {
-		// Compared as uint64: a length past int's range (32-bit) is torn too.
-		n64 := uint64(binary.LittleEndian.Uint32(b[off:]))
-		sum := binary.LittleEndian.Uint32(b[off+4:])
-		if n64 > uint64(len(b)-off-frameHead) {
+	off := int64(len(logHeader))
+	var head [frameHead]byte
+	for end-off >= frameHead {
+		if _, err := io.ReadFull(r, head[:]); err != nil {
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
+				break // shorter than it was: torn
+			}
+			return fmt.Errorf("boltstore: read %s: %w", l.path, err)
+		}
+		// Compared as uint64: a length past int's range (32-bit) is torn
+		// too, and a torn one past the file's end is never allocated.
+		n64 := uint64(binary.LittleEndian.Uint32(head[:]))
+		sum := binary.LittleEndian.Uint32(head[4:])
+		if n64 > uint64(end-off-frameHead) {
 			break
 		}
 		n := int(n64)
-		payload := b[off+frameHead : off+frameHead+n]
-		if crc32.Checksum(payload, castagnoli) != sum {
+		buf = slices.Grow(buf[:0], n)[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
+				break
+			}
+			return fmt.Errorf("boltstore: read %s: %w", l.path, err)
+		}
+		if crc32.Checksum(buf, castagnoli) != sum {
 			break
 		}
-		if err := decodeFrame(payload, apply); err != nil {
+		if err := decodeFrame(buf, apply); err != nil {
 			return fmt.Errorf("%w: %s: frame at offset %d: %w: move the file away (or delete it, losing the writes not yet in the database)", ErrForeign, l.path, off, err)
 		}
-		off += frameHead + n
+		off += frameHead + int64(n)
 	}
-	l.size = int64(off)
-	if off < len(b) {
+	l.size = off
+	if off < end {
 		// A torn tail: no write in it was acknowledged.
 		if err := l.f.Truncate(l.size); err != nil {
 			return fmt.Errorf("boltstore: cut the torn end of %s: %w", l.path, err)
@@ -102,6 +126,8 @@ func (l *wal) replay(apply func(kind byte, key string, rec []byte)) error {
 	return nil
 }
 
+// decodeFrame calls apply for each change in the frame p; the key is a
+// copy, the record aliases p, valid until apply returns.
 func decodeFrame(p []byte, apply func(kind byte, key string, rec []byte)) error {
 	d := frameDecoder{b: p}
 	for len(d.b) > 0 && d.err == nil {
@@ -140,8 +166,7 @@ func (d *frameDecoder) byte() byte {
 	return c
 }
 
-// bytes returns a length-prefixed field, copied out of the file's buffer
-// (what replay keeps must not pin the whole log in memory).
+// bytes returns a length-prefixed field, aliasing the frame.
 func (d *frameDecoder) bytes() []byte {
 	n, k := binary.Uvarint(d.b)
 	if k <= 0 || n > uint64(len(d.b)-k) {
@@ -149,7 +174,7 @@ func (d *frameDecoder) bytes() []byte {
 		d.b = nil
 		return nil
 	}
-	v := append([]byte(nil), d.b[k:k+int(n)]...)
+	v := d.b[k : k+int(n) : k+int(n)]
 	d.b = d.b[k+int(n):]
 	return v
 }

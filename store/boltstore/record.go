@@ -11,20 +11,25 @@ import (
 // them never copies the value.
 const headerLen = 16
 
-func encodeRecord(version uint64, expires time.Time, value []byte) []byte {
+// newRecord makes the record of value, its header left to setHeader: a
+// write's caller makes it (the copy of a value the caller may change once
+// it returns), the writer gives it its version.
+func newRecord(value []byte) []byte {
 	b := make([]byte, headerLen+len(value))
-	binary.BigEndian.PutUint64(b, version)
-	binary.BigEndian.PutUint64(b[8:], uint64(unixMilli(expires)))
 	copy(b[headerLen:], value)
 	return b
 }
 
-// encodeIntRecord is encodeRecord of n in decimal, in one allocation.
-func encodeIntRecord(version uint64, expires time.Time, n int64) []byte {
-	b := make([]byte, headerLen, headerLen+20)
+// newIntRecord is newRecord of n in decimal, in one allocation.
+func newIntRecord(n int64) []byte {
+	return strconv.AppendInt(make([]byte, headerLen, headerLen+20), n, 10)
+}
+
+// setHeader fills in the header of a record from newRecord, before anyone
+// else sees it: a record is never changed after.
+func setHeader(b []byte, version uint64, expires time.Time) {
 	binary.BigEndian.PutUint64(b, version)
 	binary.BigEndian.PutUint64(b[8:], uint64(unixMilli(expires)))
-	return strconv.AppendInt(b, n, 10)
 }
 
 // record is a view of a stored record; its value aliases bbolt's memory,
@@ -62,13 +67,10 @@ func unixMilli(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
-// expiryKey is a key's entry in the expiry index: the expiry, big-endian
+// appendExpiryKey appends a key's entry in the expiry index: the expiry, big-endian
 // so that the index sorts by time, then the key.
-func expiryKey(expires int64, key []byte) []byte {
-	b := make([]byte, 8+len(key))
-	binary.BigEndian.PutUint64(b, uint64(expires))
-	copy(b[8:], key)
-	return b
+func appendExpiryKey(b []byte, expires int64, key []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(b, uint64(expires)), key...)
 }
 
 func beUint64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }

@@ -26,6 +26,11 @@ const (
 	// maxLogBytes bounds the log, which grows with every write even when
 	// they all change the same few keys.
 	maxLogBytes = 16 << 20
+	// refuseLogBytes: past this, checkpoints failing, writes fail too,
+	// instead of the log growing with them: on a disk with room for small
+	// frames but not for the database to grow, and writes that keep
+	// changing the same keys, the pending changes stay small.
+	refuseLogBytes = 16 * maxLogBytes
 	// pendingCost is what a pending change costs beyond its key and record.
 	pendingCost = 64
 )
@@ -34,7 +39,8 @@ const (
 // checkpoint.
 type write struct {
 	fn   func(*txn) result
-	done chan result // buffered: the writer never waits for the caller
+	r    result        // the writer's answer, set before it signals done
+	done chan struct{} // buffered: the writer never waits for the caller
 }
 
 type result struct {
@@ -52,6 +58,7 @@ type txn struct {
 	staged map[string][]byte // key → record; nil: deleted
 	frame  []byte            // the staged changes as a log frame
 	read   *bolt.Tx          // opened by the first read that needs the file
+	group  groupStore        // what a Group's fn writes through: &group, t
 }
 
 // write hands fn to the writer and waits until the group holding it is in
@@ -62,15 +69,16 @@ func (s *Store) write(ctx context.Context, fn func(*txn) result) (result, error)
 		return result{}, err
 	}
 	defer s.leave()
-	w := &write{fn: fn, done: make(chan result, 1)}
+	// A chan struct{} is one allocation, a chan result two.
+	w := &write{fn: fn, done: make(chan struct{}, 1)}
 	select {
 	case s.writes <- w:
 	case <-ctx.Done():
 		return result{}, ctx.Err()
 	}
 	select {
-	case r := <-w.done:
-		return r, r.err
+	case <-w.done:
+		return w.r, w.r.err
 	case <-ctx.Done():
 		return result{}, ctx.Err()
 	}
@@ -89,6 +97,7 @@ func (s *Store) writer(every time.Duration) {
 	group := make([]*write, 0, maxGroup)
 	results := make([]result, maxGroup)
 	s.t = txn{s: s, staged: map[string][]byte{}}
+	s.t.group.t = &s.t
 	for {
 		select {
 		case <-s.quit:
@@ -99,6 +108,13 @@ func (s *Store) writer(every time.Duration) {
 			continue
 		case w := <-s.writes:
 			group = append(group[:0], w)
+		}
+		// Refused until a checkpoint succeeds: one first, so that the
+		// writes of the round it succeeds in are taken. Failing, it is not
+		// tried again after them (they changed nothing).
+		retried := s.refuse != nil
+		if retried {
+			s.checkpoint(false)
 		}
 	more:
 		for len(group) < maxGroup {
@@ -115,19 +131,25 @@ func (s *Store) writer(every time.Duration) {
 			if w.fn == nil {
 				asked = true
 			} else {
-				w.done <- results[i]
+				w.answer(results[i])
 			}
 		}
-		if asked || s.pendingBytes > maxPendingBytes || s.log.size > maxLogBytes {
+		if asked || !retried && (s.pendingBytes > maxPendingBytes || s.log.size > maxLogBytes) {
 			_, err := s.checkpoint(false)
 			for _, w := range group {
 				if w.fn == nil {
-					w.done <- result{err: err}
+					w.answer(result{err: err})
 				}
 			}
 		}
 		clear(group)
 	}
+}
+
+// answer hands w its result: the caller reads r once done says so.
+func (w *write) answer(r result) {
+	w.r = r
+	w.done <- struct{}{}
 }
 
 // commit runs group's writes and appends their changes to the log; if
@@ -157,11 +179,12 @@ func (s *Store) commit(group []*write, results []result) {
 	}
 	err := s.refuse
 	if err == nil {
-		err = s.log.append(t.frame)
+		if err = s.log.append(t.frame); err != nil {
+			err = s.commitError(err)
+		}
 	}
 	if err != nil {
 		s.seq = seq
-		err = s.commitError(err)
 		for i := range group {
 			results[i] = result{err: err}
 		}
@@ -187,6 +210,13 @@ func (s *Store) setPending(key string, rec []byte) {
 
 func (s *Store) commitError(err error) error {
 	return fmt.Errorf("%w: write %s: %w", store.ErrUnavailable, s.path, err)
+}
+
+// refusal is what writes fail with once the checkpoints fail (with err)
+// and too much waits for one.
+func (s *Store) refusal(err error) error {
+	return fmt.Errorf("%w: checkpoint %s: %w: writes are refused until one succeeds (%.1f MiB wait in %s, %.1f MiB in memory): make room on its disk",
+		store.ErrUnavailable, s.path, err, float64(s.log.size)/(1<<20), s.log.path, float64(s.pendingBytes)/(1<<20))
 }
 
 // lookup returns key's record as t sees it (nil: none); it aliases bbolt's
@@ -231,16 +261,11 @@ func (t *txn) live(key string) (record, bool, error) {
 	return r, true, nil
 }
 
-// put writes key with a new version.
-func (t *txn) put(key string, value []byte, expires time.Time) {
+// put writes rec, made by newRecord, to key with a new version.
+func (t *txn) put(key string, rec []byte, expires time.Time) {
 	t.s.seq++
-	t.stage(key, encodeRecord(t.s.seq, expires, value))
-}
-
-// putInt writes n, in decimal, to key with a new version.
-func (t *txn) putInt(key string, n int64, expires time.Time) {
-	t.s.seq++
-	t.stage(key, encodeIntRecord(t.s.seq, expires, n))
+	setHeader(rec, t.s.seq, expires)
+	t.stage(key, rec)
 }
 
 func (t *txn) stage(key string, rec []byte) {
@@ -258,16 +283,22 @@ func (t *txn) delete(key string) {
 // many), then empties the log. If the commit fails, the changes stay
 // pending, and the log keeps them.
 func (s *Store) checkpoint(sweep bool) (int, error) {
-	if len(s.pending) == 0 && !sweep {
+	if len(s.pending) == 0 && !sweep && s.log.size == int64(len(logHeader)) {
 		return 0, nil
 	}
 	swept := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		kv, expiry := tx.Bucket(bucketKV), tx.Bucket(bucketExpiry)
+		// bbolt copies the keys it keeps: one buffer serves them all.
+		var key, ek []byte
 		for k, rec := range s.pending {
-			key := []byte(k)
-			if err := unindex(kv, expiry, key); err != nil {
-				return err
+			key = append(key[:0], k...)
+			// Its old entry in the expiry index, if any, goes.
+			if old, ok := decodeRecord(kv.Get(key)); ok && old.expires != 0 {
+				ek = appendExpiryKey(ek[:0], old.expires, key)
+				if err := expiry.Delete(ek); err != nil {
+					return err
+				}
 			}
 			if rec == nil {
 				if err := kv.Delete(key); err != nil {
@@ -279,10 +310,14 @@ func (s *Store) checkpoint(sweep bool) (int, error) {
 				return err
 			}
 			if r, _ := decodeRecord(rec); r.expires != 0 {
-				if err := expiry.Put(expiryKey(r.expires, key), nil); err != nil {
+				ek = appendExpiryKey(ek[:0], r.expires, key)
+				if err := expiry.Put(ek, nil); err != nil {
 					return err
 				}
 			}
+		}
+		if s.checkpointFault != nil {
+			return s.checkpointFault
 		}
 		if s.seq > kv.Sequence() {
 			if err := kv.SetSequence(s.seq); err != nil {
@@ -297,37 +332,39 @@ func (s *Store) checkpoint(sweep bool) (int, error) {
 		return nil
 	})
 	if err != nil {
-		if s.pendingBytes > refusePendingBytes {
-			s.refuse = err
-		}
+		s.refuseIfFull(err)
 		return 0, s.commitError(err)
 	}
 	s.refuse = nil
-	if len(s.pending) == 0 {
-		return swept, nil
+	if len(s.pending) > 0 {
+		s.mu.Lock()
+		if len(s.pending) > 1024 {
+			s.pending = map[string][]byte{} // a large map's buckets stay with clear
+		} else {
+			clear(s.pending)
+		}
+		s.pendingBytes = 0
+		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	if len(s.pending) > 1024 {
-		s.pending = map[string][]byte{} // a large map's buckets stay with clear
-	} else {
-		clear(s.pending)
-	}
-	s.pendingBytes = 0
-	s.mu.Unlock()
-	if err := s.log.reset(); err != nil {
-		// The log still holds what is now in the database: replaying it
-		// writes the same records. It is cut at the next checkpoint.
-		return swept, err
+	if s.log.size > int64(len(logHeader)) {
+		if err := s.log.reset(); err != nil {
+			// The log still holds what is now in the database: replaying
+			// it writes the same records. It is cut at the next
+			// checkpoint, pending changes or not.
+			s.refuseIfFull(err)
+			return swept, err
+		}
 	}
 	return swept, nil
 }
 
-// unindex removes key's entry from the expiry index, if it has one.
-func unindex(kv, expiry *bolt.Bucket, key []byte) error {
-	if r, ok := decodeRecord(kv.Get(key)); ok && r.expires != 0 {
-		return expiry.Delete(expiryKey(r.expires, key))
+// refuseIfFull refuses writes from now until a checkpoint succeeds if the
+// one that just failed with err left too much waiting: in memory, or in the
+// log.
+func (s *Store) refuseIfFull(err error) {
+	if s.pendingBytes > refusePendingBytes || s.log.size > s.refuseLogBytes {
+		s.refuse = s.refusal(err)
 	}
-	return nil
 }
 
 // maintain checkpoints and sweeps; a sweep that hit its bound goes again
