@@ -71,11 +71,11 @@ func view(t *testing.T, tr *tracker, width int) []string {
 // rows' values under them.
 type shown struct {
 	heads  []string
-	starts []int // in cells
+	starts []int // in runes, one cell each in these tables
 	rows   [][]string
 }
 
-var gaps = regexp.MustCompile(`\S+( \S+)*`) // a header: words one space apart
+var headRE = regexp.MustCompile(`\S+( \S+)*`) // a header: words one space apart
 
 // findTable reads the table whose header line starts with first: headers
 // are two or more spaces apart, and a row's value under a header is what
@@ -87,7 +87,7 @@ func findTable(t *testing.T, lines []string, first string) shown {
 	if i < 0 {
 		t.Fatalf("no table starting with %s in:\n%s", first, strings.Join(lines, "\n"))
 	}
-	for _, loc := range gaps.FindAllStringIndex(lines[i], -1) {
+	for _, loc := range headRE.FindAllStringIndex(lines[i], -1) {
 		s.heads = append(s.heads, lines[i][loc[0]:loc[1]])
 		s.starts = append(s.starts, utf8.RuneCountInString(lines[i][:loc[0]]))
 	}
@@ -246,5 +246,15 @@ func TestTopFollowsResize(t *testing.T) {
 				t.Errorf("after a resize to %d, a column %s: %q", c.width, h, heads)
 			}
 		}
+	}
+}
+
+// Columns are as wide as their values in cells, as the terminal shows
+// them: a wide character takes two.
+func TestTableCells(t *testing.T) {
+	got := table([][]string{{"APP", "PID"}, {"日本", "1"}, {"↓ x", "2"}})
+	want := []string{"APP   PID", "日本  1", "↓ x   2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
