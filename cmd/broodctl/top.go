@@ -191,16 +191,15 @@ func styled(kind, s string) string {
 	return s
 }
 
+// View is the screen at the terminal's width, which bubbletea tells the
+// model at start and again on every resize (SIGWINCH).
 func (m *topModel) View() string {
 	if m.t.st == nil {
 		return "broodctl top: asking " + m.path + " ...\n"
 	}
 	lines := m.t.screen(m.width, styled)
-	lines = append(lines, "", helpStyle.Render("q quits · refreshes every "+m.interval.String()+" · ↑ starting  ↓ draining  ✗ exited"))
-	if m.width > 0 {
-		for i, l := range lines {
-			lines[i] = lipgloss.NewStyle().MaxWidth(m.width).Render(l)
-		}
-	}
+	help := fitLine([]string{"q quits", "refreshes every " + m.interval.String(), "↑ starting  ↓ draining  ✗ exited"},
+		" · ", m.width, []int{0, 2, 1})
+	lines = append(lines, "", helpStyle.Render(help))
 	return strings.Join(lines, "\n") + "\n"
 }

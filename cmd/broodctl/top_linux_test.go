@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -91,6 +92,16 @@ func workerRows(screen string) []topRow {
 	return rows
 }
 
+// headLine is the process table's header line on a screen.
+func headLine(screen string) string {
+	for _, l := range strings.Split(screen, "\n") {
+		if strings.HasPrefix(l, "ROLE ") {
+			return strings.TrimRight(l, " ")
+		}
+	}
+	return ""
+}
+
 // ready returns the ready rows by slot.
 func ready(rows []topRow) map[int]topRow {
 	out := map[int]topRow{}
@@ -127,6 +138,26 @@ func TestTopInTerminal(t *testing.T) {
 	tm.waitScreen("3 ready workers, each with requests per second", 30*time.Second, func(s string) bool {
 		r := ready(workerRows(s))
 		return len(r) == 3 && r[1].rate > 0 && r[2].rate > 0 && r[3].rate > 0 && strings.Contains(s, "workers 3/3 ready")
+	})
+
+	// Narrowed to 80 columns (tmux sends SIGWINCH), the view leaves out
+	// its less needed columns whole, the key ones first in the table;
+	// widened again, it shows them all.
+	tm.run("resize-window", "-x", "80")
+	tm.waitScreen("the process table fitted to 80 columns", 10*time.Second, func(s string) bool {
+		head := headLine(s)
+		for _, h := range regexp.MustCompile(`\S+( \S+)*`).FindAllString(head, -1) {
+			if !slices.Contains(header, h) {
+				return false // cut
+			}
+		}
+		return strings.HasPrefix(head, "ROLE    SLOT  PID    STATE") && strings.Contains(head, "REQ/S") &&
+			strings.Contains(head, "RSS") && !strings.Contains(head, "QUEUE")
+	})
+	tm.run("resize-window", "-x", "200")
+	tm.waitScreen("every column again at 200 columns", 10*time.Second, func(s string) bool {
+		head := headLine(s)
+		return strings.Contains(head, "QUEUE") && strings.HasSuffix(head, "LAST MINUTE")
 	})
 
 	// A reload, followed slot by slot: the header says how far it got,

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/lipgloss"
+
 	"github.com/broodhq/brood/internal/control"
 	"github.com/broodhq/brood/schedule"
 )
@@ -124,16 +126,32 @@ func push(s []float64, v float64) []float64 {
 
 // row is one line of the process table, still unstyled.
 type row struct {
-	mark  string // "", "starting", "draining", "exited"
-	cells []string
-	spark string
+	mark  string    // "", "starting", "draining", "exited"
+	cells []string  // under header
+	spark []float64 // its slot's requests per second, for those that show them
 }
 
 var header = []string{"ROLE", "SLOT", "PID", "STATE", "GEN", "REQ/S", "INFL", "QUEUE", "RSS", "RESTARTS", "LAST REASON"}
 
+// processKeep is the order in which the process table's columns get room
+// on a terminal too narrow for all, the key ones first: each in turn that
+// still fits, so a wide one left out does not keep a narrower one out; the
+// last minute's sparkline gets what is left. They are shown in header's
+// order. jobKeep is the same for the agent's jobs.
+var (
+	processKeep = []string{"ROLE", "SLOT", "PID", "STATE", "REQ/S", "RSS", "RESTARTS", "LAST REASON", "GEN", "INFL", "QUEUE"}
+	jobHeader   = []string{"JOB", "SCHEDULE", "NEXT RUN", "LAST DURATION", "LAST ERROR"}
+	jobKeep     = []string{"JOB", "NEXT RUN", "LAST ERROR", "SCHEDULE", "LAST DURATION"}
+)
+
+const (
+	sparkHead  = "LAST MINUTE" // the sparkline's column
+	sparkPlain = 20            // its width when the terminal's is unknown
+)
+
 // rows is the process table: the live processes, then the gone ones in
 // their slot's place.
-func (t *tracker) rows(sparkWidth int) []row {
+func (t *tracker) rows() []row {
 	type entry struct {
 		p    control.Process
 		gone bool
@@ -153,7 +171,10 @@ func (t *tracker) rows(sparkWidth int) []row {
 		if a.p.Slot != b.p.Slot {
 			return a.p.Slot - b.p.Slot
 		}
-		return a.p.Started.Compare(b.p.Started)
+		if d := a.p.Started.Compare(b.p.Started); d != 0 {
+			return d
+		}
+		return a.p.PID - b.p.PID // the gone come from a map: the same order every time
 	})
 	var out []row
 	for _, e := range es {
@@ -177,7 +198,7 @@ func (t *tracker) rows(sparkWidth int) []row {
 				queue = strconv.Itoa(p.Queued)
 			}
 			if !e.gone && (p.State == "ready" || p.State == "draining") {
-				r.spark = sparkline(t.spark[p.Slot], sparkWidth)
+				r.spark = t.spark[p.Slot]
 			}
 		}
 		pid := "-"
@@ -198,25 +219,32 @@ func (t *tracker) rows(sparkWidth int) []row {
 	return out
 }
 
-// headline is the line above the table.
-func (t *tracker) headline() string {
+// headline is the parts of the line above the table, and the order in
+// which they get room on a narrow terminal (the first always).
+func (t *tracker) headline() (parts []string, keep []int) {
 	st := t.st
-	s := fmt.Sprintf("%s  %s  generation %d  workers %d/%d ready  up %s",
-		orDash(st.App), orDash(st.Addr), st.Generation, st.Ready, st.Workers, uptime(st.Started, t.at))
+	parts = []string{"brood top", orDash(st.App), orDash(st.Addr), fmt.Sprintf("generation %d", st.Generation),
+		fmt.Sprintf("workers %d/%d ready", st.Ready, st.Workers), "up " + uptime(st.Started, t.at)}
+	keep = []int{4, 1, 3, 5, 2, 0} // workers, app, generation, uptime, address, title
 	if st.Operation != "" {
-		s += "  " + st.Operation
+		parts = append(parts, st.Operation)
+		keep = slices.Insert(keep, 1, 6) // right after workers
 	}
-	return s
+	return parts, keep
 }
 
 // totalLine is the cluster's requests per second, now and over the last
-// minute.
+// sparkWidth looks.
 func (t *tracker) totalLine(sparkWidth int) string {
 	now := 0.0
 	if len(t.total) > 0 {
 		now = t.total[len(t.total)-1]
 	}
-	return fmt.Sprintf("total %.0f req/s  %s", now, sparkline(t.total, sparkWidth))
+	s := fmt.Sprintf("total %.0f req/s", now)
+	if sparkWidth > 0 && len(t.total) > 0 {
+		s += "  " + sparkline(t.total, sparkWidth)
+	}
+	return s
 }
 
 // jobLines is the agent's job table, or nothing when it has none.
@@ -225,7 +253,7 @@ func (t *tracker) jobLines() [][]string {
 	if len(t.st.Jobs) == 0 || json.Unmarshal(t.st.Jobs, &jobs) != nil || len(jobs) == 0 {
 		return nil
 	}
-	out := [][]string{{"JOB", "SCHEDULE", "NEXT RUN", "LAST DURATION", "LAST ERROR"}}
+	out := [][]string{slices.Clone(jobHeader)}
 	for _, j := range jobs {
 		next := "-"
 		if !j.NextRun.IsZero() {
@@ -273,24 +301,16 @@ func clip(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// table lays rows out in columns two spaces apart; widths count runes.
+// table lays rows out in columns two spaces apart; widths are in cells.
 func table(rows [][]string) []string {
-	var w []int
-	for _, r := range rows {
-		for i, c := range r {
-			if i >= len(w) {
-				w = append(w, 0)
-			}
-			w[i] = max(w[i], len([]rune(c)))
-		}
-	}
+	w := columnWidths(rows)
 	out := make([]string, len(rows))
 	for k, r := range rows {
 		var b strings.Builder
 		for i, c := range r {
 			b.WriteString(c)
 			if i < len(r)-1 {
-				b.WriteString(strings.Repeat(" ", w[i]-len([]rune(c))+2))
+				b.WriteString(strings.Repeat(" ", w[i]-lipgloss.Width(c)+2))
 			}
 		}
 		out[k] = b.String()
@@ -298,20 +318,111 @@ func table(rows [][]string) []string {
 	return out
 }
 
+func columnWidths(rows [][]string) []int {
+	var w []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i >= len(w) {
+				w = append(w, 0)
+			}
+			w[i] = max(w[i], lipgloss.Width(c))
+		}
+	}
+	return w
+}
+
+// choose says which of the items of a line, gap cells apart and widths
+// wide, to show in width cells: the first of keep always, then each of
+// keep in turn that still fits. used is the cells they take. A width of 0
+// or less is no limit.
+func choose(widths []int, gap, width int, keep []int) (show []bool, used int) {
+	show = make([]bool, len(widths))
+	used = -gap
+	for k, i := range keep {
+		if k == 0 || width <= 0 || used+gap+widths[i] <= width {
+			show[i] = true
+			used += gap + widths[i]
+		}
+	}
+	return show, max(used, 0)
+}
+
+// fitLine joins the parts that fit in width, sep apart, in their order;
+// see choose.
+func fitLine(parts []string, sep string, width int, keep []int) string {
+	widths := make([]int, len(parts))
+	for i, p := range parts {
+		widths[i] = lipgloss.Width(p)
+	}
+	show, _ := choose(widths, lipgloss.Width(sep), width, keep)
+	var out []string
+	for i, p := range parts {
+		if show[i] {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, sep)
+}
+
+// fitColumns keeps the columns of rows (the first is the header) that fit
+// in width, dropping the others whole; keep names the columns in the
+// order they get room (see choose). used is the cells the table takes.
+func fitColumns(rows [][]string, width int, keep []string) (fitted [][]string, used int) {
+	order := make([]int, len(keep))
+	for k, h := range keep {
+		order[k] = slices.Index(rows[0], h)
+	}
+	show, used := choose(columnWidths(rows), 2, width, order)
+	for _, r := range rows {
+		var f []string
+		for i, c := range r {
+			if show[i] {
+				f = append(f, c)
+			}
+		}
+		fitted = append(fitted, f)
+	}
+	return fitted, used
+}
+
 // screen is the whole view as lines, styled by style (which gets a
 // row's mark, "" for plain rows, "head" for headers, "title" for the
-// headline). width is the terminal's, 0 if unknown.
+// headline). width is the terminal's, 0 if unknown: then every column
+// shows. On a narrower terminal the less useful columns and parts of the
+// headline are left out whole (processKeep), and the sparklines get the
+// room that is left. Only a terminal too narrow for the first of them
+// (ROLE, "workers 3/3 ready") gets a line too long, which bubbletea's
+// renderer cuts.
 func (t *tracker) screen(width int, style func(kind, s string) string) []string {
-	sw := 20
-	if width > 0 {
-		sw = min(max(width-110, 10), sparkLen)
-	}
-	rows := t.rows(sw)
-	cells := [][]string{append(slices.Clone(header), "LAST MINUTE")}
+	rows := t.rows()
+	cells := [][]string{slices.Clone(header)}
 	for _, r := range rows {
-		cells = append(cells, append(r.cells, r.spark))
+		cells = append(cells, r.cells)
 	}
-	lines := []string{style("title", "brood top  "+t.headline()), t.totalLine(sw), ""}
+	cells, used := fitColumns(cells, width, processKeep)
+	// The sparklines: as wide as the room left, up to a minute, or none
+	// if there is no room for the column's header; the total's then
+	// takes what its own line leaves. Both, when shown, are as wide, so
+	// they cover the same looks.
+	sw, tsw := sparkPlain, sparkPlain
+	if width > 0 {
+		sw = min(width-used-2, sparkLen)
+		if sw < lipgloss.Width(sparkHead) {
+			sw = 0
+		}
+		tsw = sw
+		if sw == 0 {
+			tsw = min(width-lipgloss.Width(t.totalLine(0))-2, sparkLen)
+		}
+	}
+	if sw > 0 {
+		cells[0] = append(cells[0], sparkHead)
+		for i, r := range rows {
+			cells[i+1] = append(cells[i+1], sparkline(r.spark, sw))
+		}
+	}
+	parts, keep := t.headline()
+	lines := []string{style("title", fitLine(parts, "  ", width, keep)), t.totalLine(tsw), ""}
 	for i, l := range table(cells) {
 		kind := "head"
 		if i > 0 {
@@ -321,6 +432,7 @@ func (t *tracker) screen(width int, style func(kind, s string) string) []string 
 	}
 	if jobs := t.jobLines(); jobs != nil {
 		lines = append(lines, "")
+		jobs, _ = fitColumns(jobs, width, jobKeep)
 		for i, l := range table(jobs) {
 			kind := ""
 			if i == 0 {
