@@ -21,6 +21,10 @@ type WorkerStats struct {
 	// of the metrics unless HasQueue.
 	Queued, Backlog int64
 	HasQueue        bool
+	// The accept queue of the socket every worker shares (balance shared),
+	// which each worker sees whole; left out unless HasShared.
+	SharedQueued, SharedBacklog int64
+	HasShared                   bool
 }
 
 var (
@@ -36,6 +40,12 @@ var (
 		"Connections waiting in the accept queue of the workers' sockets (Linux).", nil, nil)
 	descBacklog = prometheus.NewDesc("brood_accept_queue_backlog",
 		"How many connections the accept queue of the workers' sockets holds at most (Linux).", nil, nil)
+	// Every worker reports the one shared socket: the cluster's value is
+	// their largest, not their sum, and stays while any worker is up.
+	descSharedQueued = prometheus.NewDesc("brood_accept_queue_shared_length",
+		"Connections waiting in the accept queue of the socket the workers share (balance shared, Linux).", nil, Aggregate(Max))
+	descSharedBacklog = prometheus.NewDesc("brood_accept_queue_shared_backlog",
+		"How many connections the accept queue of the shared socket holds at most (balance shared, Linux).", nil, Aggregate(Max))
 
 	descJobRuns = prometheus.NewDesc("brood_agent_job_runs_total",
 		"Runs of an agent job started.", []string{"job"}, nil)
@@ -71,8 +81,12 @@ func ObserveJob(job string, took time.Duration, err error) {
 // it in every worker. It fails if the application registered metrics of
 // the same names.
 func RegisterWorker(stats func() WorkerStats) error {
-	return register(collectorFunc{
-		descs: []*prometheus.Desc{descRequests, descInFlight, descConns, descAccepted, descQueued, descBacklog},
+	return register(workerCollector(stats))
+}
+
+func workerCollector(stats func() WorkerStats) prometheus.Collector {
+	return collectorFunc{
+		descs: []*prometheus.Desc{descRequests, descInFlight, descConns, descAccepted, descQueued, descBacklog, descSharedQueued, descSharedBacklog},
 		collect: func(ch chan<- prometheus.Metric) {
 			s := stats()
 			ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(s.Requests))
@@ -83,8 +97,12 @@ func RegisterWorker(stats func() WorkerStats) error {
 				ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(s.Queued))
 				ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(s.Backlog))
 			}
+			if s.HasShared {
+				ch <- prometheus.MustNewConstMetric(descSharedQueued, prometheus.GaugeValue, float64(s.SharedQueued))
+				ch <- prometheus.MustNewConstMetric(descSharedBacklog, prometheus.GaugeValue, float64(s.SharedBacklog))
+			}
 		},
-	})
+	}
 }
 
 // RegisterJobs registers, in prometheus.DefaultRegisterer, the agent's

@@ -69,10 +69,11 @@ type cluster struct {
 	metricsURL string
 }
 
-func start(t *testing.T, workers int) *cluster {
+func start(t *testing.T, workers int, env ...string) *cluster {
 	t.Helper()
 	addr := freeAddr(t)
-	c := ct.Start(t, "metrics", "BROOD_ADDR=127.0.0.1:0", fmt.Sprintf("BROOD_WORKERS=%d", workers), "BROOD_METRICS_ADDR="+addr)
+	env = append([]string{"BROOD_ADDR=127.0.0.1:0", fmt.Sprintf("BROOD_WORKERS=%d", workers), "BROOD_METRICS_ADDR=" + addr}, env...)
+	c := ct.Start(t, "metrics", env...)
 	c.WaitReady(30 * time.Second)
 	if _, _, err := c.WaitLog(10*time.Second, 0, ct.Msg("serving cluster metrics")); err != nil {
 		t.Fatalf("metrics listener: %v", err)
@@ -470,5 +471,36 @@ func TestCountersSurviveAnAgentKill(t *testing.T) {
 	_, fams, _ = scrape(t, c.metricsURL+"/metrics", "")
 	if got := counterValue(t, fams, "app_work_total"); got != 4_000 {
 		t.Fatalf("app_work_total = %v, want 4000", got)
+	}
+}
+
+// In a real cluster with balance shared, each worker reports the shared
+// socket's queue, and /metrics shows it once: the largest of the slots'
+// values, which all see the same socket. With hash there is no such socket.
+func TestSharedQueueInACluster(t *testing.T) {
+	c := start(t, 3, "BROOD_BALANCE=shared")
+	c.hit(t, 30)
+	_, slots, _ := scrape(t, c.metricsURL+"/metrics/slots", "")
+	per := slots["brood_accept_queue_shared_backlog"].GetMetric()
+	if len(per) != 3 {
+		t.Fatalf("brood_accept_queue_shared_backlog has %d series in the per-slot view, want one per worker: %v", len(per), per)
+	}
+	backlog := per[0].GetGauge().GetValue()
+	if backlog <= 0 {
+		t.Fatalf("the shared socket's backlog is %v; want the kernel's bound", backlog)
+	}
+	_, fams, _ := scrape(t, c.metricsURL+"/metrics", "")
+	got := fams["brood_accept_queue_shared_backlog"].GetMetric()
+	if len(got) != 1 || got[0].GetGauge().GetValue() != backlog {
+		t.Errorf("/metrics: brood_accept_queue_shared_backlog %v; want one series of %v (the socket once, not once per worker)", got, backlog)
+	}
+	if fams["brood_accept_queue_shared_length"] == nil {
+		t.Error("/metrics has no brood_accept_queue_shared_length")
+	}
+
+	h := start(t, 2)
+	_, fams, _ = scrape(t, h.metricsURL+"/metrics", "")
+	if mf := fams["brood_accept_queue_shared_length"]; mf != nil {
+		t.Errorf("balance hash: %v; want no shared queue gauges", mf)
 	}
 }

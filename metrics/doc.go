@@ -73,6 +73,8 @@
 //	brood_http_connections_accepted_total  counter  client connections accepted
 //	brood_accept_queue_length        gauge    connections waiting in the slot socket's accept queue (Linux)
 //	brood_accept_queue_backlog       gauge    the accept queue's bound (Linux)
+//	brood_accept_queue_shared_length   gauge  connections waiting on the socket all workers share (balance shared; Max)
+//	brood_accept_queue_shared_backlog  gauge  that queue's bound (balance shared; Max)
 //
 // The agent's jobs (slot "agent"), by label job:
 //

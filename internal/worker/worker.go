@@ -119,17 +119,23 @@ func Run(c Config, link *child.Link, term chan os.Signal) error {
 		go func() { served <- c.serve(srv, ln) }()
 	}
 	// The shared socket (balance shared) is every worker's: counted in each
-	// worker's queue, the cluster's sum would count it once per worker.
-	var own []net.Listener
+	// worker's queue, the cluster's sum would count it once per worker, so
+	// it has gauges of its own, which the cluster view takes the largest of.
+	var own, shared []net.Listener
 	for i, ln := range lns {
-		if c.Sockets[i] != protocol.SharedSocket {
+		if c.Sockets[i] == protocol.SharedSocket {
+			shared = append(shared, ln)
+		} else {
 			own = append(own, ln)
 		}
 	}
 	if err := metrics.RegisterWorker(func() metrics.WorkerStats {
-		q, backlog, ok := metrics.AcceptQueue(own)
-		return metrics.WorkerStats{Requests: t.completed.Load(), InFlight: t.inFlight.Load(), Connections: t.conns.Load(), Accepted: t.accepted.Load(),
-			Queued: q, Backlog: backlog, HasQueue: ok}
+		s := metrics.WorkerStats{Requests: t.completed.Load(), InFlight: t.inFlight.Load(), Connections: t.conns.Load(), Accepted: t.accepted.Load()}
+		s.Queued, s.Backlog, s.HasQueue = metrics.AcceptQueue(own)
+		if len(shared) > 0 {
+			s.SharedQueued, s.SharedBacklog, s.HasShared = metrics.AcceptQueue(shared)
+		}
+		return s
 	}); err != nil {
 		log.Warn("brood's worker metrics left out", "err", err)
 	}
