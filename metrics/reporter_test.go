@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -400,4 +401,82 @@ type failingCollector struct{ d *prometheus.Desc }
 func (c failingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.d }
 func (c failingCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.NewInvalidMetric(c.d, errors.New("broken"))
+}
+
+// levels is a slog.Handler that counts records by level.
+type levels struct {
+	mu sync.Mutex
+	n  map[slog.Level]int
+}
+
+func (h *levels) Enabled(context.Context, slog.Level) bool { return true }
+func (h *levels) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n == nil {
+		h.n = map[slog.Level]int{}
+	}
+	h.n[r.Level]++
+	return nil
+}
+func (h *levels) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *levels) WithGroup(string) slog.Handler      { return h }
+
+func (h *levels) count(l slog.Level) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[l]
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s without %s", what)
+		}
+	}
+}
+
+// TestFailingReportsAreLoggedOnce: periodic reports that keep failing are
+// one warning, not one per interval; the first that works again is one
+// note.
+func TestFailingReportsAreLoggedOnce(t *testing.T) {
+	reg, _ := counterVec("x_total", 1)
+	l := newLinkAgent(t, reg)
+	logs := &levels{}
+	l.r.log = slog.New(logs)
+	l.fail = 1 << 30
+	l.r.start(t.Context(), 2*time.Millisecond)
+	defer l.r.cancel()
+	waitFor(t, "5 failed reports", func() bool { return l.numReports() >= 5 })
+	if n := logs.count(slog.LevelWarn); n != 1 {
+		t.Fatalf("%d warnings for 5 failed reports, want 1", n)
+	}
+	l.mu.Lock()
+	l.fail = 0
+	l.mu.Unlock()
+	n := l.numReports()
+	waitFor(t, "3 reports that work", func() bool { return l.numReports() >= n+3 })
+	if w, i := logs.count(slog.LevelWarn), logs.count(slog.LevelInfo); w != 1 || i != 1 {
+		t.Fatalf("%d warnings and %d notes after the reports worked again, want 1 and 1", w, i)
+	}
+}
+
+// TestAScrapedWorkerIsNotAlsoReportedPeriodically: gathers more often than
+// the interval put the periodic report off, each time.
+func TestAScrapedWorkerIsNotAlsoReportedPeriodically(t *testing.T) {
+	reg, _ := counterVec("x_total", 1)
+	l := newLinkAgent(t, reg)
+	l.r.start(t.Context(), 300*time.Millisecond)
+	defer l.r.cancel()
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if _, err := l.agent().Gather(t.Context(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One, if a gather came late under load; without the gathers, five.
+	if n := l.numReports(); n > 1 {
+		t.Fatalf("%d periodic reports in 1.5 s of gathers every 10 ms (interval 300 ms), want none", n)
+	}
 }
