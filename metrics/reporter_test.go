@@ -46,7 +46,7 @@ func (l *linkAgent) agent() *Aggregator {
 }
 
 // restartAgent replaces the agent with one that holds no report.
-func (l *linkAgent) restartAgent(t *testing.T) {
+func (l *linkAgent) restartAgent() {
 	old := l.agent()
 	old.Stop()
 	l.mu.Lock()
@@ -185,7 +185,7 @@ func TestARefusedDeltaIsSentAgainWhole(t *testing.T) {
 		name string
 		lose func(*testing.T, *linkAgent)
 	}{
-		{"agent restarted", func(t *testing.T, l *linkAgent) { l.restartAgent(t) }},
+		{"agent restarted", func(_ *testing.T, l *linkAgent) { l.restartAgent() }},
 		{"gather answer lost", func(t *testing.T, l *linkAgent) {
 			// The worker made a report the agent never got.
 			if _, err := l.r.gather(l.agent().holds(l.pid)); err != nil {
