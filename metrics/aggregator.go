@@ -57,6 +57,7 @@ type Aggregator struct {
 
 	mu        sync.Mutex // guards m, selfSeq and dirty
 	m         *merge.Merger
+	selfRun   uint64 // names this agent's own reports, as a worker's run does
 	selfSeq   uint64
 	dirty     bool // changed since the last save
 	stateFile string
@@ -136,7 +137,7 @@ func newAggregator(p peers, c AggregatorConfig) *Aggregator {
 	if c.Gatherer == nil {
 		c.Gatherer = prometheus.DefaultGatherer
 	}
-	a := &Aggregator{msgr: p, log: c.Logger, timeout: c.Timeout, self: c.Gatherer, now: time.Now, m: merge.New(), last: map[int]*lastReport{}}
+	a := &Aggregator{msgr: p, log: c.Logger, timeout: c.Timeout, self: c.Gatherer, now: time.Now, m: merge.New(), selfRun: newRun(), last: map[int]*lastReport{}}
 	a.ctx, a.stop = context.WithCancel(context.Background())
 	return a
 }
@@ -195,13 +196,18 @@ func (a *Aggregator) record(rep report, pid int) error {
 		return fmt.Errorf("metrics report from pid %d: slot %q is not a worker's", pid, rep.Slot)
 	}
 	a.mu.Lock()
-	prev := a.last[pid]
+	held := a.last[pid]
 	a.mu.Unlock()
+	prev := held
+	if prev != nil && prev.run != rep.Run {
+		// Another process's, under a reused pid: nothing to compare with.
+		prev = nil
+	}
 	var chunks [][]byte
 	var fromBase []int // a delta's: which of prev's families each is, or -1
 	var err error
 	if rep.Base != 0 {
-		if prev == nil || prev.run != rep.Run || prev.seq != rep.Base {
+		if prev == nil || prev.seq != rep.Base {
 			return errStaleBase
 		}
 		chunks, fromBase, err = applyDelta(prev.chunks, rep.Data)
@@ -247,7 +253,7 @@ func (a *Aggregator) record(rep report, pid int) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.last[pid] != prev && len(same) > 0 {
+	if a.last[pid] != held && len(same) > 0 {
 		// Another report of this pid came in meanwhile: what is "same"
 		// was same as a report the merger no longer holds.
 		if err := whole(); err != nil {
@@ -255,14 +261,14 @@ func (a *Aggregator) record(rep report, pid int) error {
 		}
 	}
 	now := a.now()
-	ok := a.m.UpdatePartial(rep.Slot, pid, rep.Seq, now, changed, same)
+	ok := a.m.UpdatePartial(rep.Slot, pid, rep.Run, rep.Seq, now, changed, same)
 	if !ok && len(same) > 0 {
 		// The merger does not know a family it should have (or the
 		// report is stale, which Update refuses again).
 		if err := whole(); err != nil {
 			return fmt.Errorf("metrics report from pid %d: %w", pid, err)
 		}
-		ok = a.m.Update(rep.Slot, pid, rep.Seq, now, changed)
+		ok = a.m.Update(rep.Slot, pid, rep.Run, rep.Seq, now, changed)
 	}
 	if ok {
 		a.last[pid] = next
@@ -386,7 +392,7 @@ func (a *Aggregator) gatherSelf() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.selfSeq++
-	a.m.Update(AgentSlot, os.Getpid(), a.selfSeq, a.now(), fams)
+	a.m.Update(AgentSlot, os.Getpid(), a.selfRun, a.selfSeq, a.now(), fams)
 }
 
 // retireGrace is how long a pid that left the membership may still

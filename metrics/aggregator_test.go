@@ -483,6 +483,36 @@ func TestStateFileCarriesToTheNextAggregator(t *testing.T) {
 	}
 }
 
+// TestANextAgentUnderTheSamePIDCountsItsOwn: an agent restarted under
+// its predecessor's pid (both here are this test's process) shows its own
+// counts at once, added to the predecessor's, though its seqs start over.
+func TestANextAgentUnderTheSamePIDCountsItsOwn(t *testing.T) {
+	file := t.TempDir() + "/state"
+	own := func(v float64) AggregatorConfig {
+		reg := prometheus.NewRegistry()
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "own_total", Help: "h"})
+		c.Add(v)
+		reg.MustRegister(c)
+		return AggregatorConfig{StateFile: file, Gatherer: reg, Timeout: time.Second}
+	}
+	first := StartAggregator(messenger.New(messenger.Config{}), own(5))
+	for range 3 {
+		if _, err := first.Gather(t.Context(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first.Stop()
+	next := StartAggregator(messenger.New(messenger.Config{}), own(1))
+	defer next.Stop()
+	fams, err := next.Gather(t.Context(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := samples(t, fams)["own_total"]; got != 6 {
+		t.Fatalf("own_total = %v in the next agent, want 5 carried + 1", got)
+	}
+}
+
 func TestGatherAfterStopAnswersWithWhatIsKnown(t *testing.T) {
 	p := newFakePeers()
 	p.add(10, "0").count.Add(3)

@@ -75,7 +75,7 @@ func BenchmarkMerge(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					m.Update(rep.Slot, 100+w, seq, now, fams)
+					m.Update(rep.Slot, 100+w, 0, seq, now, fams)
 				}
 				fams := m.Cluster(now)
 				if _, err := encodeFamilies(fams); err != nil {

@@ -156,12 +156,13 @@ func TestMalformedDeltasFail(t *testing.T) {
 // messenger carries it (so nothing the agent keeps aliases the worker's
 // buffers).
 type jsonPeers struct {
-	mu     sync.Mutex
-	regs   map[int]*Reporter
-	order  []int
-	deltas int // replies that were deltas
-	bytes  int // of the replies' Data
-	lie    int // this many next calls claim the agent holds the oldest kept report
+	mu       sync.Mutex
+	regs     map[int]*Reporter
+	order    []int
+	deltas   int         // replies that were deltas
+	deltasOf map[int]int // by pid
+	bytes    int         // of the replies' Data
+	lie      int         // this many next calls claim the agent holds the oldest kept report
 }
 
 func (p *jsonPeers) add(pid int, slot string, g prometheus.Gatherer) *Reporter {
@@ -229,6 +230,10 @@ func (p *jsonPeers) Call(_ context.Context, pid int, action string, data, reply 
 	p.mu.Lock()
 	if rep.Base != 0 {
 		p.deltas++
+		if p.deltasOf == nil {
+			p.deltasOf = map[int]int{}
+		}
+		p.deltasOf[pid]++
 	}
 	p.bytes += len(rep.Data)
 	p.mu.Unlock()
@@ -295,80 +300,104 @@ func TestDeltaReportsKeepExactSums(t *testing.T) {
 }
 
 // TestDeltasAcrossAWorkerRestart: a slot's new worker (a new pid, or the
-// same pid reused by a new process) starts from a whole report, and its
-// counts add to those carried for the old one.
+// same pid reused by a new process, before or after the old one was
+// retired) starts from a whole report, and its counts add to those carried
+// for the old one: none lost, none counted twice, at once and after.
 func TestDeltasAcrossAWorkerRestart(t *testing.T) {
-	for _, samePID := range []bool{false, true} {
-		t.Run(fmt.Sprintf("same_pid=%v", samePID), func(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		samePID    bool
+		retiredOld bool // the old pid was retired before the new process reported
+	}{
+		{"new pid", false, true},
+		{"same pid", true, false},
+		{"same pid, old one retired", true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			p := &jsonPeers{}
 			reg, cs := counterVec("r_total", 10)
-			p.add(10, "0", reg)
+			r1 := p.add(10, "0", reg)
+			other, _ := counterVec("other_total", 1)
+			p.add(11, "1", other) // the membership is never empty
 			a := testAggregator(p, time.Second)
 			defer a.Stop()
 			clock := time.Unix(1000, 0)
 			a.now = func() time.Time { return clock }
-			for range 3 {
+			for range 5 {
 				cs[1].Add(5)
 				clock = clock.Add(100 * time.Millisecond)
 				if _, err := a.Gather(t.Context(), false); err != nil {
 					t.Fatal(err)
 				}
 			}
+			p.remove(10)
+			if c.retiredOld {
+				clock = clock.Add(retireGrace + time.Second)
+				if _, err := a.Gather(t.Context(), false); err != nil {
+					t.Fatal(err)
+				}
+			}
 			newPID := 20
-			if samePID {
+			if c.samePID {
 				newPID = 10
 			}
-			p.remove(10)
 			reg2, cs2 := counterVec("r_total", 10)
 			r2 := p.add(newPID, "0", reg2)
-			cs2[1].Add(2)
-			if !samePID {
-				clock = clock.Add(retireGrace + time.Second)
-			}
+			// More than the old one counted: a reset is not what tells
+			// the new process from the old.
+			cs2[1].Add(30)
 			// The new process's first answer is whole: the agent holds
 			// another run's report, or none.
-			before := p.deltas
+			before := p.deltasOf[newPID]
 			clock = clock.Add(100 * time.Millisecond)
 			fams, err := a.Gather(t.Context(), false)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.deltas != before {
+			if p.deltasOf[newPID] != before {
 				t.Fatal("a new process answered its first gather with a delta")
 			}
 			if r2.seq != 1 {
 				t.Fatalf("the new process made %d reports, want 1", r2.seq)
 			}
-			if samePID {
-				// A reused pid's new process counts from seq 1, under the
-				// old one's seqs: the merger keeps the old values, and the
-				// delta is not applied to the other run's report, even
-				// one whose base is that report's seq.
-				held := a.holds(10)
-				if held.Run == r2.runID {
-					t.Fatalf("the agent holds the new run's report, want the old run's")
-				}
-				rep, err := r2.snapshot(holding{Run: r2.runID, Have: r2.seq})
-				if err != nil || rep.Base == 0 {
-					t.Fatalf("snapshot against the new run's report: base %d, %v; want a delta", rep.Base, err)
-				}
-				rep.Base = held.Have
-				if err := a.record(rep, 10); !errors.Is(err, errStaleBase) {
-					t.Fatalf("a delta of another run against the held seq: %v, want errStaleBase", err)
-				}
-				return
+			got := samples(t, fams)
+			if v := got[`r_total{key="k1"}`]; v != 55 {
+				t.Fatalf("r_total{k1} = %v after the restart, want 25 carried + 30", v)
 			}
-			if got := samples(t, fams)[`r_total{key="k1"}`]; got != 17 {
-				t.Fatalf("r_total{k1} = %v after the restart, want 15 carried + 2", got)
+			if v := got[`brood_scrape_slot_up{slot="0"}`]; v != 1 {
+				t.Fatalf("slot 0 up = %v with its new process answering, want 1", v)
+			}
+			if h := a.holds(newPID); h.Run != r2.runID || h.Have != 1 {
+				t.Fatalf("the agent holds %+v, want the new run's report 1", h)
 			}
 			cs2[1].Add(1)
 			clock = clock.Add(100 * time.Millisecond)
 			fams, _ = a.Gather(t.Context(), false)
-			if got := samples(t, fams)[`r_total{key="k1"}`]; got != 18 {
-				t.Fatalf("r_total{k1} = %v, want 18", got)
+			if v := samples(t, fams)[`r_total{key="k1"}`]; v != 56 {
+				t.Fatalf("r_total{k1} = %v, want 56", v)
 			}
-			if p.deltas != before+1 {
+			if p.deltasOf[newPID] != before+1 {
 				t.Fatal("the new process's second answer was not a delta")
+			}
+			// A late report of the old process, whole or a delta against
+			// the seq the agent holds, changes nothing.
+			late, err := r1.snapshot(holding{Run: r1.runID, Have: r1.seq})
+			if err != nil || late.Base == 0 {
+				t.Fatalf("snapshot against the old run's newest report: base %d, %v; want a delta", late.Base, err)
+			}
+			late.Base = a.holds(newPID).Have
+			if err := a.record(late, newPID); !errors.Is(err, errStaleBase) {
+				t.Fatalf("a delta of another run against the held seq: %v, want errStaleBase", err)
+			}
+			cs[1].Add(100)
+			whole, _ := r1.snapshot(holding{})
+			whole.Seq += 100
+			if err := a.record(whole, 10); err != nil {
+				t.Fatal(err)
+			}
+			fams, _ = a.Gather(t.Context(), false)
+			if v := samples(t, fams)[`r_total{key="k1"}`]; v != 56 {
+				t.Fatalf("r_total{k1} = %v after a late report of the old process, want 56", v)
 			}
 		})
 	}

@@ -121,6 +121,9 @@
 // save: a worker that died in those seconds may take back its last
 // increments. While the agent restarts, its listener is down (that scrape
 // fails); Handler on the router waits for the new agent instead.
+// A pid the system gives to a new worker is told from the old one by the
+// run its reports name (a worker of a version before runs names none: its
+// new process is taken for the old one until its seqs pass the old ones').
 // Differing classic bucket layouts are merged at the union of the bounds,
 // a process's count at a bound it lacks taken at its next lower bound.
 // Native histograms with custom buckets (schema -53) are merged as classic

@@ -22,7 +22,7 @@ const ReportInterval = time.Second
 // Reporter sends one worker's registry to the aggregator in the agent,
 // whenever a scrape asks and ReportInterval after the newest report.
 type Reporter struct {
-	msgr *messenger.Messenger
+	msgr agentLink
 	log  *slog.Logger
 	slot string
 	g    prometheus.Gatherer
@@ -52,25 +52,47 @@ func StartReporter(ctx context.Context, msgr *messenger.Messenger, slot int, log
 }
 
 func startReporter(ctx context.Context, msgr *messenger.Messenger, slot string, g prometheus.Gatherer, every time.Duration, log *slog.Logger) *Reporter {
-	if log == nil {
-		log = slog.Default()
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	r := &Reporter{msgr: msgr, log: log, slot: slot, g: g, runID: newRun(), cancel: cancel, done: make(chan struct{})}
+	r := newReporter(msgr, slot, g, log)
 	msgr.Handle(actionGather, func(_ context.Context, msg messenger.Message) (any, error) {
 		var h holding
 		if msg.Decode(&h) != nil { // not from this version: answer whole
 			h = holding{}
 		}
-		if h.Run == r.runID {
-			r.mu.Lock()
-			r.deltas = true
-			r.mu.Unlock()
-		}
-		return r.snapshot(h)
+		return r.gather(h)
 	})
-	go r.run(ctx, every)
+	r.start(ctx, every)
 	return r
+}
+
+// agentLink is what a Reporter needs of the messenger: whether there is an
+// agent, and a way to call it. Tests stand in for the agent with it.
+type agentLink interface {
+	AgentPID() int
+	CallAgent(ctx context.Context, action string, data, reply any) error
+}
+
+func newReporter(msgr agentLink, slot string, g prometheus.Gatherer, log *slog.Logger) *Reporter {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Reporter{msgr: msgr, log: log, slot: slot, g: g, runID: newRun(), done: make(chan struct{})}
+}
+
+// start starts the periodic reports; Stop ends them.
+func (r *Reporter) start(ctx context.Context, every time.Duration) {
+	ctx, r.cancel = context.WithCancel(ctx)
+	go r.run(ctx, every)
+}
+
+// gather answers a scrape's gather: an agent that holds one of this run's
+// reports takes deltas from now on, periodic reports included.
+func (r *Reporter) gather(agent holding) (report, error) {
+	if agent.Run == r.runID {
+		r.mu.Lock()
+		r.deltas = true
+		r.mu.Unlock()
+	}
+	return r.snapshot(agent)
 }
 
 // newRun returns a report.Run: not 0, and unlikely to be another

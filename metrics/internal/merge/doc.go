@@ -2,7 +2,8 @@
 // one view, as if the cluster were one process.
 //
 // A Merger receives snapshots ([]*dto.MetricFamily, as a
-// prometheus.Gatherer returns them) keyed by slot and pid, and produces:
+// prometheus.Gatherer returns them) keyed by slot and pid (and the run
+// that names the process, for a pid the system reused), and produces:
 //
 //   - Cluster: counters and histograms (classic and native) summed across
 //     slots; gauges by their policy (sum by default, or max, min, or one

@@ -23,7 +23,7 @@ const (
 	ConflictName = "brood_scrape_type_conflict"
 )
 
-// retiredMemory bounds how many left pids a slot remembers, to ignore
+// retiredMemory bounds how many left processes a slot remembers, to ignore
 // their late reports.
 const retiredMemory = 64
 
@@ -93,8 +93,23 @@ type slot struct {
 	name     string
 	base     map[string]*family // carried: the cumulative series of left pids
 	pids     []*proc            // live pids, oldest first
-	retired  []int
+	retired  []left
 	lastSeen time.Time // the last snapshot of a retired pid
+}
+
+// left is a process that left a slot, named as its snapshots were.
+type left struct {
+	pid int
+	run uint64
+}
+
+// sameRun reports whether two snapshots' runs can be one process's: run 0
+// names no run (a process that does not say, or one restored from a state
+// that did not say).
+func sameRun(a, b uint64) bool { return a == b || a == 0 || b == 0 }
+
+func (s *slot) isRetired(pid int, run uint64) bool {
+	return slices.ContainsFunc(s.retired, func(l left) bool { return l.pid == pid && sameRun(l.run, run) })
 }
 
 // UpMemory is how long a slot whose pids all left (scaled away, or not
@@ -105,6 +120,7 @@ const UpMemory = 10 * time.Minute
 // proc is one pid's last snapshot.
 type proc struct {
 	pid  int
+	run  uint64 // the process's, as its snapshots say; 0: not said
 	seq  uint64
 	at   time.Time
 	fams map[string]*family
@@ -146,25 +162,32 @@ func cumulative(t dto.MetricType) bool {
 // A snapshot not newer than the last one of that pid, or one from a pid
 // that left the slot, is ignored; Update reports whether it was taken.
 //
+// run names the process (0: not known) so that a pid the system gave to a
+// new process is not taken for the old one, whose seqs the new one's are
+// not comparable to: a snapshot of another run than the pid's live one
+// retires that one first (its counts are carried), and a retired pid's
+// new run is a new process, not a late report.
+//
 // A pid's series are updated in place: snapshots of one process mostly
 // hold the same series, and a scrape of thousands of them should not
 // allocate them anew every time.
-func (m *Merger) Update(slotName string, pid int, seq uint64, at time.Time, fams []*dto.MetricFamily) bool {
-	return m.UpdatePartial(slotName, pid, seq, at, fams, nil)
+func (m *Merger) Update(slotName string, pid int, run, seq uint64, at time.Time, fams []*dto.MetricFamily) bool {
+	return m.UpdatePartial(slotName, pid, run, seq, at, fams, nil)
 }
 
 // UpdatePartial is Update for a snapshot of which the caller decoded only
 // the families that changed since the pid's last snapshot (the one Update
 // last took); same names the others, which keep their series as they are.
-// If one of them is unknown, UpdatePartial takes nothing and returns
-// false, and the caller should decode everything and call Update.
-func (m *Merger) UpdatePartial(slotName string, pid int, seq uint64, at time.Time, fams []*dto.MetricFamily, same []string) bool {
+// If one of them is unknown (or the pid's snapshot is another run's),
+// UpdatePartial takes nothing and returns false, and the caller should
+// decode everything and call Update.
+func (m *Merger) UpdatePartial(slotName string, pid int, run, seq uint64, at time.Time, fams []*dto.MetricFamily, same []string) bool {
 	s := m.slots[slotName]
 	if s == nil {
 		s = &slot{name: slotName, base: map[string]*family{}}
 		m.slots[slotName] = s
 	}
-	if slices.Contains(s.retired, pid) {
+	if s.isRetired(pid, run) {
 		return false
 	}
 	var pr *proc
@@ -172,6 +195,14 @@ func (m *Merger) UpdatePartial(slotName string, pid int, seq uint64, at time.Tim
 		if p.pid == pid {
 			pr = p
 		}
+	}
+	if pr != nil && !sameRun(pr.run, run) {
+		if len(same) > 0 {
+			return false
+		}
+		// The pid is a new process's: the old one has left.
+		m.retire(s, pr)
+		pr = nil
 	}
 	if pr != nil && seq <= pr.seq {
 		return false
@@ -184,6 +215,9 @@ func (m *Merger) UpdatePartial(slotName string, pid int, seq uint64, at time.Tim
 	if pr == nil {
 		pr = &proc{pid: pid, fams: map[string]*family{}}
 		s.pids = append(s.pids, pr)
+	}
+	if pr.run == 0 {
+		pr.run = run
 	}
 	pr.seq, pr.at = seq, at
 	for _, name := range same {
@@ -248,12 +282,15 @@ func (m *Merger) Retire(slotName string, pid int) {
 	if i < 0 {
 		return
 	}
-	pr := s.pids[i]
-	s.pids = slices.Delete(s.pids, i, i+1)
+	m.retire(s, s.pids[i])
+}
+
+func (m *Merger) retire(s *slot, pr *proc) {
+	s.pids = slices.DeleteFunc(s.pids, func(p *proc) bool { return p == pr })
 	if pr.at.After(s.lastSeen) {
 		s.lastSeen = pr.at
 	}
-	s.retired = append(s.retired, pid)
+	s.retired = append(s.retired, left{pr.pid, pr.run})
 	if len(s.retired) > retiredMemory {
 		s.retired = s.retired[1:]
 	}

@@ -27,6 +27,12 @@ type snap struct {
 	fams []*dto.MetricFamily
 }
 
+// runSnap is one Update of a snapshot that names its process's run.
+type runSnap struct {
+	snap
+	run uint64
+}
+
 // retire is one Retire, between snapshots.
 type retire struct {
 	slot string
@@ -42,7 +48,13 @@ func apply(t *testing.T, m *Merger, steps ...any) {
 			if at.IsZero() {
 				at = t0
 			}
-			m.Update(s.slot, s.pid, s.seq, at, s.fams)
+			m.Update(s.slot, s.pid, 0, s.seq, at, s.fams)
+		case runSnap:
+			at := s.at
+			if at.IsZero() {
+				at = t0
+			}
+			m.Update(s.slot, s.pid, s.run, s.seq, at, s.fams)
 		case retire:
 			m.Retire(s.slot, s.pid)
 		default:
@@ -479,8 +491,8 @@ func TestNativeHistograms(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := New()
-			m.Update("0", 10, 1, t0, histSnapshot(t, tt.optA, a...))
-			m.Update("1", 11, 1, t0, histSnapshot(t, tt.optB, b...))
+			m.Update("0", 10, 0, 1, t0, histSnapshot(t, tt.optA, a...))
+			m.Update("1", 11, 0, 1, t0, histSnapshot(t, tt.optB, b...))
 			got := find(t, m.Cluster(t0), "n").Metric[0].Histogram
 			want := histSnapshot(t, tt.ref, append(slices.Clone(a), b...)...)[0].Metric[0].Histogram
 			if got.GetSchema() != want.GetSchema() || got.GetSampleCount() != want.GetSampleCount() ||
@@ -508,8 +520,8 @@ func TestNativeHistograms(t *testing.T) {
 func TestNativeHistogramEmptyStaysNative(t *testing.T) {
 	opts := prometheus.HistogramOpts{Name: "n", Help: "h", NativeHistogramBucketFactor: 1.1, NativeHistogramZeroThreshold: prometheus.NativeHistogramZeroThresholdZero}
 	m := New()
-	m.Update("0", 10, 1, t0, histSnapshot(t, opts))
-	m.Update("1", 11, 1, t0, histSnapshot(t, opts))
+	m.Update("0", 10, 0, 1, t0, histSnapshot(t, opts))
+	m.Update("1", 11, 0, 1, t0, histSnapshot(t, opts))
 	h := find(t, m.Cluster(t0), "n").Metric[0].Histogram
 	if len(h.PositiveSpan) != 1 || h.GetSchema() != 3 {
 		t.Fatalf("got spans %v schema %d, want the no-op span and schema 3", h.PositiveSpan, h.GetSchema())
@@ -542,10 +554,78 @@ func TestEncodeSpansRoundTrip(t *testing.T) {
 	}
 }
 
+// TestAReusedPIDIsANewProcess: a snapshot of another run under a pid is a
+// new process's (the system reused the pid), whatever its seq and values:
+// the old one's counts are carried, not replaced nor counted twice, and
+// its late snapshots are ignored.
+func TestAReusedPIDIsANewProcess(t *testing.T) {
+	c := func(v float64) []*dto.MetricFamily { return fams(counter("req_total", "", v)) }
+	cg := func(v, g float64) []*dto.MetricFamily {
+		return fams(counter("req_total", "", v), gaugeFam("inflight", "", g))
+	}
+	for _, tt := range []struct {
+		name  string
+		steps []any
+		want  map[string]float64
+	}{
+		{"a new run under a live pid", []any{
+			runSnap{snap{"0", 10, 5, t0, cg(25, 3)}, 1},
+			runSnap{snap{"0", 10, 1, t0, cg(30, 1)}, 2},
+		}, map[string]float64{"req_total": 55, "inflight": 1}},
+		{"a new run under a retired pid", []any{
+			runSnap{snap{"0", 10, 5, t0, c(25)}, 1},
+			retire{"0", 10},
+			runSnap{snap{"0", 10, 1, t0, c(30)}, 2},
+			runSnap{snap{"0", 10, 2, t0, c(31)}, 2},
+		}, map[string]float64{"req_total": 56}},
+		{"the old run's late snapshot", []any{
+			runSnap{snap{"0", 10, 5, t0, c(25)}, 1},
+			runSnap{snap{"0", 10, 1, t0, c(30)}, 2},
+			runSnap{snap{"0", 10, 6, t0, c(40)}, 1},
+		}, map[string]float64{"req_total": 55}},
+		{"a run's own late snapshot", []any{
+			runSnap{snap{"0", 10, 2, t0, c(7)}, 1},
+			runSnap{snap{"0", 10, 1, t0, c(5)}, 1},
+		}, map[string]float64{"req_total": 7}},
+		{"no run is the live process's", []any{
+			snap{"0", 10, 1, t0, c(7)},
+			runSnap{snap{"0", 10, 2, t0, c(9)}, 1},
+			snap{"0", 10, 3, t0, c(10)},
+			runSnap{snap{"0", 10, 1, t0, c(1)}, 2},
+		}, map[string]float64{"req_total": 11}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New()
+			apply(t, m, tt.steps...)
+			check(t, flat(t, m.Cluster(t0)), tt.want)
+			if n := len(m.Procs()); n != 1 {
+				t.Fatalf("%d live processes, want 1", n)
+			}
+		})
+	}
+	// The same from a restored state: runs are kept in it.
+	a := New()
+	apply(t, a, runSnap{snap{"0", 10, 5, t0, c(25)}, 1}, runSnap{snap{"0", 10, 1, t0, c(30)}, 2},
+		runSnap{snap{"1", 11, 3, t0, c(4)}, 5}, retire{"1", 11})
+	b, err := a.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.UnmarshalState(b, t0); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, r, runSnap{snap{"0", 10, 6, t0, c(40)}, 1}) // ignored: retired
+	check(t, flat(t, r.Cluster(t0)), map[string]float64{"req_total": 59})
+	apply(t, r, runSnap{snap{"0", 10, 1, t0, c(2)}, 3}) // run 2 left: carried
+	apply(t, r, runSnap{snap{"1", 11, 1, t0, c(1)}, 6}) // a retired pid's new run
+	check(t, flat(t, r.Cluster(t0)), map[string]float64{"req_total": 62})
+}
+
 func TestRetireUnknownIsHarmless(t *testing.T) {
 	m := New()
 	m.Retire("0", 1)
-	m.Update("0", 10, 1, t0, fams(counter("c", "", 1.0)))
+	m.Update("0", 10, 0, 1, t0, fams(counter("c", "", 1.0)))
 	m.Retire("0", 99)
 	check(t, flat(t, m.Cluster(t0)), map[string]float64{"c": 1})
 }
@@ -612,9 +692,9 @@ func TestExemplarsKeepTheLatest(t *testing.T) {
 			Metric: []*dto.Metric{{Counter: &dto.Counter{Value: ptr(v), Exemplar: e}}}}
 	}
 	m := New()
-	m.Update("0", 10, 1, t0, fams(c(1, ex("old", 100))))
-	m.Update("1", 11, 1, t0, fams(c(2, ex("new", 200))))
-	m.Update("2", 12, 1, t0, fams(c(3, nil)))
+	m.Update("0", 10, 0, 1, t0, fams(c(1, ex("old", 100))))
+	m.Update("1", 11, 0, 1, t0, fams(c(2, ex("new", 200))))
+	m.Update("2", 12, 0, 1, t0, fams(c(3, nil)))
 	got := find(t, m.Cluster(t0), "c_total").Metric[0].Counter
 	if got.GetValue() != 6 || got.GetExemplar().GetLabel()[0].GetValue() != "new" {
 		t.Fatalf("got %v with exemplar %v, want 6 with the exemplar of trace new", got.GetValue(), got.GetExemplar())
@@ -628,10 +708,10 @@ func TestGaugeHistogramsSummedNotCarried(t *testing.T) {
 				Bucket: []*dto.Bucket{{UpperBound: ptr(1.0), CumulativeCount: ptr(count)}}}}}}
 	}
 	m := New()
-	m.Update("0", 10, 1, t0, fams(gh(5)))
-	m.Update("1", 11, 1, t0, fams(gh(2)))
+	m.Update("0", 10, 0, 1, t0, fams(gh(5)))
+	m.Update("1", 11, 0, 1, t0, fams(gh(2)))
 	m.Retire("0", 10)
-	m.Update("0", 20, 1, t0, fams(gh(1)))
+	m.Update("0", 20, 0, 1, t0, fams(gh(1)))
 	h := find(t, m.Cluster(t0), "q").Metric[0].Histogram
 	if h.GetSampleCount() != 3 {
 		t.Fatalf("gauge histogram count %d, want 3 (now, not carried)", h.GetSampleCount())
@@ -642,8 +722,8 @@ func TestNativeDroppedWhenASlotHasOnlyClassicBuckets(t *testing.T) {
 	native := prometheus.HistogramOpts{Name: "n", Help: "h", Buckets: []float64{1}, NativeHistogramBucketFactor: 1.1}
 	classic := prometheus.HistogramOpts{Name: "n", Help: "h", Buckets: []float64{1}}
 	m := New()
-	m.Update("0", 10, 1, t0, histSnapshot(t, native, 0.5, 2))
-	m.Update("1", 11, 1, t0, histSnapshot(t, classic, 0.5))
+	m.Update("0", 10, 0, 1, t0, histSnapshot(t, native, 0.5, 2))
+	m.Update("1", 11, 0, 1, t0, histSnapshot(t, classic, 0.5))
 	h := find(t, m.Cluster(t0), "n").Metric[0].Histogram
 	if h.Schema != nil || len(h.PositiveSpan) != 0 {
 		t.Fatalf("native buckets kept (schema %v, spans %v) though slot 1 has none of its observations in them", h.Schema, h.PositiveSpan)
@@ -665,26 +745,26 @@ func TestViewsFollowEveryChange(t *testing.T) {
 		want   map[string]float64
 	}{
 		{"first", func() {
-			m.Update("0", 10, 1, t0, fams(counter("c_total", "", 1.0), gaugeFam("g", "", 5.0)))
-			m.Update("1", 11, 1, t0, fams(counter("c_total", "", 2.0), gaugeFam("g", "", 1.0)))
+			m.Update("0", 10, 0, 1, t0, fams(counter("c_total", "", 1.0), gaugeFam("g", "", 5.0)))
+			m.Update("1", 11, 0, 1, t0, fams(counter("c_total", "", 2.0), gaugeFam("g", "", 1.0)))
 		}, t0, map[string]float64{"c_total": 3, "g": 6}},
 		{"unchanged", func() {}, t0, map[string]float64{"c_total": 3, "g": 6}},
 		{"same families, marked so", func() {
-			m.UpdatePartial("0", 10, 2, t0, nil, []string{"c_total", "g"})
+			m.UpdatePartial("0", 10, 0, 2, t0, nil, []string{"c_total", "g"})
 		}, t0, map[string]float64{"c_total": 3, "g": 6}},
 		{"a counter moves", func() {
-			m.Update("0", 10, 3, t0, fams(counter("c_total", "", 4.0), gaugeFam("g", "", 5.0)))
+			m.Update("0", 10, 0, 3, t0, fams(counter("c_total", "", 4.0), gaugeFam("g", "", 5.0)))
 		}, t0, map[string]float64{"c_total": 6, "g": 6}},
 		{"a slot goes down", func() {
-			m.Update("1", 11, 2, late, fams(counter("c_total", "", 2.0), gaugeFam("g", "", 1.0)))
+			m.Update("1", 11, 0, 2, late, fams(counter("c_total", "", 2.0), gaugeFam("g", "", 1.0)))
 		}, late, map[string]float64{"c_total": 6, "g": 1}},
 		{"a pid retires", func() {
 			m.Retire("0", 10)
-			m.Update("0", 20, 1, late, fams(counter("c_total", "", 1.0), gaugeFam("g", "", 7.0)))
+			m.Update("0", 20, 0, 1, late, fams(counter("c_total", "", 1.0), gaugeFam("g", "", 7.0)))
 		}, late, map[string]float64{"c_total": 7, "g": 8}},
 		{"a family goes", func() {
-			m.Update("0", 20, 2, late, fams(counter("c_total", "", 1.0)))
-			m.Update("1", 11, 3, late, fams(counter("c_total", "", 2.0)))
+			m.Update("0", 20, 0, 2, late, fams(counter("c_total", "", 1.0)))
+			m.Update("1", 11, 0, 3, late, fams(counter("c_total", "", 2.0)))
 		}, late, map[string]float64{"c_total": 7, "g": -1}},
 	}
 	for _, st := range steps {

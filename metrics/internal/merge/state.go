@@ -22,14 +22,18 @@ type state struct {
 }
 
 type slotState struct {
-	Slot    string      `json:"slot"`
-	Base    []byte      `json:"base"` // families, length-delimited protobuf
-	Retired []int       `json:"retired,omitempty"`
-	Procs   []procState `json:"procs,omitempty"`
+	Slot    string `json:"slot"`
+	Base    []byte `json:"base"` // families, length-delimited protobuf
+	Retired []int  `json:"retired,omitempty"`
+	// RetiredRuns are the runs of Retired, one for one: a list of their
+	// own so that an agent of a version before runs still reads Retired.
+	RetiredRuns []uint64    `json:"retired_runs,omitempty"`
+	Procs       []procState `json:"procs,omitempty"`
 }
 
 type procState struct {
 	PID  int    `json:"pid"`
+	Run  uint64 `json:"run,omitempty"`
 	Seq  uint64 `json:"seq"`
 	Fams []byte `json:"fams"` // the pid's last snapshot, as it sent it
 }
@@ -38,7 +42,10 @@ type procState struct {
 func (m *Merger) MarshalState() ([]byte, error) {
 	var st state
 	for _, s := range m.sortedSlots() {
-		ss := slotState{Slot: s.name, Retired: s.retired}
+		ss := slotState{Slot: s.name}
+		for _, l := range s.retired {
+			ss.Retired, ss.RetiredRuns = append(ss.Retired, l.pid), append(ss.RetiredRuns, l.run)
+		}
 		// The slot's base, plus the resets seen under each live pid: a
 		// restored pid restarts from its last raw snapshot.
 		base := map[string]*family{}
@@ -84,7 +91,7 @@ func (m *Merger) MarshalState() ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			ss.Procs = append(ss.Procs, procState{PID: p.pid, Seq: p.seq, Fams: b})
+			ss.Procs = append(ss.Procs, procState{PID: p.pid, Run: p.run, Seq: p.seq, Fams: b})
 		}
 		st.Slots = append(st.Slots, ss)
 	}
@@ -103,7 +110,14 @@ func (m *Merger) UnmarshalState(b []byte, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		s := &slot{name: ss.Slot, base: map[string]*family{}, retired: ss.Retired}
+		s := &slot{name: ss.Slot, base: map[string]*family{}}
+		for i, pid := range ss.Retired {
+			l := left{pid: pid}
+			if i < len(ss.RetiredRuns) {
+				l.run = ss.RetiredRuns[i]
+			}
+			s.retired = append(s.retired, l)
+		}
 		for _, mf := range base {
 			t := mf.GetType()
 			f := &family{name: mf.GetName(), help: mf.GetHelp(), typ: t, series: map[string]*series{}}
@@ -118,7 +132,7 @@ func (m *Merger) UnmarshalState(b []byte, now time.Time) error {
 			if err != nil {
 				return err
 			}
-			m.Update(ss.Slot, p.PID, p.Seq, now, fams)
+			m.Update(ss.Slot, p.PID, p.Run, p.Seq, now, fams)
 		}
 	}
 	return nil
