@@ -11,18 +11,11 @@ import (
 func TestSharedQueueIsCountedOnce(t *testing.T) {
 	p := newFakePeers()
 	for i, pid := range []int{10, 11, 12} {
-		w := p.add(pid, string(rune('1'+i)))
-		w.reg.MustRegister(workerCollector(func() WorkerStats {
+		p.add(pid, string(rune('1'+i))).reg.MustRegister(workerCollector(func() WorkerStats {
 			return WorkerStats{Queued: 2, Backlog: 128, HasQueue: true, SharedQueued: 5, SharedBacklog: 4096, HasShared: true}
 		}))
 	}
-	a := testAggregator(p, time.Second)
-	defer a.Stop()
-	fams, err := a.Gather(t.Context(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := samples(t, fams)
+	got := gatherSamples(t, p)
 	for name, want := range map[string]float64{
 		"brood_accept_queue_length": 6, "brood_accept_queue_backlog": 384,
 		"brood_accept_queue_shared_length": 5, "brood_accept_queue_shared_backlog": 4096,
@@ -34,13 +27,19 @@ func TestSharedQueueIsCountedOnce(t *testing.T) {
 	// Without a shared socket the gauges are not there at all.
 	q := newFakePeers()
 	q.add(10, "1").reg.MustRegister(workerCollector(func() WorkerStats { return WorkerStats{Queued: 1, HasQueue: true} }))
-	b := testAggregator(q, time.Second)
-	defer b.Stop()
-	fams, err = b.Gather(t.Context(), false)
+	if v, ok := gatherSamples(t, q)["brood_accept_queue_shared_length"]; ok {
+		t.Errorf("brood_accept_queue_shared_length = %v without a shared socket; want it left out", v)
+	}
+}
+
+// gatherSamples is one scrape of p's workers by an aggregator of its own.
+func gatherSamples(t *testing.T, p peers) map[string]float64 {
+	t.Helper()
+	a := testAggregator(p, time.Second)
+	defer a.Stop()
+	fams, err := a.Gather(t.Context(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := samples(t, fams)["brood_accept_queue_shared_length"]; ok {
-		t.Errorf("brood_accept_queue_shared_length = %v without a shared socket; want it left out", v)
-	}
+	return samples(t, fams)
 }
