@@ -163,6 +163,26 @@ func TestCallToAJustClosedChannelIsHeld(t *testing.T) {
 	}
 }
 
+// A new agent whose channel is already closed when it is handed the hold
+// takes none of it: the calls it could not be sent, and what follows them,
+// stay held for the next agent.
+func TestHoldOutlivesAnAgentGoneWhileHandedIt(t *testing.T) {
+	m, _, _ := testMessenger(t, wire.RoleApp)
+	id, _ := m.calls.add(0)
+	defer m.calls.remove(id)
+	call := (&wire.Frame{Kind: wire.KindCall, Route: wire.ToAgent, CallID: id, Action: "a"}).Encode()
+	msg := (&wire.Frame{Kind: wire.KindMessage, Route: wire.ToAgent, Action: "m"}).Encode()
+	p := &agentPath{limit: 1 << 20, held: [][]byte{call, msg}, heldN: len(call) + len(msg)}
+	gone, _ := testPair(t)
+	gone.Close(0)
+	p.attach(m, 4242, gone)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.held) != 2 || p.heldN != len(call)+len(msg) || len(p.calls) != 0 {
+		t.Fatalf("held %d (%d bytes), unanswered %d after an agent gone while handed the hold; want both frames still held", len(p.held), p.heldN, len(p.calls))
+	}
+}
+
 // A malformed frame on a direct channel resets that channel only: the
 // agent asks the master for a new pair, and answers over the new one.
 func TestDirectMalformedFrameResetsOnlyThatChannel(t *testing.T) {
