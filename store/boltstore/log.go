@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 )
 
 // The write-ahead log, in the file next to the database (path + ".log"):
@@ -44,6 +45,11 @@ type wal struct {
 	path string
 	size int64 // the end of the last whole frame: where the next one goes
 	sync bool
+
+	// now and plainUntil: until then appends take the ordinary system
+	// call (pwrite_linux.go)
+	now        func() time.Time
+	plainUntil time.Time
 }
 
 // openLog opens (creating) the log at path and calls apply for every
@@ -56,7 +62,7 @@ func openLog(path string, sync bool, apply func(kind byte, key string, rec []byt
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	l := &wal{f: f, path: path, sync: sync}
+	l := &wal{f: f, path: path, sync: sync, now: time.Now}
 	if err := l.replay(apply); err != nil {
 		f.Close()
 		return nil, err
@@ -205,7 +211,7 @@ func (l *wal) append(frame []byte) error {
 	payload := frame[frameHead:]
 	binary.LittleEndian.PutUint32(frame, uint32(len(payload)))
 	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(payload, castagnoli))
-	_, err := l.f.WriteAt(frame, l.size)
+	err := l.writeAt(frame, l.size)
 	if err == nil && l.sync {
 		err = l.f.Sync()
 	}

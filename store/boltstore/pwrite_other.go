@@ -1,0 +1,10 @@
+//go:build !linux
+
+package boltstore
+
+// writeAt writes b at off in the log, whole, or fails (pwrite_linux.go says
+// why Linux differs).
+func (l *wal) writeAt(b []byte, off int64) error {
+	_, err := l.f.WriteAt(b, off)
+	return err
+}
