@@ -20,6 +20,11 @@
 // request counts every process of the target: brood's master, agent and
 // workers; the Redis peers' processes and the redis-server.
 //
+// -gen wrk drives the load with wrk (its sessions' cookies from a Lua
+// script) instead of our generator in this process; either way the
+// generator's own CPU per request is printed beside the target's, as it
+// shares the cores.
+//
 // -alt PATH adds a fourth target, another build of cmd/storeapp, and the
 // ratio alt/brood: two builds of brood compared in the same rounds.
 //
@@ -32,13 +37,17 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/broodhq/brood/bench/internal/loadgen"
 	"github.com/broodhq/brood/bench/internal/redisserver"
 	"github.com/broodhq/brood/bench/internal/stats"
 	"github.com/broodhq/brood/bench/internal/target"
+	"github.com/broodhq/brood/bench/internal/wrk"
 )
 
 var (
@@ -47,6 +56,7 @@ var (
 	conns   = flag.Int("conns", 50, "connections")
 	workers = flag.Int("workers", 2, "brood workers")
 	only    = flag.String("only", "incr,session", "scenarios to run")
+	gen     = flag.String("gen", "load", "load generator: load (ours, in this process) or wrk (apt-get install -y wrk)")
 	alt     = flag.String("alt", "", "a second storeapp binary (another build of brood) measured as target \"alt\" in the same rounds, to compare two builds")
 )
 
@@ -56,6 +66,8 @@ type server struct {
 	extra []int // other pids whose CPU counts (redis-server)
 	// cookies, one per connection, for the session scenario
 	cookies []string
+	// script is wrk's Lua script sending those cookies (-gen wrk)
+	script string
 }
 
 func main() {
@@ -70,6 +82,9 @@ func main() {
 }
 
 func run(ctx context.Context) error {
+	if *gen != "load" && *gen != "wrk" {
+		return fmt.Errorf("-gen %q: want load or wrk", *gen)
+	}
 	paths, err := target.Build(ctx, "results/bin", "storeapp")
 	if err != nil {
 		return err
@@ -119,6 +134,11 @@ func run(ctx context.Context) error {
 		if s.cookies, err = makeSessions(p.Addr, *conns); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
+		if *gen == "wrk" {
+			if s.script, err = cookieScript(dataDir, s.name, s.cookies); err != nil {
+				return err
+			}
+		}
 		servers = append(servers, s)
 	}
 
@@ -143,8 +163,8 @@ func run(ctx context.Context) error {
 					return err
 				}
 				res[s.name] = m
-				fmt.Printf("round %d %-8s %-7s %8.0f req/s  p50 %5.2f ms  p99 %6.2f ms  %5.1f µs CPU/req  errors %d\n",
-					round+1, sc, s.name, m.res.RPS, m.res.P50, m.res.P99, m.cpuPerReq, m.res.Errors.Total())
+				fmt.Printf("round %d %-8s %-7s %8.0f req/s  p50 %5.2f ms  p99 %6.2f ms  %5.1f µs CPU/req (%s %4.1f)  errors %d\n",
+					round+1, sc, s.name, m.res.RPS, m.res.P50, m.res.P99, m.cpuPerReq, *gen, m.genPerReq, m.res.Errors.Total())
 			}
 			for _, p := range pairs {
 				a, b := res[p[0]], res[p[1]]
@@ -170,7 +190,8 @@ func run(ctx context.Context) error {
 
 type measure struct {
 	res       loadgen.Result
-	cpuPerReq float64 // µs
+	cpuPerReq float64 // µs, the target's processes
+	genPerReq float64 // µs, the load generator's
 }
 
 func (s *server) measure(ctx context.Context, scenario string) (measure, error) {
@@ -180,16 +201,68 @@ func (s *server) measure(ctx context.Context, scenario string) (measure, error) 
 	}
 	pids := append(target.Tree(s.proc.PID()), s.extra...)
 	before := target.CPUTicks(pids)
-	res, err := loadgen.Run(ctx, cfg)
+	var res loadgen.Result
+	var genCPU time.Duration
+	var err error
+	if *gen == "wrk" {
+		script := ""
+		if scenario == "session" {
+			script = s.script
+		}
+		res, genCPU, err = wrk.RunScript(ctx, cfg.URL, runtime.NumCPU(), cfg.Conns, cfg.Duration, script)
+	} else {
+		self := selfCPU()
+		res, err = loadgen.Run(ctx, cfg)
+		genCPU = selfCPU() - self
+	}
 	if err != nil {
 		return measure{}, err
 	}
 	ticks := target.CPUTicks(pids) - before
-	var per float64
+	var m measure
 	if ok := res.RPS * res.Elapsed; ok > 0 {
-		per = float64(ticks) / target.TicksPerSecond / ok * 1e6
+		m.cpuPerReq = float64(ticks) / target.TicksPerSecond / ok * 1e6
+		m.genPerReq = genCPU.Seconds() / ok * 1e6
 	}
-	return measure{res: res, cpuPerReq: per}, nil
+	m.res = res
+	return m, nil
+}
+
+// selfCPU is the CPU time this process has used: the in-process load
+// generator's, as nothing else runs while it does.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cookieScript writes a wrk script that sends the sessions' cookies in
+// turn, the first half of them from wrk's first thread and so on, so that
+// two requests of one session rarely overlap, as with a cookie per
+// connection in our generator.
+func cookieScript(dir, name string, cookies []string) (string, error) {
+	var b strings.Builder
+	b.WriteString("local cookies = {\n")
+	for _, c := range cookies {
+		fmt.Fprintf(&b, "  %q,\n", c)
+	}
+	fmt.Fprintf(&b, `}
+local threads, n = %d, 0
+function setup(thread)
+  thread:set("first", n)
+  n = n + 1
+end
+local i = -1
+function request()
+  local per = math.max(1, math.floor(#cookies / threads))
+  i = (i + 1) %% per
+  return wrk.format(nil, nil, {["Cookie"] = cookies[(first * per + i) %% #cookies + 1]})
+end
+`, runtime.NumCPU())
+	path := filepath.Join(dir, name+"-cookies.lua")
+	return path, os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // makeSessions starts n sessions and returns their cookies.

@@ -24,6 +24,12 @@ var ErrNotInstalled = errors.New("wrk is not installed (apt-get install -y wrk)"
 // Run runs wrk with threads threads and conns connections against url for
 // d and returns its result and the CPU time wrk used.
 func Run(ctx context.Context, url string, threads, conns int, d time.Duration) (loadgen.Result, time.Duration, error) {
+	return RunScript(ctx, url, threads, conns, d, "")
+}
+
+// RunScript is Run with wrk's -s: script is the path of a Lua script
+// ("" for none), for requests that differ, such as a cookie per session.
+func RunScript(ctx context.Context, url string, threads, conns int, d time.Duration, script string) (loadgen.Result, time.Duration, error) {
 	if err := loadgen.CheckURL(url); err != nil {
 		return loadgen.Result{}, 0, fmt.Errorf("wrk: %w", err)
 	}
@@ -33,7 +39,11 @@ func Run(ctx context.Context, url string, threads, conns int, d time.Duration) (
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "wrk", "--latency", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", secs), url)
+	args := []string{"--latency", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", secs)}
+	if script != "" {
+		args = append(args, "-s", script)
+	}
+	cmd := exec.CommandContext(ctx, "wrk", append(args, url)...)
 	out, err := cmd.Output()
 	if err != nil {
 		return loadgen.Result{}, 0, fmt.Errorf("wrk: %w: %s", err, out)
