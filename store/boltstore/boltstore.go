@@ -84,11 +84,16 @@ type Store struct {
 	seq    uint64 // the last version given
 	t      txn
 	refuse error // set while checkpoints fail with too much waiting for them
+	// While writes are refused, the next write round's checkpoint waits
+	// until retryAt, retryWait after the last failed one (writer.go).
+	retryAt   time.Time
+	retryWait time.Duration
 
 	// Tests': refuseLogBytes but lower, and an error every checkpoint
 	// fails with (a disk that cannot take the database's growth).
 	refuseLogBytes  int64
 	checkpointFault error
+	checkpoints     int // attempted
 }
 
 var _ store.Store = (*Store)(nil)

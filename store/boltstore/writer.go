@@ -33,6 +33,11 @@ const (
 	refuseLogBytes = 16 * maxLogBytes
 	// pendingCost is what a pending change costs beyond its key and record.
 	pendingCost = 64
+	// firstRetry and lastRetry bound the back-off of write rounds'
+	// checkpoints while writes are refused: the first write after room is
+	// made waits at most lastRetry, and the periodic checkpoint still runs.
+	firstRetry = 50 * time.Millisecond
+	lastRetry  = 2 * time.Second
 )
 
 // write is one write waiting for the writer; a nil fn asks for a
@@ -110,10 +115,14 @@ func (s *Store) writer(every time.Duration) {
 			group = append(group[:0], w)
 		}
 		// Refused until a checkpoint succeeds: one first, so that the
-		// writes of the round it succeeds in are taken. Failing, it is not
-		// tried again after them (they changed nothing).
-		retried := s.refuse != nil
-		if retried {
+		// writes of the round it succeeds in are taken, but not more often
+		// than the back-off allows: on a disk that stays full, a failing
+		// checkpoint is a bbolt commit of up to refusePendingBytes, and a
+		// client retrying its writes in a loop would have the agent spend
+		// a core on them. Refused, a round does not checkpoint after its
+		// writes either (they changed nothing).
+		refused := s.refuse != nil
+		if refused && !time.Now().Before(s.retryAt) {
 			s.checkpoint(false)
 		}
 	more:
@@ -134,7 +143,7 @@ func (s *Store) writer(every time.Duration) {
 				w.answer(results[i])
 			}
 		}
-		if asked || !retried && (s.pendingBytes > maxPendingBytes || s.log.size > maxLogBytes) {
+		if asked || !refused && (s.pendingBytes > maxPendingBytes || s.log.size > maxLogBytes) {
 			_, err := s.checkpoint(false)
 			for _, w := range group {
 				if w.fn == nil {
@@ -287,6 +296,7 @@ func (s *Store) checkpoint(sweep bool) (int, error) {
 		return 0, nil
 	}
 	swept := 0
+	s.checkpoints++
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		kv, expiry := tx.Bucket(bucketKV), tx.Bucket(bucketExpiry)
 		// bbolt copies the keys it keeps: one buffer serves them all.
@@ -335,7 +345,7 @@ func (s *Store) checkpoint(sweep bool) (int, error) {
 		s.refuseIfFull(err)
 		return 0, s.commitError(err)
 	}
-	s.refuse = nil
+	s.refuse, s.retryWait = nil, 0
 	if len(s.pending) > 0 {
 		s.mu.Lock()
 		if len(s.pending) > 1024 {
@@ -364,6 +374,10 @@ func (s *Store) checkpoint(sweep bool) (int, error) {
 func (s *Store) refuseIfFull(err error) {
 	if s.pendingBytes > refusePendingBytes || s.log.size > s.refuseLogBytes {
 		s.refuse = s.refusal(err)
+	}
+	if s.refuse != nil {
+		s.retryWait = min(max(2*s.retryWait, firstRetry), lastRetry)
+		s.retryAt = time.Now().Add(s.retryWait)
 	}
 }
 

@@ -95,8 +95,11 @@ func TestLogIsBoundedWhileCheckpointsFail(t *testing.T) {
 
 	refuse()
 	onWriter(t, s, func() { s.checkpointFault = nil })
-	if err := set(); err != nil {
-		t.Fatalf("write once checkpoints work again: %v", err)
+	// Taken again within the refused rounds' back-off.
+	for deadline := time.Now().Add(lastRetry + 3*time.Second); set() != nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("writes still refused %v after checkpoints work again: %v", lastRetry+3*time.Second, set())
+		}
 	}
 	if size := logSize(); size > 64<<10 {
 		t.Fatalf("log after the checkpoint that ended the refusal: %d bytes; want it emptied", size)
@@ -114,4 +117,52 @@ func TestLogIsBoundedWhileCheckpointsFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(s, "opened again")
+}
+
+// While writes are refused, a client that keeps retrying them does not
+// make the writer retry the failing checkpoint (a bbolt commit of all that
+// waits) once a round: the retries back off, up to lastRetry; and the
+// first write after a checkpoint works again, within that, is taken.
+func TestRefusedWritesBackOffTheirCheckpoints(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "store.db"), Options{SweepEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	// Past maxLogBytes of log a round checkpoints; failing, past
+	// refuseLogBytes, writes are refused.
+	value := make([]byte, 64<<10)
+	onWriter(t, s, func() { s.refuseLogBytes = 64 << 10; s.checkpointFault = errors.New("injected: no room") })
+	for i := 0; s.Set(ctx, "k", value, 0) == nil; i++ {
+		if i > 2*maxLogBytes/len(value) {
+			t.Fatalf("%d MiB of writes, every checkpoint failing: none refused", 2*maxLogBytes>>20)
+		}
+	}
+	var before int
+	onWriter(t, s, func() { before = s.checkpoints })
+	start := time.Now()
+	const writes = 300
+	for range writes {
+		if s.Set(ctx, "k", value, 0) == nil {
+			t.Fatal("a write succeeded with checkpoints failing past the bound")
+		}
+	}
+	elapsed := time.Since(start)
+	var tries int
+	onWriter(t, s, func() { tries = s.checkpoints - before })
+	// Back-off from firstRetry, doubling: far fewer than the rounds. Once
+	// a round, it would be writes.
+	if most := 2 + int(elapsed/firstRetry); tries > most || tries >= writes/2 {
+		t.Fatalf("%d refused writes in %v made %d checkpoint attempts; want at most %d", writes, elapsed, tries, min(most, writes/2-1))
+	}
+
+	onWriter(t, s, func() { s.checkpointFault = nil })
+	start = time.Now()
+	for s.Set(ctx, "k", value, 0) != nil {
+		if time.Since(start) > lastRetry+3*time.Second {
+			t.Fatalf("writes still refused %v after checkpoints work again", time.Since(start))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
