@@ -123,6 +123,7 @@ type topModel struct {
 	path     string
 	t        *tracker
 	width    int
+	height   int
 	err      error // why it quit, nil for q
 }
 
@@ -153,7 +154,7 @@ func (m *topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, tea.Quit
 		}
 	case tea.WindowSizeMsg:
-		m.width = msg.Width
+		m.width, m.height = msg.Width, msg.Height
 	case statusMsg:
 		m.t.observe(msg.st, msg.at)
 		return m, tea.Tick(m.interval, func(time.Time) tea.Msg { return tickMsg{} })
@@ -191,7 +192,7 @@ func styled(kind, s string) string {
 	return s
 }
 
-// View is the screen at the terminal's width, which bubbletea tells the
+// View is the screen at the terminal's width and height, which bubbletea tells the
 // model at start and again on every resize (SIGWINCH).
 func (m *topModel) View() string {
 	if m.t.st == nil {
@@ -201,5 +202,21 @@ func (m *topModel) View() string {
 	help := fitLine([]string{"q quits", "refreshes every " + m.interval.String(), "↑ starting  ↓ draining  ✗ exited"},
 		" · ", m.width, []int{0, 2, 1})
 	lines = append(lines, "", helpStyle.Render(help))
-	return strings.Join(lines, "\n") + "\n"
+	return strings.Join(fitHeight(lines, m.height), "\n") + "\n"
+}
+
+// fitHeight keeps the first lines of a view that fit in a terminal height
+// lines high (0: unknown, all), the last of them saying how many are left
+// out. bubbletea, given more, keeps the bottom ones, and the headline and
+// the table's header went first; the view's closing newline takes a line.
+func fitHeight(lines []string, height int) []string {
+	room := height - 1
+	if height <= 0 || len(lines) <= room {
+		return lines
+	}
+	if room <= 1 {
+		return lines[:1]
+	}
+	more := len(lines) - (room - 1)
+	return append(lines[:room-1:room-1], helpStyle.Render(fmt.Sprintf("… %d more lines: a taller terminal shows them", more)))
 }

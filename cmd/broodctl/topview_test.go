@@ -258,3 +258,35 @@ func TestTableCells(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// On a terminal too short for the view, the top of it stays (the headline
+// and the table's header, which bubbletea would drop first), and the last
+// line says how much is left out; a tall one shows it all.
+func TestTopFitsTheTerminalsHeight(t *testing.T) {
+	tr := snapshot(t)
+	for _, height := range []int{6, 9, 12, 50} {
+		m := &topModel{t: tr, interval: time.Second}
+		m.Update(tea.WindowSizeMsg{Width: 120, Height: height})
+		out := escapes.ReplaceAllString(m.View(), "")
+		// What bubbletea's renderer counts: the closing newline's empty
+		// line too.
+		lines := strings.Split(out, "\n")
+		if len(lines) > height {
+			t.Errorf("height %d: %d lines:\n%s", height, len(lines), out)
+			continue
+		}
+		if !strings.Contains(lines[0], "hello") {
+			t.Errorf("height %d: the first line is %q; want the headline", height, lines[0])
+		}
+		if !strings.HasPrefix(lines[3], "ROLE") {
+			t.Errorf("height %d: line 4 is %q; want the table's header", height, lines[3])
+		}
+		last := lines[len(lines)-2]
+		if cut := strings.Contains(last, "more lines"); cut != (height < 20) {
+			t.Errorf("height %d: the last line is %q", height, last)
+		}
+		if height == 50 && !strings.Contains(out, "q quits") {
+			t.Errorf("height 50: no help line:\n%s", out)
+		}
+	}
+}
