@@ -94,8 +94,10 @@ func (s *Store) write(ctx context.Context, fn func(*txn) result) (result, error)
 // runs them together and appends their changes to the log as one frame;
 // it checkpoints when the pending changes reach their bounds, and every
 // interval, with the sweep of expired keys. Close waits for the operations
-// holding s.life, whose writes are all answered by then, before it stops
-// the writer, which checkpoints a last time.
+// holding s.life before it stops the writer, which checkpoints a last
+// time: every write whose caller still waits is answered by then; one
+// whose caller gave up (its ctx ended) may still be queued, and happens or
+// not, as that caller was told.
 func (s *Store) writer(every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
