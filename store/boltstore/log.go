@@ -46,8 +46,9 @@ type wal struct {
 	size int64 // the end of the last whole frame: where the next one goes
 	sync bool
 
-	// now and plainUntil: until then appends take the ordinary system
-	// call (pwrite_linux.go)
+	// raw: appends may take the raw system call (pwrite_linux.go), and
+	// do unless now is before plainUntil.
+	raw        bool
 	now        func() time.Time
 	plainUntil time.Time
 }
@@ -62,7 +63,7 @@ func openLog(path string, sync bool, apply func(kind byte, key string, rec []byt
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	l := &wal{f: f, path: path, sync: sync, now: time.Now}
+	l := &wal{f: f, path: path, sync: sync, raw: rawAppends(f), now: time.Now}
 	if err := l.replay(apply); err != nil {
 		f.Close()
 		return nil, err
