@@ -40,11 +40,11 @@ func newClient(call func(ctx context.Context, batch []byte) ([]byte, error)) *Cl
 }
 
 // call sends one request. A List goes alone: its reply may be a large page.
-func (c *Client) call(ctx context.Context, o op, req []byte) ([]byte, error) {
-	if o != opList {
-		return c.batches.submit(ctx, req)
+func (c *Client) call(ctx context.Context, req *request) ([]byte, error) {
+	if req.op != opList {
+		return c.batches.submitRequest(ctx, req)
 	}
-	raw, err := c.batches.call(ctx, encodeBatch([][]byte{req}))
+	raw, err := c.batches.call(ctx, encodeBatch([][]byte{req.encode()}))
 	if err != nil {
 		return nil, err
 	}
@@ -64,8 +64,7 @@ func (c *Client) do(ctx context.Context, req *request) (response, error) {
 	if c.closed.Load() {
 		return response{}, store.ErrClosed
 	}
-	enc := req.encode()
-	raw, err := c.call(ctx, req.op, enc)
+	raw, err := c.call(ctx, req)
 	if _, ok := ctx.Deadline(); !ok && err != nil {
 		// Retries below must end too, as each call does. (Only now: a
 		// timer per operation is a measurable part of its cost.)
@@ -81,7 +80,7 @@ func (c *Client) do(ctx context.Context, req *request) (response, error) {
 			return response{}, fmt.Errorf("%w: the agent's store: %w (then %w)", store.ErrUnavailable, err, ctx.Err())
 		case <-time.After(wait):
 		}
-		raw, err = c.call(ctx, req.op, enc)
+		raw, err = c.call(ctx, req)
 	}
 	switch {
 	case errors.Is(err, messenger.ErrClosed):

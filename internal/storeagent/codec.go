@@ -60,10 +60,13 @@ type request struct {
 }
 
 func (r *request) encode() []byte {
-	b := make([]byte, 0, 1+len(r.key)+len(r.after)+len(r.value)+40)
+	return r.appendTo(make([]byte, 0, 1+len(r.key)+len(r.after)+len(r.value)+40))
+}
+
+func (r *request) appendTo(b []byte) []byte {
 	b = append(b, byte(r.op))
-	b = appendBytes(b, []byte(r.key))
-	b = appendBytes(b, []byte(r.after))
+	b = appendString(b, r.key)
+	b = appendString(b, r.after)
 	b = appendBytes(b, r.value)
 	b = binary.AppendVarint(b, int64(r.ttl))
 	b = binary.AppendVarint(b, r.delta)
@@ -193,6 +196,11 @@ func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.sentinel }
 
 func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+func appendString(b []byte, v string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)
 }
