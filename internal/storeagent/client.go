@@ -88,7 +88,7 @@ func (c *Client) do(ctx context.Context, req *request) (response, error) {
 	case err != nil:
 		return response{}, fmt.Errorf("%w: the agent's store: %w", store.ErrUnavailable, err)
 	}
-	r, err := decodeResponse(raw)
+	r, err := decodeResponse(raw, req.key)
 	if err != nil {
 		return response{}, fmt.Errorf("%w: the agent's store: %w", store.ErrUnavailable, err)
 	}
@@ -111,10 +111,10 @@ func (c *Client) lookup(ctx context.Context, o op, key string) (store.Item, bool
 		return store.Item{}, false, err
 	}
 	r, err := c.do(ctx, &request{op: o, key: key})
-	if err != nil || !r.ok || len(r.items) != 1 {
+	if err != nil || !r.ok || !r.hasItem {
 		return store.Item{}, false, err
 	}
-	return r.items[0], true, nil
+	return r.item, true, nil
 }
 
 // Set implements store.Store.
@@ -168,7 +168,7 @@ func (c *Client) List(ctx context.Context, prefix, after string, limit int) ([]s
 		return nil, err
 	}
 	r, err := c.do(ctx, &request{op: opList, key: prefix, after: after, limit: limit})
-	return r.items, err
+	return r.list(), err
 }
 
 // Close makes this Client refuse further calls; the agent's store stays

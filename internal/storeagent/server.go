@@ -125,11 +125,8 @@ func handle(ctx context.Context, s store.Store, raw []byte) response {
 	var r response
 	switch req.op {
 	case opGet, opLookup:
-		var it store.Item
-		it, r.ok, r.err = s.Lookup(ctx, req.key)
-		if r.ok {
-			r.items = []store.Item{it}
-		}
+		r.item, r.ok, r.err = s.Lookup(ctx, req.key)
+		r.hasItem = r.ok
 	case opSet:
 		r.err = s.Set(ctx, req.key, req.value, req.ttl)
 	case opDelete:
