@@ -20,12 +20,13 @@ const pageBytes = 4 << 20
 // served as soon as the agent is ready.
 func Serve(m *messenger.Messenger, s store.Store) {
 	m.Handle(Action, func(ctx context.Context, msg messenger.Message) (any, error) {
-		var batch messenger.Bytes
-		if err := msg.Decode(&batch); err != nil {
+		c := new(callData) // one allocation for both (client.go)
+		if err := msg.Decode(&c.batch); err != nil {
 			return nil, err
 		}
-		reply, err := handleBatch(ctx, s, batch)
-		return messenger.Bytes(reply), err
+		var err error
+		c.reply, err = handleBatch(ctx, s, c.batch)
+		return &c.reply, err
 	})
 }
 
