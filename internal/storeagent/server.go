@@ -93,15 +93,23 @@ func handleGroup(ctx context.Context, s store.Store, g grouper, reqs [][]byte, r
 	if len(writes) == 0 {
 		return
 	}
+	// fn answers into a slice of its own: a Group whose ctx ends returns
+	// at once, and its fn may still run afterwards (boltstore), while the
+	// replies are being encoded. Only a Group that returned nil has run
+	// fn to its end.
+	answers := make([]response, len(writes))
 	err := g.Group(ctx, func(w store.Store) {
-		for _, i := range writes {
-			replies[i] = handle(ctx, w, reqs[i])
+		for k, i := range writes {
+			answers[k] = handle(ctx, w, reqs[i])
 		}
 	})
-	if err != nil {
-		// Nothing of the group was committed: its replies are void.
-		for _, i := range writes {
+	for k, i := range writes {
+		if err != nil {
+			// Nothing of the group was committed (or, its ctx ended,
+			// nothing is known of it): its replies are void.
 			replies[i] = response{err: err}
+		} else {
+			replies[i] = answers[k]
 		}
 	}
 }
