@@ -62,6 +62,37 @@ type queued struct {
 	self [1]*queued // the batch of one it is when it goes alone
 }
 
+// queuedPool recycles queued operations, their wake channel and their
+// request's buffer: two allocations an operation less, three with the
+// buffer (BenchmarkPath). A queued may be put back only by its caller,
+// and only once it received its outcome: the outcome is the last thing
+// sent on wake (a lead, if any, comes before it) and the sender touches
+// the queued no more after sending it, while the batch it was sent in
+// was encoded before its call, so no one holds its req. An operation
+// whose caller gave up is never put back: the call of its batch may
+// still be on its way, to send an outcome no one reads.
+var queuedPool = sync.Pool{New: func() any { return &queued{wake: make(chan wake, 1)} }}
+
+// maxPooledReq bounds the request buffers kept with pooled operations, so
+// that one large value does not stay held.
+const maxPooledReq = 16 << 10
+
+func getQueued(ctx context.Context) *queued {
+	q := queuedPool.Get().(*queued)
+	q.ctx = ctx
+	return q
+}
+
+func putQueued(q *queued) {
+	q.ctx = nil
+	q.self[0] = nil
+	if cap(q.req) > maxPooledReq {
+		q.req = nil
+	}
+	q.req = q.req[:0]
+	queuedPool.Put(q)
+}
+
 // wake is what a queued operation is woken with: the batch it is to send
 // (it leads the next call), or else its outcome. It gets one, or a batch
 // and then its outcome: one channel for both costs one allocation less.
@@ -148,7 +179,22 @@ func (b *batcher) lead(slot int) {
 
 // submit sends req, alone or with others, and returns its reply.
 func (b *batcher) submit(ctx context.Context, req []byte) ([]byte, error) {
-	q := &queued{ctx: ctx, req: req, wake: make(chan wake, 1)}
+	q := getQueued(ctx)
+	q.req = append(q.req, req...)
+	return b.run(q)
+}
+
+// submitRequest sends r, encoded in a recycled buffer, as submit does.
+func (b *batcher) submitRequest(ctx context.Context, r *request) ([]byte, error) {
+	q := getQueued(ctx)
+	q.req = r.appendTo(q.req)
+	return b.run(q)
+}
+
+// run sends q, alone or with others, and returns its reply; q goes back to
+// queuedPool if its caller got the reply (or the call's error).
+func (b *batcher) run(q *queued) ([]byte, error) {
+	ctx := q.ctx
 	b.mu.Lock()
 	now := time.Now()
 	if slot, wait := b.slot(now); wait == 0 {
@@ -167,6 +213,7 @@ func (b *batcher) submit(ctx context.Context, req []byte) ([]byte, error) {
 		select {
 		case w := <-q.wake:
 			if w.lead == nil {
+				putQueued(q)
 				return w.raw, w.err
 			}
 			b.send(w.slot, w.lead)

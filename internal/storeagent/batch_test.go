@@ -199,3 +199,39 @@ func (b *batcher) locked(f func() int) int {
 	defer b.mu.Unlock()
 	return f()
 }
+
+// TestBatcherRecycledOperationsGetTheirOwnReplies: operations are
+// recycled (queuedPool) once their caller has its reply, while callers
+// around them give up with their batch still out; a recycled one that
+// were still sent an earlier operation's outcome would return another
+// request's reply.
+func TestBatcherRecycledOperationsGetTheirOwnReplies(t *testing.T) {
+	e := &echoCalls{delay: 2 * time.Millisecond}
+	b := &batcher{call: e.call, slow: time.Millisecond}
+	var wg sync.WaitGroup
+	for g := range 40 {
+		wg.Go(func() {
+			for i := range 50 {
+				ctx, cancel := context.WithCancel(context.Background())
+				if (g+i)%3 == 0 {
+					time.AfterFunc(time.Duration(i%4)*time.Millisecond, cancel)
+				}
+				want := fmt.Sprint("req-", g, "-", i)
+				got, err := b.submit(ctx, []byte(want))
+				cancel()
+				if err == nil && string(got) != want {
+					t.Errorf("submit(%s) = %q", want, got)
+				} else if err != nil && !errors.Is(err, context.Canceled) {
+					t.Errorf("submit(%s): %v", want, err)
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("submits still waiting after 20s")
+	}
+}

@@ -28,11 +28,16 @@ var _ store.Store = (*Client)(nil)
 // NewClient returns the Client that reaches the agent's store through m.
 func NewClient(m *messenger.Messenger) *Client {
 	return newClient(func(ctx context.Context, batch []byte) ([]byte, error) {
-		var reply messenger.Bytes
-		err := m.CallAgent(ctx, Action, messenger.Bytes(batch), &reply)
-		return reply, err
+		// One allocation for the batch and its reply: a Bytes passed as
+		// an any, and a reply decoded into, cost one each apart.
+		c := &callData{batch: batch}
+		err := m.CallAgent(ctx, Action, &c.batch, &c.reply)
+		return c.reply, err
 	})
 }
+
+// callData is a call's data and its reply.
+type callData struct{ batch, reply messenger.Bytes }
 
 // newClient returns a Client whose batches go through call.
 func newClient(call func(ctx context.Context, batch []byte) ([]byte, error)) *Client {
@@ -40,11 +45,11 @@ func newClient(call func(ctx context.Context, batch []byte) ([]byte, error)) *Cl
 }
 
 // call sends one request. A List goes alone: its reply may be a large page.
-func (c *Client) call(ctx context.Context, o op, req []byte) ([]byte, error) {
-	if o != opList {
-		return c.batches.submit(ctx, req)
+func (c *Client) call(ctx context.Context, req *request) ([]byte, error) {
+	if req.op != opList {
+		return c.batches.submitRequest(ctx, req)
 	}
-	raw, err := c.batches.call(ctx, encodeBatch([][]byte{req}))
+	raw, err := c.batches.call(ctx, encodeBatch([][]byte{req.encode()}))
 	if err != nil {
 		return nil, err
 	}
@@ -64,8 +69,7 @@ func (c *Client) do(ctx context.Context, req *request) (response, error) {
 	if c.closed.Load() {
 		return response{}, store.ErrClosed
 	}
-	enc := req.encode()
-	raw, err := c.call(ctx, req.op, enc)
+	raw, err := c.call(ctx, req)
 	if _, ok := ctx.Deadline(); !ok && err != nil {
 		// Retries below must end too, as each call does. (Only now: a
 		// timer per operation is a measurable part of its cost.)
@@ -81,7 +85,7 @@ func (c *Client) do(ctx context.Context, req *request) (response, error) {
 			return response{}, fmt.Errorf("%w: the agent's store: %w (then %w)", store.ErrUnavailable, err, ctx.Err())
 		case <-time.After(wait):
 		}
-		raw, err = c.call(ctx, req.op, enc)
+		raw, err = c.call(ctx, req)
 	}
 	switch {
 	case errors.Is(err, messenger.ErrClosed):
@@ -89,7 +93,7 @@ func (c *Client) do(ctx context.Context, req *request) (response, error) {
 	case err != nil:
 		return response{}, fmt.Errorf("%w: the agent's store: %w", store.ErrUnavailable, err)
 	}
-	r, err := decodeResponse(raw)
+	r, err := decodeResponse(raw, req.key)
 	if err != nil {
 		return response{}, fmt.Errorf("%w: the agent's store: %w", store.ErrUnavailable, err)
 	}
@@ -112,10 +116,10 @@ func (c *Client) lookup(ctx context.Context, o op, key string) (store.Item, bool
 		return store.Item{}, false, err
 	}
 	r, err := c.do(ctx, &request{op: o, key: key})
-	if err != nil || !r.ok || len(r.items) != 1 {
+	if err != nil || !r.ok || !r.hasItem {
 		return store.Item{}, false, err
 	}
-	return r.items[0], true, nil
+	return r.item, true, nil
 }
 
 // Set implements store.Store.
@@ -169,7 +173,7 @@ func (c *Client) List(ctx context.Context, prefix, after string, limit int) ([]s
 		return nil, err
 	}
 	r, err := c.do(ctx, &request{op: opList, key: prefix, after: after, limit: limit})
-	return r.items, err
+	return r.list(), err
 }
 
 // Close makes this Client refuse further calls; the agent's store stays

@@ -60,10 +60,13 @@ type request struct {
 }
 
 func (r *request) encode() []byte {
-	b := make([]byte, 0, 1+len(r.key)+len(r.after)+len(r.value)+40)
+	return r.appendTo(make([]byte, 0, 1+len(r.key)+len(r.after)+len(r.value)+40))
+}
+
+func (r *request) appendTo(b []byte) []byte {
 	b = append(b, byte(r.op))
-	b = appendBytes(b, []byte(r.key))
-	b = appendBytes(b, []byte(r.after))
+	b = appendString(b, r.key)
+	b = appendString(b, r.after)
 	b = appendBytes(b, r.value)
 	b = binary.AppendVarint(b, int64(r.ttl))
 	b = binary.AppendVarint(b, r.delta)
@@ -105,6 +108,19 @@ type response struct {
 	ok    bool
 	n     int64
 	items []store.Item
+	// item is the reply's item when it has just one (a Get's or a
+	// Lookup's), held here rather than in a slice of one: an allocation
+	// less a read on each side. items is then nil.
+	item    store.Item
+	hasItem bool
+}
+
+// list is the reply's items, as a slice.
+func (r *response) list() []store.Item {
+	if r.hasItem {
+		return []store.Item{r.item}
+	}
+	return r.items
 }
 
 // size is about what appendTo adds.
@@ -112,6 +128,9 @@ func (r *response) size() int {
 	size := 16
 	if r.err != nil {
 		size += 64
+	}
+	if r.hasItem {
+		size += len(r.item.Key) + len(r.item.Value) + 24
 	}
 	for _, it := range r.items {
 		size += len(it.Key) + len(it.Value) + 24
@@ -129,7 +148,7 @@ func (r *response) appendTo(b []byte) []byte {
 			}
 		}
 		b = append(b, code)
-		b = appendBytes(b, []byte(r.err.Error()))
+		b = appendString(b, r.err.Error())
 	} else {
 		b = append(b, 0)
 	}
@@ -139,21 +158,31 @@ func (r *response) appendTo(b []byte) []byte {
 	}
 	b = append(b, ok)
 	b = binary.AppendVarint(b, r.n)
+	if r.hasItem {
+		b = binary.AppendUvarint(b, 1)
+		return appendItem(b, &r.item)
+	}
 	b = binary.AppendUvarint(b, uint64(len(r.items)))
-	for _, it := range r.items {
-		b = appendBytes(b, []byte(it.Key))
-		b = appendBytes(b, it.Value)
-		b = binary.AppendUvarint(b, it.Version)
-		var ms int64
-		if !it.Expires.IsZero() {
-			ms = it.Expires.UnixMilli()
-		}
-		b = binary.AppendVarint(b, ms)
+	for i := range r.items {
+		b = appendItem(b, &r.items[i])
 	}
 	return b
 }
 
-func decodeResponse(b []byte) (response, error) {
+func appendItem(b []byte, it *store.Item) []byte {
+	b = appendString(b, it.Key)
+	b = appendBytes(b, it.Value)
+	b = binary.AppendUvarint(b, it.Version)
+	var ms int64
+	if !it.Expires.IsZero() {
+		ms = it.Expires.UnixMilli()
+	}
+	return binary.AppendVarint(b, ms)
+}
+
+// decodeResponse decodes a reply to a request for key: an item whose key
+// is key gets key itself, not a copy.
+func decodeResponse(b []byte, key string) (response, error) {
 	d := decoder{b: b}
 	var r response
 	if code := d.byte(); code != 0 {
@@ -167,19 +196,32 @@ func decodeResponse(b []byte) (response, error) {
 	r.ok = d.byte() == 1
 	r.n = d.varint()
 	n := d.uvarint()
-	if n > store.MaxListLimit {
+	switch {
+	case n > store.MaxListLimit:
 		return response{}, fmt.Errorf("decode reply: %d items, more than a page holds", n)
-	}
-	for range n {
-		it := store.Item{Key: string(d.bytes())}
-		it.Value = d.bytes()
-		it.Version = d.uvarint()
-		if ms := d.varint(); ms != 0 {
-			it.Expires = time.UnixMilli(ms)
+	case n == 1:
+		r.item, r.hasItem = d.item(key), true
+	default:
+		for range n {
+			r.items = append(r.items, d.item(key))
 		}
-		r.items = append(r.items, it)
 	}
 	return r, d.end("reply")
+}
+
+func (d *decoder) item(key string) store.Item {
+	var it store.Item
+	if k := d.bytes(); string(k) == key {
+		it.Key = key
+	} else {
+		it.Key = string(k)
+	}
+	it.Value = d.bytes()
+	it.Version = d.uvarint()
+	if ms := d.varint(); ms != 0 {
+		it.Expires = time.UnixMilli(ms)
+	}
+	return it
 }
 
 // remoteError is an error the agent's store returned: its text as the agent
@@ -193,6 +235,11 @@ func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.sentinel }
 
 func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+func appendString(b []byte, v string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)
 }

@@ -20,12 +20,13 @@ const pageBytes = 4 << 20
 // served as soon as the agent is ready.
 func Serve(m *messenger.Messenger, s store.Store) {
 	m.Handle(Action, func(ctx context.Context, msg messenger.Message) (any, error) {
-		var batch messenger.Bytes
-		if err := msg.Decode(&batch); err != nil {
+		c := new(callData) // one allocation for both (client.go)
+		if err := msg.Decode(&c.batch); err != nil {
 			return nil, err
 		}
-		reply, err := handleBatch(ctx, s, batch)
-		return messenger.Bytes(reply), err
+		var err error
+		c.reply, err = handleBatch(ctx, s, c.batch)
+		return &c.reply, err
 	})
 }
 
@@ -92,15 +93,23 @@ func handleGroup(ctx context.Context, s store.Store, g grouper, reqs [][]byte, r
 	if len(writes) == 0 {
 		return
 	}
+	// fn answers into a slice of its own: a Group whose ctx ends returns
+	// at once, and its fn may still run afterwards (boltstore), while the
+	// replies are being encoded. Only a Group that returned nil has run
+	// fn to its end.
+	answers := make([]response, len(writes))
 	err := g.Group(ctx, func(w store.Store) {
-		for _, i := range writes {
-			replies[i] = handle(ctx, w, reqs[i])
+		for k, i := range writes {
+			answers[k] = handle(ctx, w, reqs[i])
 		}
 	})
-	if err != nil {
-		// Nothing of the group was committed: its replies are void.
-		for _, i := range writes {
+	for k, i := range writes {
+		if err != nil {
+			// Nothing of the group was committed (or, its ctx ended,
+			// nothing is known of it): its replies are void.
 			replies[i] = response{err: err}
+		} else {
+			replies[i] = answers[k]
 		}
 	}
 }
@@ -125,11 +134,8 @@ func handle(ctx context.Context, s store.Store, raw []byte) response {
 	var r response
 	switch req.op {
 	case opGet, opLookup:
-		var it store.Item
-		it, r.ok, r.err = s.Lookup(ctx, req.key)
-		if r.ok {
-			r.items = []store.Item{it}
-		}
+		r.item, r.ok, r.err = s.Lookup(ctx, req.key)
+		r.hasItem = r.ok
 	case opSet:
 		r.err = s.Set(ctx, req.key, req.value, req.ttl)
 	case opDelete:
