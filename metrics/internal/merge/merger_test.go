@@ -65,6 +65,20 @@ func apply(t *testing.T, m *Merger, steps ...any) {
 
 // flat encodes fams as text and returns each sample line's value by its
 // name and labels, failing the test if the output does not encode.
+// restored is a new Merger restored from m's state, as a new agent is.
+func restored(t *testing.T, m *Merger) *Merger {
+	t.Helper()
+	b, err := m.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.UnmarshalState(b, t0); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func flat(t *testing.T, fams []*dto.MetricFamily) map[string]float64 {
 	t.Helper()
 	var buf bytes.Buffer
@@ -607,14 +621,7 @@ func TestAReusedPIDIsANewProcess(t *testing.T) {
 	a := New()
 	apply(t, a, runSnap{snap{"0", 10, 5, t0, c(25)}, 1}, runSnap{snap{"0", 10, 1, t0, c(30)}, 2},
 		runSnap{snap{"1", 11, 3, t0, c(4)}, 5}, retire{"1", 11})
-	b, err := a.MarshalState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := New()
-	if err := r.UnmarshalState(b, t0); err != nil {
-		t.Fatal(err)
-	}
+	r := restored(t, a)
 	apply(t, r, runSnap{snap{"0", 10, 6, t0, c(40)}, 1}) // ignored: retired
 	check(t, flat(t, r.Cluster(t0)), map[string]float64{"req_total": 59})
 	apply(t, r, runSnap{snap{"0", 10, 1, t0, c(2)}, 3}) // run 2 left: carried
@@ -656,14 +663,7 @@ func TestStateCarriesOver(t *testing.T) {
 	}
 	a := New()
 	apply(t, a, steps...)
-	b, err := a.MarshalState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := New()
-	if err := r.UnmarshalState(b, t0); err != nil {
-		t.Fatal(err)
-	}
+	r := restored(t, a)
 	want, got := flat(t, a.Cluster(t0)), flat(t, r.Cluster(t0))
 	if !maps.Equal(got, want) {
 		t.Fatalf("restored view differs:\ngot\n%swant\n%s", dump(got), dump(want))
