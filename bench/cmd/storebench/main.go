@@ -250,13 +250,13 @@ func cookieScript(dir, name string, cookies []string) (string, error) {
 	}
 	fmt.Fprintf(&b, `}
 local threads, n = %d, 0
+local per = math.max(1, math.floor(#cookies / threads))
 function setup(thread)
   thread:set("first", n)
   n = n + 1
 end
 local i = -1
 function request()
-  local per = math.max(1, math.floor(#cookies / threads))
   i = (i + 1) %% per
   return wrk.format(nil, nil, {["Cookie"] = cookies[(first * per + i) %% #cookies + 1]})
 end
