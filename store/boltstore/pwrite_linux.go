@@ -46,7 +46,7 @@ func (l *wal) writeAt(b []byte, off int64) error {
 		l.plainUntil = end.Add(plainFor)
 	}
 	if err != nil {
-		return &os.PathError{Op: "write", Path: l.f.Name(), Err: err}
+		return &os.PathError{Op: "write", Path: l.path, Err: err}
 	}
 	return nil
 }
